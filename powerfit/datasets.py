@@ -1,0 +1,173 @@
+"""Dataset loaders, in scikit-learn's ``fetch_*`` style.
+
+:func:`fetch_mayaki2025` returns the four processed tables published with
+Mayaki & Charpenay (ECAI 2025), exactly as published (the paper's column names and
+units; see ``method.md`` §4 for their traps). The files are looked for in
+``<data_home>/mayaki2025/processed/``; ``data_home`` defaults to the
+``POWERFIT_DATA_HOME`` environment variable, else a per-user cache directory
+(:func:`get_data_home`). Every file is checked against its pinned SHA-256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+__all__ = ["MAYAKI2025_FILES", "Mayaki2025", "fetch_mayaki2025", "get_data_home"]
+
+#: Authors' repository pinned at the commit the paper's data come from.
+MAYAKI2025_URL = "https://raw.githubusercontent.com/MansMayaki/MLEnergyConsumption/609d971{rest}"
+
+#: The processed files: attribute name -> (file name, SHA-256).
+MAYAKI2025_FILES: dict[str, tuple[str, str]] = {
+    "transformer_operations": (
+        "dataForTransformerHEF.csv",
+        "f31992d487fa9cb591c29a53a0a7d36b70ea99fcc9047a33aee6f0cd20b7ada0",
+    ),
+    "lstm_operations": (
+        "dataForLstmHEF.csv",
+        "2453bcfa99fd74c6c966d166d3af6d310d99e109a9d974e70b6c474a2212b8f8",
+    ),
+    "transformer_energy": (
+        "SubsetDataForTransformer_energyModel.csv",
+        "390d5178d7266459931fb119ae54a6c3795b6d3d910f4038b05fe100875b2e23",
+    ),
+    "lstm_energy": (
+        "SubsetDataForLSTM_energyModel.csv",
+        "0eeae0757ba8528665dc1f2f7f03d2f9032f4b55303c67d291bf883643d0f3a2",
+    ),
+}
+
+
+def get_data_home(data_home: str | os.PathLike[str] | None = None) -> Path:
+    """Folder where powerfit looks for (and caches) datasets.
+
+    Parameters
+    ----------
+    data_home : path, optional
+        Explicit folder. Default: ``POWERFIT_DATA_HOME``, else
+        ``$XDG_CACHE_HOME/powerfit`` (``~/.cache/powerfit``).
+
+    Returns
+    -------
+    pathlib.Path
+        Absolute path (not created).
+    """
+    if data_home is None:
+        data_home = os.environ.get("POWERFIT_DATA_HOME")
+    if data_home is None:
+        cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+        data_home = Path(cache) / "powerfit"
+    return Path(data_home).expanduser().resolve()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """SHA-256 hex digest of a file's content."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Mayaki2025:
+    """The four processed tables of Mayaki & Charpenay (2025), as published.
+
+    Attributes
+    ----------
+    transformer_operations : pandas.DataFrame
+        3,000 timed Transformer operations (``dataForTransformerHEF.csv``).
+    lstm_operations : pandas.DataFrame
+        11,400 timed LSTM operations (``dataForLstmHEF.csv``).
+    transformer_energy : pandas.DataFrame
+        1,576 Transformer training steps (``SubsetDataForTransformer_energyModel.csv``).
+    lstm_energy : pandas.DataFrame
+        741 LSTM configurations (``SubsetDataForLSTM_energyModel.csv``).
+    paths : dict of str to pathlib.Path
+        Where each table was read from.
+    """
+
+    transformer_operations: pd.DataFrame
+    lstm_operations: pd.DataFrame
+    transformer_energy: pd.DataFrame
+    lstm_energy: pd.DataFrame
+    paths: dict[str, Path]
+
+
+def _dataset_dir(data_home: str | os.PathLike[str] | None) -> Path:
+    return get_data_home(data_home) / "mayaki2025" / "processed"
+
+
+def fetch_mayaki2025(
+    data_home: str | os.PathLike[str] | None = None, download_if_missing: bool = True
+) -> Mayaki2025:
+    """Load the published measurements of Mayaki & Charpenay (2025).
+
+    Parameters
+    ----------
+    data_home : path, optional
+        See :func:`get_data_home`.
+    download_if_missing : bool, default True
+        Download a missing file from the authors' repository (pinned commit) into
+        ``data_home``; when False, a missing file raises.
+
+    Returns
+    -------
+    Mayaki2025
+
+    Raises
+    ------
+    FileNotFoundError
+        A file is missing and ``download_if_missing`` is False.
+    ValueError
+        A file's SHA-256 differs from the pinned one.
+    """
+    folder = _dataset_dir(data_home)
+    tables: dict[str, pd.DataFrame] = {}
+    paths: dict[str, Path] = {}
+    for attr, (filename, expected) in MAYAKI2025_FILES.items():
+        path = folder / filename
+        if not path.exists():
+            if not download_if_missing:
+                raise FileNotFoundError(
+                    f"{path} not found; set POWERFIT_DATA_HOME to the folder holding "
+                    "mayaki2025/, or allow download_if_missing"
+                )
+            _download(filename, path, expected)
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ValueError(
+                f"{path}: SHA-256 {actual} differs from the published {expected}; "
+                "the file is damaged or not the published one"
+            )
+        tables[attr] = pd.read_csv(path, index_col=0)
+        paths[attr] = path
+    return Mayaki2025(**tables, paths=paths)
+
+
+def _download(filename: str, path: Path, expected: str) -> None:
+    """Download one processed file into ``path`` atomically, checking its SHA-256."""
+    import urllib.request
+
+    base = os.environ.get("POWERFIT_MAYAKI2025_URL")
+    url = (
+        f"{base.rstrip('/')}/{filename}"
+        if base
+        else MAYAKI2025_URL.format(rest=f"/data/{filename}")
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".part")
+    with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+        out.write(response.read())
+    actual = sha256_file(tmp)
+    if actual != expected:
+        tmp.unlink()
+        raise ValueError(
+            f"{url}: downloaded SHA-256 {actual} differs from the published {expected}"
+        )
+    tmp.replace(path)
