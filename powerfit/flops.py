@@ -344,13 +344,15 @@ def hidden_update(batch_size: Any, hidden_size: Any, seq_len: Any = 1, arch: str
 
 
 # ---------------------------------------------------------------------- aggregates
-def layer_flops(arch: str, **config: Any) -> dict[str, Any]:
+def layer_flops(arch: str, operations: Any = None, **config: Any) -> dict[str, Any]:
     """FLOPs of every elementary operation of one layer, one forward pass of one batch.
 
     Parameters
     ----------
     arch : {'transformer', 'lstm', 'gru'}
         Architecture.
+    operations : sequence of str, optional
+        Operations to count (default: all of ``arch``'s, see :data:`OPERATIONS`).
     **config
         Shape parameters. Transformer: ``batch_size``, ``seq_len``, ``d_model``,
         ``n_heads`` and optionally ``d_ff``. LSTM and GRU: ``batch_size``,
@@ -381,31 +383,57 @@ def layer_flops(arch: str, **config: Any) -> dict[str, Any]:
     missing = [name for name in required if config.get(name) is None]
     if missing:
         raise ValueError(f"{arch} layer FLOPs need {', '.join(missing)}")
-    c = config
-    if arch == "transformer":
-        b, t, d, h = c["batch_size"], c["seq_len"], c["d_model"], c["n_heads"]
-        scores = attention_scores(b, t, d, h)
-        return {
-            "qkv_projections": qkv_projections(b, t, d),
-            "attention_scores": scores,
-            "attention_softmax": attention_softmax(b, t, h),
-            "attention_output": scores,
-            "final_projection": final_projection(b, t, d),
-            "ffn": ffn(b, t, d, c.get("d_ff")),
+    wanted = OPERATIONS[arch] if operations is None else tuple(operations)
+    unknown = [op for op in wanted if op not in OPERATIONS[arch]]
+    if unknown:
+        raise ValueError(f"unknown {arch} operation(s) {', '.join(map(repr, unknown))}")
+    counters = _COUNTERS[arch]
+    if arch != "transformer" and config.get("seq_len") is None:
+        config = {**config, "seq_len": 1}
+    return {op: counters[op](config) for op in wanted}
+
+
+_COUNTERS: dict[str, dict[str, Any]] = {
+    "transformer": {
+        "qkv_projections": lambda c: qkv_projections(c["batch_size"], c["seq_len"], c["d_model"]),
+        "attention_scores": lambda c: attention_scores(
+            c["batch_size"], c["seq_len"], c["d_model"], c["n_heads"]
+        ),
+        "attention_softmax": lambda c: attention_softmax(
+            c["batch_size"], c["seq_len"], c["n_heads"]
+        ),
+        "attention_output": lambda c: attention_output(
+            c["batch_size"], c["seq_len"], c["d_model"], c["n_heads"]
+        ),
+        "final_projection": lambda c: final_projection(
+            c["batch_size"], c["seq_len"], c["d_model"]
+        ),
+        "ffn": lambda c: ffn(c["batch_size"], c["seq_len"], c["d_model"], c.get("d_ff")),
+    },
+    **{
+        arch: {
+            "input_gates": lambda c, a=arch: input_gates(
+                c["batch_size"], c["input_size"], c["hidden_size"], c["seq_len"], arch=a
+            ),
+            "hidden_gates": lambda c, a=arch: hidden_gates(
+                c["batch_size"], c["hidden_size"], c["seq_len"], arch=a
+            ),
+            "activations": lambda c, a=arch: activations(
+                c["batch_size"], c["hidden_size"], c["seq_len"], arch=a
+            ),
+            "hidden_update": lambda c, a=arch: hidden_update(
+                c["batch_size"], c["hidden_size"], c["seq_len"], arch=a
+            ),
         }
-    b, i, h = c["batch_size"], c["input_size"], c["hidden_size"]
-    t = 1 if c.get("seq_len") is None else c["seq_len"]
-    out = {
-        "input_gates": input_gates(b, i, h, t, arch=arch),
-        "hidden_gates": hidden_gates(b, h, t, arch=arch),
-        "activations": activations(b, h, t, arch=arch),
-    }
-    if arch == "lstm":
-        out["cell_update"] = cell_update(b, h, t)
-    else:
-        out["candidate"] = candidate(b, h, t)
-    out["hidden_update"] = hidden_update(b, h, t, arch=arch)
-    return out
+        for arch in ("lstm", "gru")
+    },
+}
+_COUNTERS["lstm"]["cell_update"] = lambda c: cell_update(
+    c["batch_size"], c["hidden_size"], c["seq_len"]
+)
+_COUNTERS["gru"]["candidate"] = lambda c: candidate(
+    c["batch_size"], c["hidden_size"], c["seq_len"]
+)
 
 
 def training_flops(forward_flops: Any) -> Any:
@@ -428,7 +456,12 @@ def training_flops(forward_flops: Any) -> Any:
 
 
 def configuration_flops(
-    configs: pd.DataFrame, arch: str | None = None, *, per: str = "layer", training: bool = False
+    configs: pd.DataFrame,
+    arch: str | None = None,
+    *,
+    per: str = "layer",
+    training: bool = False,
+    operations: Any = None,
 ) -> pd.DataFrame:
     """Per-operation FLOPs of many configurations of one architecture.
 
@@ -443,6 +476,8 @@ def configuration_flops(
         FLOPs of one layer, or of the whole stack (× ``n_layers``).
     training : bool, default False
         Forward + backward FLOPs (see :func:`training_flops`) instead of forward only.
+    operations : sequence of str, optional
+        Operations to count (default: all of ``arch``'s, see :data:`OPERATIONS`).
 
     Returns
     -------
@@ -459,8 +494,8 @@ def configuration_flops(
         if name in configs.columns:
             col = configs[name]
             kwargs[name] = None if col.isna().all() else col
-    ops = layer_flops(arch, **kwargs)
-    frame = pd.DataFrame(ops, index=configs.index)
+    ops = layer_flops(arch, operations=operations, **kwargs)
+    frame = pd.DataFrame(ops, index=configs.index, copy=False)
     if per == "model":
         if "n_layers" not in configs.columns:
             raise ValueError("per='model' needs an 'n_layers' column")
