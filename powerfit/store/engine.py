@@ -1,0 +1,208 @@
+"""Where the measurement store lives, and how powerfit connects to it.
+
+Location
+--------
+The default store is one SQLite file, ``<home>/powerfit.db``, where ``<home>`` is
+:func:`default_home`:
+
+1. ``$POWERFIT_HOME`` when set;
+2. else ``$XDG_DATA_HOME/powerfit`` when ``XDG_DATA_HOME`` is set;
+3. else ``~/.local/share/powerfit``.
+
+Other powerfit modules keep their own files in the same folder (the MLflow tracking
+database ``mlflow.db`` and its artifacts), so that one environment variable moves
+everything. Any SQLAlchemy URL can replace the default: pass it explicitly
+(``--db URL`` on the command line) or set ``POWERFIT_DB_URL``; see :func:`resolve_url`.
+
+SQLite settings
+---------------
+Every SQLite connection turns foreign keys on, uses write-ahead logging (readers do
+not block the writer), and waits up to :data:`BUSY_TIMEOUT_S` for a lock instead of
+failing at once. Transactions that write start with ``BEGIN IMMEDIATE`` (see
+:func:`transaction`), so that concurrent writers queue on the busy timeout instead
+of failing with "database is locked" when a read lock cannot be upgraded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from powerfit.exceptions import StoreError
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "create_engine",
+    "default_home",
+    "default_url",
+    "resolve_url",
+    "transaction",
+]
+
+#: How long a SQLite connection waits for another writer's lock [s].
+BUSY_TIMEOUT_S = 60.0
+
+#: Execution option that makes :func:`transaction` start a write transaction.
+_WRITE = "powerfit_write"
+
+
+def default_home() -> Path:
+    """Folder holding powerfit's default store (and, beside it, MLflow's files).
+
+    Returns
+    -------
+    pathlib.Path
+        ``$POWERFIT_HOME``, else ``$XDG_DATA_HOME/powerfit``, else
+        ``~/.local/share/powerfit``; absolute, not created.
+
+    Examples
+    --------
+    >>> default_home().name in {"powerfit", default_home().name}
+    True
+    """
+    home = os.environ.get("POWERFIT_HOME")
+    if not home:
+        data = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+        home = Path(data) / "powerfit"
+    return Path(home).expanduser().resolve()
+
+
+def default_url() -> str:
+    """SQLAlchemy URL of the default store: ``sqlite:///<default_home()>/powerfit.db``."""
+    return f"sqlite:///{default_home() / 'powerfit.db'}"
+
+
+def resolve_url(url: str | os.PathLike[str] | None = None) -> str:
+    """The store URL to use.
+
+    Parameters
+    ----------
+    url : str or path, optional
+        A SQLAlchemy URL (``sqlite:///file.db``,
+        ``postgresql+psycopg://user@host/db``), or a plain file path, taken as a
+        SQLite file. Default: ``POWERFIT_DB_URL``, else :func:`default_url`.
+
+    Returns
+    -------
+    str
+        A SQLAlchemy URL.
+
+    Examples
+    --------
+    >>> resolve_url("sqlite:///:memory:")
+    'sqlite:///:memory:'
+    >>> resolve_url("/tmp/x.db")
+    'sqlite:////tmp/x.db'
+    """
+    if url is None:
+        url = os.environ.get("POWERFIT_DB_URL") or default_url()
+    url = os.fspath(url)
+    if "://" not in url:
+        url = f"sqlite:///{Path(url).expanduser().resolve()}"
+    return url
+
+
+def create_engine(url: str | os.PathLike[str] | None = None, **kwargs: object) -> Engine:
+    """Create a SQLAlchemy engine for a store, with powerfit's SQLite settings.
+
+    Parameters
+    ----------
+    url : str or path, optional
+        See :func:`resolve_url`. The folder of a SQLite file is created if needed.
+    **kwargs
+        Passed to :func:`sqlalchemy.create_engine` (e.g. ``connect_args``).
+
+    Returns
+    -------
+    sqlalchemy.engine.Engine
+
+    Raises
+    ------
+    StoreError
+        For a URL SQLAlchemy cannot use (unknown dialect, missing driver).
+    """
+    resolved = resolve_url(url)
+    try:
+        parsed = sa.make_url(resolved)
+        if parsed.get_backend_name() == "sqlite":
+            database = parsed.database
+            if database and database != ":memory:" and not database.startswith("file:"):
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            connect_args = dict(kwargs.pop("connect_args", {}) or {})  # type: ignore[call-overload]
+            connect_args.setdefault("timeout", BUSY_TIMEOUT_S)
+            engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
+            _configure_sqlite(engine, in_memory=database in (None, "", ":memory:"))
+        else:
+            engine = sa.create_engine(parsed, **kwargs)
+    except (SQLAlchemyError, ImportError, ValueError) as exc:
+        raise StoreError(f"cannot use the store URL {_safe(resolved)}: {exc}") from exc
+    return engine
+
+
+def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
+    """Install the connect/begin hooks that give SQLite our settings."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        # Let SQLAlchemy's "begin" event emit BEGIN itself (pysqlite's own
+        # transaction handling would defer it and break BEGIN IMMEDIATE).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        if not in_memory:
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _safe(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except SQLAlchemyError:
+        return url
+
+
+@contextlib.contextmanager
+def transaction(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
+    """One commit-or-rollback transaction; every database error becomes a StoreError.
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+        The store's engine.
+    write : bool, default False
+        The transaction writes: on SQLite it starts with ``BEGIN IMMEDIATE`` and so
+        waits (up to :data:`BUSY_TIMEOUT_S`) for other writers before it starts.
+
+    Yields
+    ------
+    sqlalchemy.engine.Connection
+        Committed when the block ends normally, rolled back when it raises.
+
+    Raises
+    ------
+    StoreError
+        Wrapping any :class:`sqlalchemy.exc.SQLAlchemyError` (the original is chained).
+    """
+    try:
+        with engine.connect() as conn:
+            if write:
+                conn = conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+    except SQLAlchemyError as exc:
+        raise StoreError(f"store {_safe(str(engine.url))}: {exc}") from exc

@@ -1,0 +1,269 @@
+"""Write validated measurements into the store: one transaction per file.
+
+A file is read and validated completely (:func:`powerfit.store.readers.read_measurements`)
+before anything is written; then its import row, any GPU it references and all its
+measurement rows are inserted in one transaction, with SQLAlchemy Core
+``executemany`` (not ORM objects one by one). Content already ingested (same
+SHA-256) is skipped: checked before writing, and enforced by the unique constraint
+on ``imports.sha256`` when two processes race to ingest the same content — the
+loser rolls back and reports a duplicate.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import math
+import os
+import socket
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from powerfit._version import __version__
+from powerfit.hardware import get_gpu
+from powerfit.store.engine import transaction
+from powerfit.store.models import Gpu, Import, OperationMeasurement, RunMeasurement
+from powerfit.store.readers import Measurements, read_measurements
+
+__all__ = ["IngestResult", "ingest_file", "ingest_measurements"]
+
+#: Rows per executemany batch (also the progress bar's step).
+CHUNK_ROWS = 20_000
+#: Files with at least this many rows get a progress bar (on a terminal).
+PROGRESS_MIN_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one ingested file did to the store.
+
+    Attributes
+    ----------
+    source : str
+        The path as given.
+    format : str
+        Reader used.
+    kind : {'operation', 'run'}
+        Table written.
+    sha256 : str
+        SHA-256 of the content.
+    rows : int
+        Rows added (0 for a duplicate).
+    import_id : int
+        The import's id (of the earlier import, for a duplicate).
+    duplicate : bool
+        The same content had already been ingested; nothing was added.
+    """
+
+    source: str
+    format: str
+    kind: str
+    sha256: str
+    rows: int
+    import_id: int
+    duplicate: bool
+
+    def as_dict(self) -> dict[str, object]:
+        """The result as a JSON-ready dict."""
+        return {
+            "source": self.source,
+            "format": self.format,
+            "kind": self.kind,
+            "sha256": self.sha256,
+            "rows": self.rows,
+            "import_id": self.import_id,
+            "status": "duplicate" if self.duplicate else "imported",
+        }
+
+
+class _Duplicate(Exception):
+    """Raised inside the write transaction to roll it back when the content exists."""
+
+
+def _who() -> str:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no user name in some containers
+        user = str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def _existing_import(conn: Connection, sha256: str) -> int | None:
+    return conn.execute(sa.select(Import.id).where(Import.sha256 == sha256)).scalar()
+
+
+def _gpu_ids(conn: Connection, names: Iterable[str]) -> dict[str, int]:
+    """Ids of these GPUs, inserting those not stored yet (race-safe)."""
+    names = sorted(set(names))
+    table = Gpu.__table__
+    rows = []
+    for name in names:
+        spec = get_gpu(name)
+        rows.append(
+            {
+                "name": spec.name,
+                "peak_flops": dict(spec.peak_flops),
+                "default_precision": spec.default_precision,
+                "memory_bytes": int(spec.memory_bytes),
+                "power_limit_w": spec.power_limit_w,
+            }
+        )
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        module = sqlite if dialect == "sqlite" else postgresql
+        stmt = module.insert(table).on_conflict_do_nothing(index_elements=["name"])
+        conn.execute(stmt, rows)
+    else:  # pragma: no cover - other backends: insert what is missing
+        known = set(conn.execute(sa.select(Gpu.name).where(Gpu.name.in_(names))).scalars())
+        missing = [row for row in rows if row["name"] not in known]
+        if missing:
+            conn.execute(sa.insert(table), missing)
+    result = conn.execute(sa.select(Gpu.name, Gpu.id).where(Gpu.name.in_(names)))
+    return {name: id_ for name, id_ in result}
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
+    """Rows as dicts with None for missing values and Python scalars."""
+    columns = list(frame.columns)
+    records = []
+    for values in frame.itertuples(index=False, name=None):
+        records.append(
+            {
+                c: (None if (v is None or (isinstance(v, float) and math.isnan(v))) else v)
+                for c, v in zip(columns, values, strict=True)
+            }
+        )
+    return records
+
+
+_INT_COLUMNS = {
+    "batch_size", "seq_len", "d_model", "n_heads", "d_ff", "input_size", "hidden_size",
+    "n_layers", "vocab_size", "n_params", "repeats", "source_row",
+}  # fmt: skip
+
+
+def _table_frame(measurements: Measurements, import_id: int, gpu_ids: Mapping[str, int]):
+    model = OperationMeasurement if measurements.kind == "operation" else RunMeasurement
+    table = model.__table__
+    rows = measurements.rows
+    frame = pd.DataFrame({"import_id": import_id, "gpu_id": rows["gpu"].map(gpu_ids)})
+    for column in table.columns.keys():
+        if column in ("id", "import_id", "gpu_id"):
+            continue
+        values = rows[column]
+        if column in _INT_COLUMNS:
+            values = values.astype("Int64").astype(object).where(values.notna(), None)
+        frame[column] = values
+    return table, frame
+
+
+def _progress(total: int, label: str):
+    if total < PROGRESS_MIN_ROWS or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit="row", file=sys.stderr, leave=False)
+
+
+def ingest_measurements(engine: Engine, measurements: Measurements) -> IngestResult:
+    """Write validated measurements in one transaction (or nothing for a duplicate).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+        The store's engine, with the schema at head.
+    measurements : Measurements
+        From :func:`~powerfit.store.readers.read_measurements`.
+
+    Returns
+    -------
+    IngestResult
+
+    Raises
+    ------
+    StoreError
+        For any database error (the transaction is rolled back).
+    """
+    m = measurements
+
+    def result(rows: int, import_id: int, duplicate: bool) -> IngestResult:
+        return IngestResult(m.source, m.format, m.kind, m.sha256, rows, import_id, duplicate)
+
+    with transaction(engine) as conn:
+        existing = _existing_import(conn, m.sha256)
+    if existing is not None:
+        return result(0, existing, True)
+    try:
+        with transaction(engine, write=True) as conn:
+            gpu_ids = _gpu_ids(conn, m.rows["gpu"].unique())
+            try:
+                import_id = conn.execute(
+                    sa.insert(Import)
+                    .values(
+                        source=m.source[-1024:],
+                        sha256=m.sha256,
+                        format=m.format,
+                        kind=m.kind,
+                        row_count=len(m),
+                        imported_at=dt.datetime.now(dt.timezone.utc),
+                        imported_by=_who()[:255],
+                        tool=f"powerfit {__version__}",
+                    )
+                    .returning(Import.id)
+                ).scalar_one()
+            except IntegrityError:
+                raise _Duplicate from None
+            table, frame = _table_frame(m, import_id, gpu_ids)
+            bar = _progress(len(frame), os.path.basename(m.source))
+            for start in range(0, len(frame), CHUNK_ROWS):
+                chunk = frame.iloc[start : start + CHUNK_ROWS]
+                conn.execute(sa.insert(table), _records(chunk))
+                if bar is not None:
+                    bar.update(len(chunk))
+            if bar is not None:
+                bar.close()
+    except _Duplicate:
+        with transaction(engine) as conn:
+            existing = _existing_import(conn, m.sha256)
+        return result(0, existing if existing is not None else -1, True)
+    return result(len(m), import_id, False)
+
+
+def ingest_file(
+    engine: Engine,
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    overrides: Mapping[str, object] | None = None,
+) -> IngestResult:
+    """Read, validate and ingest one file (see :mod:`powerfit.store.readers`).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+        The store's engine, with the schema at head.
+    path : path
+        CSV or Parquet file.
+    format : str, optional
+        Reader name; detected from the columns when omitted.
+    overrides : mapping, optional
+        Canonical column values for every row (CodeCarbon and powerfit formats).
+
+    Returns
+    -------
+    IngestResult
+
+    Raises
+    ------
+    DataError
+        For invalid content; the store is unchanged.
+    StoreError
+        For a database error; the store is unchanged.
+    """
+    return ingest_measurements(engine, read_measurements(path, format, overrides))

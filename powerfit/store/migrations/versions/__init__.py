@@ -1,0 +1,1 @@
+"""Revisions of the measurement store's schema, oldest first by ``down_revision``."""
