@@ -36,3 +36,59 @@ def postgres_url() -> str:
     if not url:
         pytest.skip("POWERFIT_TEST_POSTGRES_URL is not set")
     return url
+
+
+# ------------------------------------------------------------------ measurement store
+#: The four processed files of Mayaki & Charpenay (2025) and their row counts.
+MAYAKI2025_ROWS = {
+    "dataForTransformerHEF.csv": ("operation", 3000),
+    "dataForLstmHEF.csv": ("operation", 11400),
+    "SubsetDataForTransformer_energyModel.csv": ("run", 1576),
+    "SubsetDataForLSTM_energyModel.csv": ("run", 741),
+}
+
+
+@pytest.fixture
+def store(tmp_path):
+    """A fresh, empty SQLite measurement store in tmp_path (:class:`powerfit.store.Store`)."""
+    from powerfit.store import open_store
+
+    with open_store(tmp_path / "powerfit.db") as opened:
+        yield opened
+
+
+@pytest.fixture(scope="session")
+def ingested_store(data_home, tmp_path_factory):
+    """One SQLite store holding the four published files (treat it as read-only)."""
+    from powerfit.store import open_store
+
+    processed = data_home / "mayaki2025" / "processed"
+    path = tmp_path_factory.mktemp("ingested") / "powerfit.db"
+    with open_store(path) as opened:
+        for name in MAYAKI2025_ROWS:
+            opened.ingest(processed / name)
+        yield opened
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url):
+    """URL of a fresh, empty PostgreSQL schema (search_path), dropped afterwards.
+
+    Each test gets its own schema on the shared server, so tests of other modules and
+    concurrent test runs are never disturbed; only the schema created here is dropped.
+    """
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"powerfit_test_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(postgres_url)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+    url = sa.make_url(postgres_url).update_query_dict({"options": f"-csearch_path={name}"})
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+        admin.dispose()

@@ -22,14 +22,17 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy.engine import Engine
 
 from powerfit.store.engine import create_engine, default_home, default_url, resolve_url
-from powerfit.store.ingest import IngestResult, ingest_file
-from powerfit.store.queries import operation_measurements, run_measurements, table_counts
 from powerfit.store.schema import ensure_schema
+
+if TYPE_CHECKING:  # pandas is imported only when data are read or written
+    import pandas as pd
+
+    from powerfit.store.ingest import IngestResult
 
 __all__ = [
     "IngestResult",
@@ -66,20 +69,28 @@ class Store:
         overrides: Mapping[str, object] | None = None,
     ) -> IngestResult:
         """Ingest one file; see :func:`powerfit.store.ingest.ingest_file`."""
+        from powerfit.store.ingest import ingest_file
+
         return ingest_file(self.engine, path, format, overrides)
 
     def operation_measurements(
         self, gpu: str | None = None, arch: str | None = None, operation: str | None = None
     ) -> pd.DataFrame:
         """See :func:`powerfit.store.queries.operation_measurements`."""
+        from powerfit.store.queries import operation_measurements
+
         return operation_measurements(self.engine, gpu, arch, operation)
 
     def run_measurements(self, gpu: str | None = None, arch: str | None = None) -> pd.DataFrame:
         """See :func:`powerfit.store.queries.run_measurements`."""
+        from powerfit.store.queries import run_measurements
+
         return run_measurements(self.engine, gpu, arch)
 
     def counts(self) -> dict[str, int]:
         """Rows per table; see :func:`powerfit.store.queries.table_counts`."""
+        from powerfit.store.queries import table_counts
+
         return table_counts(self.engine)
 
     def close(self) -> None:
@@ -121,3 +132,11 @@ def open_store(
     if migrate:
         ensure_schema(engine)
     return Store(engine)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "IngestResult":
+        from powerfit.store.ingest import IngestResult
+
+        return IngestResult
+    raise AttributeError(f"module 'powerfit.store' has no attribute {name!r}")

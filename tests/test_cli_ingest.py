@@ -1,0 +1,89 @@
+"""The ``powerfit ingest`` and ``powerfit db`` commands."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from powerfit.cli import main
+
+COUNTS_ZERO = {"gpus": 0, "operation_measurements": 0, "run_measurements": 0, "imports": 0}
+
+
+@pytest.fixture
+def db(tmp_path) -> str:
+    return str(tmp_path / "cli.db")
+
+
+def _stats(db: str, capsys) -> dict[str, int]:
+    capsys.readouterr()
+    assert main(["db", "stats", "--json", "--db", db]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_ingest_published_files_then_again(db, data_home, capsys):
+    processed = data_home / "mayaki2025" / "processed"
+    paths = [str(processed / "SubsetDataForLSTM_energyModel.csv"),
+             str(processed / "SubsetDataForTransformer_energyModel.csv")]  # fmt: skip
+    assert main(["ingest", *paths, "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "741 rows into run_measurements" in out and "1576 rows" in out
+    assert _stats(db, capsys) == {**COUNTS_ZERO, "gpus": 2, "run_measurements": 2317, "imports": 2}
+    assert main(["ingest", paths[0], "--db", db, "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert result["status"] == "duplicate" and result["rows"] == 0
+    assert main(["ingest", paths[0], "--db", db]) == 0
+    assert "already ingested" in capsys.readouterr().out
+    assert _stats(db, capsys)["run_measurements"] == 2317
+
+
+def test_bad_file_exits_1_and_writes_nothing(db, tmp_path, data_home, capsys):
+    good = data_home / "mayaki2025" / "processed" / "SubsetDataForLSTM_energyModel.csv"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("gpu,arch,n_layers,batch_size,duration_s\na100,lstm,1,64,fast\n")
+    assert main(["ingest", str(good), str(bad), "--db", db]) == 1
+    err = capsys.readouterr().err
+    assert f"{bad}, row 1, column 'duration_s': not a number: 'fast'" in err
+    assert _stats(db, capsys) == COUNTS_ZERO  # the good file was not written either
+
+
+def test_set_overrides(db, tmp_path, capsys):
+    path = tmp_path / "runs.csv"
+    path.write_text("duration_s,energy_j\n0.5,60\n0.7,80\n")
+    args = ["ingest", str(path), "--db", db, "--format", "powerfit-runs"]
+    assert main(args) == 1
+    assert "column 'gpu': missing column; add it or pass --set gpu=" in capsys.readouterr().err
+    config = ["--set", "gpu=NVIDIA H200", "--set", "arch=gru", "--set", "n_layers=2",
+              "--set", "batch_size=32", "--set", "hidden_size=256"]  # fmt: skip
+    assert main([*args, *config]) == 0
+    assert _stats(db, capsys)["run_measurements"] == 2
+    assert main([*args, "--set", "oops"]) == 1
+    assert "COLUMN=VALUE" in capsys.readouterr().err
+
+
+def test_db_actions(db, capsys):
+    assert main(["db", "current", "--db", db]) == 0
+    assert "empty" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--db", db]) == 0
+    assert "at 0001" in capsys.readouterr().out
+    assert main(["db", "current", "--db", db]) == 0
+    assert "0001 (head)" in capsys.readouterr().out
+    assert main(["db", "stats", "--db", db]) == 0
+    assert "operation_measurements" in capsys.readouterr().out
+    assert main(["db", "downgrade", "base", "--db", db]) == 0
+    assert "at base" in capsys.readouterr().out
+
+
+def test_db_url_from_environment(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("POWERFIT_DB_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    assert main(["db", "stats", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == COUNTS_ZERO
+    assert (tmp_path / "env.db").exists()
+
+
+def test_help_has_examples(capsys):
+    for command in (["ingest", "--help"], ["db", "--help"]):
+        with pytest.raises(SystemExit):
+            main(command)
+        assert "examples:" in capsys.readouterr().out
