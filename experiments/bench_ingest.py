@@ -1,0 +1,94 @@
+"""Benchmark: bulk ingestion of operation measurements into a fresh SQLite store.
+
+Writes a canonical operation-measurements CSV of N rows (default 100,000) to a
+temporary folder, then times, on a brand-new SQLite store:
+
+* ``read``   — parse and validate the file (:func:`powerfit.store.readers.read_measurements`);
+* ``insert`` — one transaction of Core ``executemany`` inserts
+  (:func:`powerfit.store.ingest.ingest_measurements`);
+* the same for the four published files of Mayaki & Charpenay (2025) when
+  ``POWERFIT_DATA_HOME`` (or ../shared/data) holds them.
+
+Run: ``python experiments/bench_ingest.py [--rows N]``. Target: 100,000 rows in ≤ 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from powerfit.store import open_store
+from powerfit.store.ingest import ingest_measurements
+from powerfit.store.readers import read_measurements
+
+
+def _synthetic(path: Path, rows: int, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    seq = rng.integers(1, 40, rows) * 32
+    d = rng.integers(1, 40, rows) * 32
+    frame = pd.DataFrame(
+        {
+            "gpu": "NVIDIA A100 80GB PCIe",
+            "arch": "transformer",
+            "operation": "qkv_projections",
+            "batch_size": 64,
+            "seq_len": seq,
+            "d_model": d,
+            "n_heads": 8,
+            "precision": "tf32",
+            "flops": 6.0 * 64 * seq * d * d,
+            "duration_s": rng.uniform(1e-5, 1e-2, rows),
+            "energy_j": rng.uniform(0.01, 1.0, rows),
+            "repeats": 100,
+            "tool": "bench",
+        }
+    )
+    frame.to_csv(path, index=False)
+
+
+def _time(store, path: Path) -> tuple[int, float, float]:
+    t0 = time.perf_counter()
+    measurements = read_measurements(path)
+    t1 = time.perf_counter()
+    result = ingest_measurements(store.engine, measurements)
+    t2 = time.perf_counter()
+    return result.rows, t1 - t0, t2 - t1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        path = folder / "ops.csv"
+        _synthetic(path, args.rows)
+        with open_store(folder / "bench.db") as store:
+            rows, read_s, insert_s = _time(store, path)
+            total = read_s + insert_s
+            print(
+                f"synthetic: {rows:,} rows  read+validate {read_s:.2f} s  insert {insert_s:.2f} s"
+                f"  total {total:.2f} s  ({rows / insert_s:,.0f} rows/s inserted, "
+                f"{rows / total:,.0f} rows/s end to end)"
+            )
+        home = os.environ.get("POWERFIT_DATA_HOME") or Path(__file__).parents[2] / "shared/data"
+        processed = Path(home) / "mayaki2025" / "processed"
+        if processed.is_dir():
+            with open_store(folder / "published.db") as store:
+                t0 = time.perf_counter()
+                for name in sorted(processed.glob("*.csv")):
+                    rows, read_s, insert_s = _time(store, name)
+                    print(
+                        f"{name.name}: {rows:,} rows  read {read_s:.2f} s  insert {insert_s:.2f} s"
+                    )
+                print(f"four published files: {time.perf_counter() - t0:.2f} s in all")
+
+
+if __name__ == "__main__":
+    main()
