@@ -215,8 +215,10 @@ class PowerLawEfficiency(RegressorMixin, BaseEstimator):
         if not 0 <= col < X.shape[1]:
             raise ValueError(f"flops_column {self.flops_column!r} is not a column of X")
         c = np.asarray(X[:, col], dtype=float)
-        if np.any(c < 0):
-            raise ValueError(f"FLOPs (column {self.flops_column!r}) must be >= 0")
+        if np.any(X < 0):
+            raise ValueError(
+                "Negative values in data: X holds FLOPs and sizes, which must be >= 0"
+            )
         return c, y
 
     # ---------------------------------------------------------------------- fit
@@ -255,12 +257,16 @@ class PowerLawEfficiency(RegressorMixin, BaseEstimator):
         w = np.ones_like(y) if sample_weight is None else np.asarray(sample_weight, float)
         if w.shape != y.shape or np.any(~np.isfinite(w)) or np.any(w < 0):
             raise ValueError("sample_weight must be finite, >= 0 and of shape (n_samples,)")
+        if not np.any(w > 0):
+            raise ValueError("sample_weight must not be all zero")
         mask = np.ones(len(y), dtype=bool)
         if self.outlier_filter:
             mask = rolling_outlier_mask(c, y, window=int(self.outlier_window))
         mask &= c > 0
         if mask.sum() < 3:
-            raise ValueError(f"fitting the law needs >= 3 points with FLOPs > 0, got {mask.sum()}")
+            raise ValueError(
+                f"fitting the law needs >= 3 points with FLOPs > 0, got n_samples={mask.sum()}"
+            )
         self.inlier_mask_ = mask
         ct, yt, wt = c[mask] / TFLOP, y[mask], np.sqrt(w[mask])
         result, converged = self._solve(ct, yt, wt)
