@@ -127,6 +127,13 @@ def _device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--nvml-index", type=int, default=None, help="NVML device index (default: the CUDA GPU's)"
     )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="PyTorch CPU threads (default: PyTorch's; 1 with --quick, whose tiny shapes "
+        "only lose from threading)",
+    )
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -156,7 +163,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    for name in ("n_configs", "repeats", "min_steps", "chunks", "vocab_size"):
+    for name in ("n_configs", "repeats", "min_steps", "chunks", "vocab_size", "threads"):
         value = getattr(args, name, None)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {value}")
@@ -173,9 +180,14 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the chosen action; return the exit code."""
     _check(args)
+    import torch
+
     from powerfit.measure import make_meter
     from powerfit.measure.device import default_precision, resolve_device
 
+    threads = 1 if args.threads is None and getattr(args, "quick", False) else args.threads
+    if threads is not None:
+        torch.set_num_threads(threads)
     device = resolve_device(args.device)
     with make_meter(args.meter, device, index=args.nvml_index) as meter:
         if hasattr(args, "precision"):

@@ -233,10 +233,10 @@ class Meter:
             result.energy_j = self._stop(state, t0, t1)
 
     def _start(self) -> Any:
-        return None
+        return self.read_energy_j() if self.measures_energy else None
 
     def _stop(self, state: Any, t0: float, t1: float) -> float:
-        return math.nan
+        return self.read_energy_j() - state if self.measures_energy else math.nan
 
     def repeat(
         self,
@@ -247,7 +247,7 @@ class Meter:
     ) -> Measurement:
         """Call ``fn`` repeatedly inside one region that lasts at least ``min_duration_s``.
 
-        One call is timed first to size the region.
+        Trial runs of 1, 10, 100… calls size the region first.
 
         Parameters
         ----------
@@ -270,12 +270,19 @@ class Meter:
             raise ValueError(f"min_duration_s must be >= 0, got {min_duration_s!r}")
         if max_calls < 1:
             raise ValueError(f"max_calls must be >= 1, got {max_calls!r}")
-        self.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        self.synchronize()
-        once = max(time.perf_counter() - t0, 1e-7)
-        calls = int(min(max_calls, max(1, math.ceil(min_duration_s / once))))
+        calls, elapsed = 1, 0.0
+        while calls < max_calls:  # size the region on growing trial runs, as timeit does
+            self.synchronize()
+            t0 = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            self.synchronize()
+            elapsed = time.perf_counter() - t0
+            if elapsed >= 0.2 * min_duration_s:
+                break
+            calls = min(max_calls, 10 * calls)
+        if elapsed > 0:
+            calls = int(min(max_calls, max(1, math.ceil(min_duration_s * calls / elapsed))))
         with self.measure() as result:
             for _ in range(calls):
                 fn()
@@ -417,14 +424,14 @@ class NvmlMeter(Meter):
 
     def _start(self) -> Any:
         if self.mode == "counter":
-            return self.read_energy_j()
+            return super()._start()
         sampler = _PowerSampler(self.read_power_w, self.sample_interval_s)
         sampler.start()
         return sampler
 
     def _stop(self, state: Any, t0: float, t1: float) -> float:
         if self.mode == "counter":
-            return self.read_energy_j() - state
+            return super()._stop(state, t0, t1)
         return state.stop(t0, t1)
 
     def info(self) -> dict[str, Any]:
