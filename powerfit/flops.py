@@ -126,7 +126,9 @@ def _wrap(result: np.ndarray, *inputs: Any) -> Any:
     """Give ``result`` the container of the inputs: a float, an array or a Series."""
     for value in inputs:
         if isinstance(value, pd.Series):
-            return pd.Series(np.broadcast_to(result, value.shape).copy(), index=value.index)
+            if np.shape(result) != value.shape:
+                result = np.broadcast_to(result, value.shape).copy()
+            return pd.Series(result, index=value.index)
     if np.ndim(result) == 0:
         return float(result)
     return result
@@ -390,7 +392,13 @@ def layer_flops(arch: str, operations: Any = None, **config: Any) -> dict[str, A
     counters = _COUNTERS[arch]
     if arch != "transformer" and config.get("seq_len") is None:
         config = {**config, "seq_len": 1}
-    return {op: counters[op](config) for op in wanted}
+    out: dict[str, Any] = {}
+    for op in wanted:
+        if op == "attention_output" and "attention_scores" in out:
+            out[op] = out["attention_scores"]  # same count: reuse it
+        else:
+            out[op] = counters[op](config)
+    return out
 
 
 _COUNTERS: dict[str, dict[str, Any]] = {
@@ -493,7 +501,7 @@ def configuration_flops(
     for name in names:
         if name in configs.columns:
             col = configs[name]
-            kwargs[name] = None if col.isna().all() else col
+            kwargs[name] = None if col.isna().all() else _positive(col, name)
     ops = layer_flops(arch, operations=operations, **kwargs)
     frame = pd.DataFrame(ops, index=configs.index, copy=False)
     if per == "model":
