@@ -86,6 +86,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--threads", type=int, default=None, help="PyTorch CPU threads (1 with --quick)"
     )
+    parser.add_argument(
+        "--ops-energy-window",
+        type=float,
+        default=None,
+        help="metered region per operation [s] (default: 3 counter intervals, 0.05-0.3 s; "
+        "0: time only)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.budget_s <= 0:
@@ -230,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             ],
             ignore_index=True,
         )
-        if meter.measures_energy:
+        if args.ops_energy_window is not None:
+            window = args.ops_energy_window if meter.measures_energy else 0.0
+        elif meter.measures_energy:
             interval = res.update_interval_s if math.isfinite(res.update_interval_s) else 0.1
             window = min(0.3, max(0.05, 3 * interval))
         else:

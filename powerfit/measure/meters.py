@@ -378,7 +378,10 @@ class NvmlMeter(Meter):
         self._open = True
         try:
             self.handle = self._handle(index, uuid)
-            self.index = index
+            try:
+                self.index = int(self._nvml.nvmlDeviceGetIndex(self.handle))
+            except self._nvml.NVMLError:
+                self.index = index
             self.device_name = _text(self._nvml.nvmlDeviceGetName(self.handle))
             has_counter = self._has_counter()
         except BaseException:

@@ -350,14 +350,15 @@ def time_operation(
     window = meter.min_region_s if energy_window_s is None else float(energy_window_s)
     with_energy = bool(meter.measures_energy) and window > 0
     block_s = max(min_block_s, window / repeats if with_energy else 0.0)
-    calls = 1
-    for _ in range(4):  # size the block; a slow first call must not decide alone
-        elapsed = block(fn, calls)
-        if elapsed >= 0.5 * block_s or calls >= max_calls:
+    # Size the block on short trial runs (one slow call must not decide alone), then
+    # scale the calls to the block's length.
+    calls, target = 1, 0.5 * min(block_s, max(min_block_s, 1e-3))
+    for _ in range(4):
+        elapsed = max(block(fn, calls), 1e-7)
+        if elapsed >= target or calls >= max_calls:
             break
-        calls = int(
-            min(max_calls, max(2 * calls, math.ceil(block_s * calls / max(elapsed, 1e-7))))
-        )
+        calls = int(min(max_calls, max(2 * calls, math.ceil(target * calls / elapsed))))
+    calls = int(min(max_calls, max(1, math.ceil(block_s * calls / elapsed))))
     with meter.measure() as region:
         times = [block(fn, calls) for _ in range(repeats)]
     total = calls * repeats
