@@ -1,0 +1,53 @@
+"""Tests of powerfit.hardware: the GPU catalogue and NVML name lookup."""
+
+import pytest
+
+from powerfit.hardware import GPUS, PAPER_PEAK_FLOPS, get_gpu, peak_flops
+
+
+@pytest.mark.parametrize(
+    ("nvml_name", "canonical"),
+    [
+        ("NVIDIA A100 80GB PCIe", "NVIDIA A100 80GB PCIe"),
+        ("NVIDIA A100-SXM4-80GB", "NVIDIA A100-SXM4-80GB"),
+        ("NVIDIA H100 80GB HBM3", "NVIDIA H100 80GB HBM3"),
+        ("NVIDIA H100 PCIe", "NVIDIA H100 PCIe"),
+        ("NVIDIA H200", "NVIDIA H200"),
+        ("Tesla V100-SXM2-16GB", "Tesla V100-SXM2-32GB"),
+        ("Tesla T4", "Tesla T4"),
+        ("NVIDIA L4", "NVIDIA L4"),
+        ("NVIDIA A10", "NVIDIA A10"),
+        ("NVIDIA GeForce RTX 2080 Ti", "NVIDIA GeForce RTX 2080 Ti"),
+        ("  nvidia geforce rtx 2080 ti ", "NVIDIA GeForce RTX 2080 Ti"),
+        ("a100", "NVIDIA A100 80GB PCIe"),
+    ],
+)
+def test_lookup_by_nvml_name_or_alias(nvml_name, canonical):
+    assert get_gpu(nvml_name).name == canonical
+
+
+def test_paper_values_reachable():
+    assert peak_flops("NVIDIA A100 80GB PCIe") == PAPER_PEAK_FLOPS["a100"] == 156e12
+    assert peak_flops("NVIDIA GeForce RTX 2080 Ti", "fp32") == 13.45e12
+    assert PAPER_PEAK_FLOPS["rtx2080ti-operations"] == 13.45e12
+    assert PAPER_PEAK_FLOPS["rtx2080ti-energy"] == 11.34e12
+
+
+def test_catalogue_is_consistent():
+    names = [g.name for g in GPUS]
+    assert len(names) == len(set(names))
+    for gpu in GPUS:
+        assert gpu.default_precision in gpu.peak_flops
+        assert all(v > 1e12 for v in gpu.peak_flops.values())
+        if "tf32" in gpu.peak_flops:  # tensor cores beat CUDA cores
+            assert gpu.peak_flops["tf32"] > gpu.peak_flops["fp32"]
+    assert peak_flops("h100", "bf16") > peak_flops("h100", "tf32") > peak_flops("a100", "tf32")
+
+
+def test_unknown_gpu_and_precision():
+    with pytest.raises(ValueError, match="unknown GPU 'NVIDIA Z9000'.*known GPUs"):
+        get_gpu("NVIDIA Z9000")
+    with pytest.raises(ValueError, match="non-empty"):
+        get_gpu("")
+    with pytest.raises(ValueError, match="precision 'tf32' is not available"):
+        peak_flops("Tesla T4", "tf32")
