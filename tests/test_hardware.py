@@ -45,7 +45,7 @@ def test_catalogue_is_consistent():
 
 
 def test_unknown_gpu_and_precision():
-    with pytest.raises(ValueError, match="unknown GPU 'NVIDIA Z9000'.*known GPUs"):
+    with pytest.raises(ValueError, match=r"unknown GPU 'NVIDIA Z9000'.*known GPUs"):
         get_gpu("NVIDIA Z9000")
     with pytest.raises(ValueError, match="non-empty"):
         get_gpu("")
