@@ -61,33 +61,47 @@ def _time(store, path: Path) -> tuple[int, float, float]:
     return result.rows, t1 - t0, t2 - t1
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    args = parser.parse_args()
+def benchmark(rows: int = 100_000) -> dict[str, float]:
+    """Ingest ``rows`` synthetic rows and the published files into fresh SQLite stores."""
+    out: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         path = folder / "ops.csv"
-        _synthetic(path, args.rows)
+        _synthetic(path, rows)
         with open_store(folder / "bench.db") as store:
-            rows, read_s, insert_s = _time(store, path)
-            total = read_s + insert_s
-            print(
-                f"synthetic: {rows:,} rows  read+validate {read_s:.2f} s  insert {insert_s:.2f} s"
-                f"  total {total:.2f} s  ({rows / insert_s:,.0f} rows/s inserted, "
-                f"{rows / total:,.0f} rows/s end to end)"
-            )
+            n, read_s, insert_s = _time(store, path)
+        out.update(
+            rows=n,
+            read_validate_s=read_s,
+            insert_s=insert_s,
+            total_s=read_s + insert_s,
+            insert_rows_per_s=n / insert_s,
+            end_to_end_rows_per_s=n / (read_s + insert_s),
+        )
         home = os.environ.get("POWERFIT_DATA_HOME") or Path(__file__).parents[2] / "shared/data"
         processed = Path(home) / "mayaki2025" / "processed"
         if processed.is_dir():
             with open_store(folder / "published.db") as store:
                 t0 = time.perf_counter()
                 for name in sorted(processed.glob("*.csv")):
-                    rows, read_s, insert_s = _time(store, name)
-                    print(
-                        f"{name.name}: {rows:,} rows  read {read_s:.2f} s  insert {insert_s:.2f} s"
-                    )
-                print(f"four published files: {time.perf_counter() - t0:.2f} s in all")
+                    _time(store, name)
+                out["published_four_files_s"] = time.perf_counter() - t0
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    args = parser.parse_args()
+    r = benchmark(args.rows)
+    print(
+        f"synthetic: {r['rows']:,} rows  read+validate {r['read_validate_s']:.2f} s  "
+        f"insert {r['insert_s']:.2f} s  total {r['total_s']:.2f} s  "
+        f"({r['insert_rows_per_s']:,.0f} rows/s inserted, "
+        f"{r['end_to_end_rows_per_s']:,.0f} rows/s end to end)"
+    )
+    if "published_four_files_s" in r:
+        print(f"four published files: {r['published_four_files_s']:.2f} s in all")
 
 
 if __name__ == "__main__":
