@@ -92,3 +92,54 @@ def postgres_schema_url(postgres_url):
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
         admin.dispose()
+
+
+# --------------------------------------------------------------------- MLflow tracking
+@pytest.fixture(scope="session")
+def mlflow_db_template(tmp_path_factory) -> Path:
+    """One migrated, empty MLflow SQLite database per session (copy it, never write it).
+
+    Creating an MLflow database runs its migrations (~2–3 s); tests copy this file
+    instead (:func:`tracking_uri`).
+    """
+    from mlflow import MlflowClient
+
+    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    client = MlflowClient(f"sqlite:///{path}")
+    client.search_experiments()
+    client.search_registered_models()
+    return path
+
+
+def copy_mlflow_db(template: Path, folder: Path) -> str:
+    """Copy the template MLflow database into ``folder``; return its tracking URI."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / "mlflow.db"
+    shutil.copyfile(template, target)
+    return f"sqlite:///{target}"
+
+
+@pytest.fixture
+def tracking_uri(mlflow_db_template, tmp_path) -> str:
+    """URI of a fresh MLflow SQLite tracking store (a copy of the template) in tmp_path."""
+    return copy_mlflow_db(mlflow_db_template, tmp_path / "mlflow")
+
+
+@pytest.fixture(scope="session")
+def recorded_fits(ingested_store, mlflow_db_template, tmp_path_factory):
+    """Two fits of the A100 Transformer data recorded in one tracking store (read-only).
+
+    Returns
+    -------
+    (str, FitResult, FitResult)
+        The tracking URI and the two results (versions 1 and 2).
+    """
+    from powerfit.tracking import fit_and_log
+
+    uri = copy_mlflow_db(mlflow_db_template, tmp_path_factory.mktemp("recorded"))
+    url = ingested_store.engine.url.render_as_string(hide_password=False)
+    first = fit_and_log(url, "NVIDIA A100 80GB PCIe", "transformer", tracking_uri=uri)
+    second = fit_and_log(url, "NVIDIA A100 80GB PCIe", "transformer", tracking_uri=uri)
+    return uri, first, second

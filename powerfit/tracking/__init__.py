@@ -1,0 +1,55 @@
+"""Track fitted coefficient sets with MLflow: record, register, load, compare.
+
+Every fit of the efficiency laws and energy model of a (GPU, architecture) pair is
+one MLflow run (params, coefficients as metrics, plots, the fitted pipeline as a
+model) and a new version of a registered model; the alias ``champion`` marks the
+best version on the held-out data.
+
+>>> from powerfit.tracking import fit_and_log, history, compare  # doctest: +SKIP
+>>> result = fit_and_log(gpu="NVIDIA A100 80GB PCIe", arch="transformer")  # doctest: +SKIP
+>>> import mlflow  # doctest: +SKIP
+>>> model = mlflow.pyfunc.load_model(f"models:/{result.model_name}@champion")  # doctest: +SKIP
+>>> energy_j = model.predict(configs)  # doctest: +SKIP
+
+Modules: :mod:`~powerfit.tracking.locations` (where: default SQLite store and
+artifact folder beside powerfit's store), :mod:`~powerfit.tracking.fitting` (the
+fit itself, no MLflow), :mod:`~powerfit.tracking.recording` (the MLflow run and
+model), :mod:`~powerfit.tracking.registry` (versions and the champion alias),
+:mod:`~powerfit.tracking.versions` (history: and comparing versions),
+:mod:`~powerfit.tracking.plots` (figures).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__all__ = [
+    "FitResult",
+    "compare",
+    "default_artifact_root",
+    "default_tracking_uri",
+    "fit_and_log",
+    "history",
+    "model_name_for",
+]
+
+_LAZY = {
+    "FitResult": "powerfit.tracking.recording",
+    "fit_and_log": "powerfit.tracking.recording",
+    "history": "powerfit.tracking.versions",
+    "compare": "powerfit.tracking.versions",
+    "default_tracking_uri": "powerfit.tracking.locations",
+    "default_artifact_root": "powerfit.tracking.locations",
+    "model_name_for": "powerfit.tracking.locations",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'powerfit.tracking' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

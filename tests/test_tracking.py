@@ -1,0 +1,211 @@
+"""powerfit.tracking: fits recorded in a real MLflow SQLite store, registry, history."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from powerfit.exceptions import DataError
+
+GPU = "NVIDIA A100 80GB PCIe"
+NAME = "powerfit-nvidia-a100-80gb-pcie-transformer"
+CONFIGS = pd.DataFrame(
+    {
+        "batch_size": [64, 64, 32],
+        "seq_len": [320, 320, 128],
+        "d_model": [512, 768, 256],
+        "n_heads": [8, 12, 4],
+        "n_layers": [6, 12, 4],
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def a100_fit(ingested_store):
+    """The fit of the A100 Transformer data, not recorded."""
+    from powerfit.tracking.fitting import fit_coefficients
+
+    return fit_coefficients(ingested_store, GPU, "transformer")
+
+
+def test_fitting_twice_gives_same_coefficients_and_two_versions(recorded_fits):
+    _, first, second = recorded_fits
+    assert (first.model_name, first.version, second.version) == (NAME, 1, 2)
+    assert first.coefficients == second.coefficients
+    assert set(first.laws) == {
+        "qkv_projections", "attention_scores", "attention_output", "final_projection"
+    }  # fmt: skip
+    assert any("attention_softmax" in note for note in first.notes)
+    assert first.promoted and not second.promoted  # equal MAPE is not better
+    assert second.champion_version == 1
+    np.testing.assert_array_equal(
+        first.pipeline.predict(CONFIGS), second.pipeline.predict(CONFIGS)
+    )
+
+
+def test_run_records_params_metrics_artifacts_and_model(recorded_fits):
+    from mlflow import MlflowClient
+
+    uri, first, _ = recorded_fits
+    client = MlflowClient(uri)
+    run = client.get_run(first.run_id)
+    params, metrics = run.data.params, run.data.metrics
+    assert params["gpu"] == GPU and params["arch"] == "transformer"
+    assert params["skipped_operations"] == "attention_softmax"
+    assert params["store_url"].startswith("sqlite:///")
+    assert params["stratify"] == "model,n_layers" and params["test_size"] == "0.33"
+    assert len(params["data.sha256"]) == 64
+    import_hashes = [k for k in params if k.startswith("data.import_")]
+    assert len(import_hashes) == 2 and all(len(params[k]) == 64 for k in import_hashes)
+    assert params["model.energy__solver"] == "nnls"
+    for op in first.laws:
+        for key in ("eta_max", "k", "alpha", "r2"):
+            assert np.isfinite(metrics[f"law.{op}.{key}"])
+        assert metrics[f"law.{op}.eta_max"] == pytest.approx(first.laws[op].eta_max_)
+        assert f"h.{op}" in metrics
+    assert metrics["h"] == pytest.approx(first.coefficients["h"])
+    assert 0.9 < metrics["test_r2"] < 1 and 0 < metrics["test_mape"] < 0.2
+    assert metrics["test_mae_j"] > 0
+    names = {a.path for a in client.list_artifacts(first.run_id)}
+    assert {"coefficients.json", "plots"} <= names
+    plots = {a.path for a in client.list_artifacts(first.run_id, "plots")}
+    assert "plots/predicted_vs_measured.png" in plots
+    assert {f"plots/law_{op}.png" for op in first.laws} <= plots
+    document = json.loads(
+        open(client.download_artifacts(first.run_id, "coefficients.json")).read()
+    )
+    assert document["laws"]["qkv_projections"]["eta_max"] == pytest.approx(
+        first.laws["qkv_projections"].eta_max_
+    )
+    version = client.get_model_version(NAME, "1")
+    assert version.tags["powerfit.gpu"] == GPU
+    assert version.tags["powerfit.data_sha256"] == params["data.sha256"]
+
+
+def test_logged_model_is_skops_with_only_powerfit_types_trusted(recorded_fits):
+    import mlflow
+    import yaml
+
+    from powerfit.tracking.locations import using_tracking_uri
+
+    uri, first, _ = recorded_fits
+    with using_tracking_uri(uri):
+        folder = mlflow.artifacts.download_artifacts(first.model_uri)
+    with open(f"{folder}/MLmodel") as f:
+        meta = yaml.safe_load(f)
+    flavor = meta["flavors"]["sklearn"]
+    assert flavor["serialization_format"] == "skops"
+    assert flavor["skops_trusted_types"]
+    assert all(t.startswith("powerfit.") for t in flavor["skops_trusted_types"])
+    requirements = open(f"{folder}/requirements.txt").read()
+    assert "powerfit==" in requirements and "scikit-learn==" in requirements
+    assert "signature" in meta and "saved_input_example_info" in meta
+
+
+def test_artifacts_stay_next_to_the_tracking_database(recorded_fits):
+    from mlflow import MlflowClient
+
+    uri, first, _ = recorded_fits
+    run = MlflowClient(uri).get_run(first.run_id)
+    folder = uri[len("sqlite:///") :].rsplit("/", 1)[0]
+    assert run.info.artifact_uri.startswith(f"file://{folder}/mlartifacts/powerfit/")
+
+
+def test_history_lists_every_version(recorded_fits):
+    from powerfit.tracking import history
+
+    uri, first, _ = recorded_fits
+    table = history(tracking_uri=uri)
+    assert list(table["version"]) == [1, 2]
+    assert list(table["aliases"]) == ["champion", ""]
+    assert table["data_sha256"].nunique() == 1
+    assert table["created"].dt.tz is not None
+    assert table.loc[0, "law.qkv_projections.eta_max"] == pytest.approx(
+        first.coefficients["law.qkv_projections.eta_max"]
+    )
+    assert history("a100", "transformer", tracking_uri=uri).shape[0] == 2
+    assert history(GPU, "lstm", tracking_uri=uri).empty
+
+
+def test_compare_predicts_with_every_version(recorded_fits):
+    from powerfit.tracking import compare
+
+    uri, first, _ = recorded_fits
+    table = compare(CONFIGS, tracking_uri=uri)
+    np.testing.assert_array_equal(table[f"{NAME}/1"], table[f"{NAME}/2"])
+    np.testing.assert_allclose(table[f"{NAME}/1"], first.pipeline.predict(CONFIGS))
+    with pytest.raises(DataError, match=r"row 2, column 'n_heads'"):
+        compare(CONFIGS.assign(n_heads=[8, 0, 4]), tracking_uri=uri)
+
+
+def test_champion_moves_only_when_better_or_promoted(a100_fit, tracking_uri):
+    import dataclasses
+
+    from powerfit.tracking.recording import log_fit
+
+    first = log_fit(a100_fit, tracking_uri=tracking_uri)
+    worse = dataclasses.replace(a100_fit, metrics=a100_fit.metrics | {"test_mape": 0.5})
+    second = log_fit(worse, tracking_uri=tracking_uri)
+    better = dataclasses.replace(a100_fit, metrics=a100_fit.metrics | {"test_mape": 0.01})
+    third = log_fit(better, tracking_uri=tracking_uri)
+    forced = log_fit(worse, tracking_uri=tracking_uri, promote=True)
+    assert (first.promoted, second.promoted, third.promoted) == (True, False, True)
+    assert (second.champion_version, third.champion_version) == (1, 3)
+    assert (forced.version, forced.promoted, forced.champion_version) == (4, True, 4)
+
+
+def test_no_measurements_says_what_the_store_holds(ingested_store):
+    from powerfit.tracking.fitting import fit_coefficients
+
+    with pytest.raises(DataError, match=r"no run measurements .* It holds: .*A100.*lstm"):
+        fit_coefficients(ingested_store, "NVIDIA GeForce RTX 2080 Ti", "lstm")
+
+
+def test_non_converged_law_is_an_error(store, tmp_path):
+    from powerfit.exceptions import ConvergenceError
+    from powerfit.tracking.fitting import _fit_laws
+
+    rng = np.random.default_rng(0)
+    ops = pd.DataFrame(
+        {
+            "operation": "qkv_projections",
+            "flops": np.logspace(9, 12, 20),
+            "efficiency": rng.uniform(0.1, 0.5, 20),
+        }
+    )
+    with pytest.raises(ConvergenceError, match="qkv_projections"):
+        _fit_laws(ops, "transformer", None, {"max_nfev": 1, "n_starts": 1})
+
+
+def test_default_locations(monkeypatch, tmp_path):
+    from powerfit.tracking.locations import (
+        artifact_location,
+        default_artifact_root,
+        resolve_tracking_uri,
+    )
+
+    monkeypatch.setenv("POWERFIT_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    uri = resolve_tracking_uri()
+    assert uri == f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}"
+    assert (tmp_path / "home").is_dir()
+    assert default_artifact_root() == tmp_path / "home" / "mlartifacts"
+    assert artifact_location(uri) == (tmp_path / "home" / "mlartifacts" / "powerfit").as_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://example.invalid:5000")
+    assert resolve_tracking_uri() == "http://example.invalid:5000"
+    assert resolve_tracking_uri(tmp_path / "x.db") == f"sqlite:///{tmp_path / 'x.db'}"
+    with pytest.raises(ValueError, match="relative"):
+        resolve_tracking_uri("sqlite:///relative.db")
+
+
+def test_tracking_uri_is_restored_after_logging(a100_fit, tracking_uri, monkeypatch):
+    import mlflow
+
+    from powerfit.tracking.recording import log_fit
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nonexistent/elsewhere.db")
+    log_fit(a100_fit, tracking_uri=tracking_uri)
+    assert mlflow.get_tracking_uri() == "sqlite:////nonexistent/elsewhere.db"
