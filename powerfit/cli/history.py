@@ -1,0 +1,70 @@
+"""``powerfit history``: the recorded model versions, or their predictions side by side."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from powerfit.cli import add_format_arguments
+
+HELP = """\
+List the registered versions of powerfit's energy models with their coefficients,
+held-out metrics, data hashes and dates; or, with --compare, predict the
+configurations of a CSV file with every version, side by side (energy [J]).
+
+examples:
+  powerfit history
+  powerfit history --gpu "NVIDIA A100 80GB PCIe" --arch transformer --json
+  powerfit history --arch transformer --compare configs.csv
+"""
+
+#: Columns shown by the table view (the JSON view has every column).
+_SHOWN = ("model", "version", "aliases", "created", "data_sha256", "test_mape", "test_r2",
+          "test_mae_j", "h")  # fmt: skip
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``history`` sub-command."""
+    parser = subparsers.add_parser(
+        "history",
+        help="list recorded model versions, or compare their predictions",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--gpu", help="only versions for this GPU (name or alias)")
+    parser.add_argument("--arch", choices=("transformer", "lstm", "gru"), help="architecture")
+    parser.add_argument("--model", metavar="NAME", help="only this registered model")
+    parser.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI")
+    parser.add_argument(
+        "--compare", metavar="CONFIGS.csv", type=Path,
+        help="predict these configurations with every version",
+    )  # fmt: skip
+    add_format_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``powerfit history``."""
+    from powerfit.tracking import compare, history
+
+    selection = {"model": args.model, "tracking_uri": args.tracking_uri}
+    if args.compare is not None:
+        table = compare(args.compare, args.gpu, args.arch, **selection)
+        if args.json:
+            print(table.to_json(orient="records"))
+        else:
+            print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+        return 0
+    table = history(args.gpu, args.arch, **selection)
+    if args.json:
+        print(table.to_json(orient="records", date_format="iso"))
+        return 0
+    if table.empty:
+        print("no recorded versions (record one with 'powerfit fit')")
+        return 0
+    shown = table[[c for c in _SHOWN if c in table.columns]].copy()
+    shown["created"] = shown["created"].dt.strftime("%Y-%m-%d %H:%M:%S")
+    shown["data_sha256"] = shown["data_sha256"].str[:12]
+    shown["test_mape"] = (100 * shown["test_mape"]).map("{:.2f} %".format)
+    print(shown.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    return 0
