@@ -141,20 +141,24 @@ def test_compare_predicts_with_every_version(recorded_fits):
         compare(CONFIGS.assign(n_heads=[8, 0, 4]), tracking_uri=uri)
 
 
-def test_champion_moves_only_when_better_or_promoted(a100_fit, tracking_uri):
+def test_champion_moves_only_when_better(a100_fit, tracking_uri, monkeypatch):
+    """Forced promotion (--promote) is tested in test_cli_fit.py."""
     import dataclasses
+
+    import mlflow
 
     from powerfit.tracking.recording import log_fit
 
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nonexistent/elsewhere.db")
     first = log_fit(a100_fit, tracking_uri=tracking_uri)
     worse = dataclasses.replace(a100_fit, metrics=a100_fit.metrics | {"test_mape": 0.5})
     second = log_fit(worse, tracking_uri=tracking_uri)
     better = dataclasses.replace(a100_fit, metrics=a100_fit.metrics | {"test_mape": 0.01})
     third = log_fit(better, tracking_uri=tracking_uri)
-    forced = log_fit(worse, tracking_uri=tracking_uri, promote=True)
     assert (first.promoted, second.promoted, third.promoted) == (True, False, True)
     assert (second.champion_version, third.champion_version) == (1, 3)
-    assert (forced.version, forced.promoted, forced.champion_version) == (4, True, 4)
+    # The caller's tracking URI is left as it was.
+    assert mlflow.get_tracking_uri() == "sqlite:////nonexistent/elsewhere.db"
 
 
 def test_no_measurements_says_what_the_store_holds(ingested_store):
@@ -199,13 +203,3 @@ def test_default_locations(monkeypatch, tmp_path):
     assert resolve_tracking_uri(tmp_path / "x.db") == f"sqlite:///{tmp_path / 'x.db'}"
     with pytest.raises(ValueError, match="relative"):
         resolve_tracking_uri("sqlite:///relative.db")
-
-
-def test_tracking_uri_is_restored_after_logging(a100_fit, tracking_uri, monkeypatch):
-    import mlflow
-
-    from powerfit.tracking.recording import log_fit
-
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nonexistent/elsewhere.db")
-    log_fit(a100_fit, tracking_uri=tracking_uri)
-    assert mlflow.get_tracking_uri() == "sqlite:////nonexistent/elsewhere.db"
