@@ -1,0 +1,821 @@
+"""A training-step energy model that extrapolates: time from physics, energy = power × time.
+
+The paper's model regresses energy on per-operation *forward* durations with free
+(and partly negative) coefficients. This module keeps its ingredients — analytic
+FLOPs, per-(GPU, operation) efficiency laws, a linear energy model — but arranges
+them so that the fitted numbers mean something physical and carry over to
+configurations and GPUs nobody measured:
+
+1. :class:`StepFeatures` turns configurations into the reference times of one
+   **training step** (forward + backward, 3× the forward FLOPs) of every dense
+   operation, each from the efficiency law of its GPU,
+   ``t_ref = 3 · n · c / (peak · η(c))`` [s] (n = layers, 1 for the output head),
+   together with the FLOPs ``c`` of one call, and the times the memory-bound work
+   would take at the GPU's memory bandwidth [s]: the attention probabilities
+   (softmax, dropout, masking: batch·heads·seq_len² elements per layer), the
+   activations (batch·seq_len·(d_model + d_ff) per layer) and the parameters
+   (gradients and the optimiser's update, ∝ parameter count).
+2. :class:`StepEnergyRegressor` fits the step time
+
+       t = Σ_g a_g · Σ_{i∈g} t_ref,i · (c_i / 1 TFLOP)^β_g
+           + Σ_k m_k · t_mem,k + t_0 + t_L · n_layers                [s]
+
+   with a_g, m_k, t_0, t_L ≥ 0 (non-negative by construction, fitted in log space)
+   and |β_g| ≤ 1, by least squares on log time — relative errors, as measured
+   steps span two orders of magnitude. Groups g are the dense matrix products
+   (projections, feed-forward network, output head) and the attention products;
+   a_g and β_g correct the isolated-operation laws for what a whole training step
+   does differently (backward kernels, fusion, caches). Then energy = P · t with
+   P the mean power of the GPU [W], measured as energy ÷ measured step time.
+3. For a GPU absent from the training data, the times come from *that GPU's* laws,
+   peak throughput and memory bandwidth, and its power is the fitted fraction of
+   board power (P / TDP) of the training GPUs times its own TDP
+   (:attr:`powerfit.hardware.GPU.power_limit_w`).
+
+Prediction intervals come from a bootstrap of the whole fit combined with the
+training residuals (:meth:`StepEnergyRegressor.predict_interval`).
+
+Conventions: SI units inside (FLOP, s, J, W, B/s, FLOP/s; η as a fraction);
+every learned attribute is a plain NumPy array, float or list of str, so that a
+fitted pipeline serialises with skops (trusted types: the classes of this module).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import least_squares
+from sklearn.base import BaseEstimator, RegressorMixin, TransformerMixin
+from sklearn.pipeline import Pipeline
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from powerfit.hardware import get_gpu
+from powerfit.hardware import peak_flops as _catalogue_peak
+from powerfit.laws import efficiency
+from powerfit.pipeline import law_coefficients
+
+__all__ = [
+    "MEMORY_BANDWIDTH",
+    "StepEnergyRegressor",
+    "StepFeatures",
+    "make_step_energy_pipeline",
+    "predict_interval",
+]
+
+TFLOP = 1e12
+
+#: Memory bandwidth of the catalogue's GPUs [B/s] (NVIDIA data sheets).
+MEMORY_BANDWIDTH: dict[str, float] = {
+    "NVIDIA A100 80GB PCIe": 1.935e12,
+    "NVIDIA A100-PCIE-40GB": 1.555e12,
+    "NVIDIA A100-SXM4-80GB": 2.039e12,
+    "NVIDIA A100-SXM4-40GB": 1.555e12,
+    "NVIDIA H100 80GB HBM3": 3.35e12,
+    "NVIDIA H100 PCIe": 2.0e12,
+    "NVIDIA H200": 4.8e12,
+    "Tesla V100-SXM2-32GB": 0.9e12,
+    "Tesla V100-PCIE-32GB": 0.9e12,
+    "Tesla T4": 0.32e12,
+    "NVIDIA L4": 0.3e12,
+    "NVIDIA A10": 0.6e12,
+    "NVIDIA GeForce RTX 2080 Ti": 0.616e12,
+}
+
+#: Dense operations of a training step: name -> (correction group, law used, per layer,
+#: calls of that size per layer).
+_DENSE: dict[str, dict[str, tuple[str, str, bool, int]]] = {
+    "transformer": {
+        "qkv_projections": ("qkv_projections", "qkv_projections", True, 1),
+        "final_projection": ("final_projection", "final_projection", True, 1),
+        "ffn": ("ffn", "ffn", True, 2),
+        "lm_head": ("lm_head", "lm_head", False, 1),
+        "attention_scores": ("attention", "attention_scores", True, 1),
+        "attention_output": ("attention", "attention_output", True, 1),
+    },
+    "lstm": {
+        "input_gates": ("input_gates", "input_gates", True, 1),
+        "hidden_gates": ("hidden_gates", "hidden_gates", True, 1),
+    },
+}
+#: Law to use when a GPU has none for an operation (the closest measured shape).
+_LAW_FALLBACK = {"ffn": "final_projection", "lm_head": "final_projection"}
+_TRAINING_FACTOR = 3.0  # forward + backward FLOPs of a matrix product
+
+
+def _column(frame: pd.DataFrame, name: str, default: Any = None) -> np.ndarray | None:
+    """A numeric column as floats, NaN filled with ``default`` (None: column absent)."""
+    if name not in frame.columns:
+        return None if default is None else np.full(len(frame), float(default))
+    values = pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    if default is not None:
+        values = np.where(np.isfinite(values), values, float(default))
+    return values
+
+
+def _required(frame: pd.DataFrame, name: str) -> np.ndarray:
+    values = _column(frame, name)
+    if values is None:
+        raise ValueError(f"configurations need a column {name!r}")
+    if not np.all(np.isfinite(values) & (values > 0)):
+        row = int(np.argmax(~(np.isfinite(values) & (values > 0))))
+        raise ValueError(f"column {name!r} must hold finite numbers > 0 (row {row + 1})")
+    return values
+
+
+def _gpu_key(value: str, known: list[str]) -> str | None:
+    """Canonical name of ``value`` among ``known`` (None when absent)."""
+    if value in known:
+        return value
+    try:
+        canonical = get_gpu(value).name
+    except ValueError:
+        return None
+    for name in known:
+        try:
+            if get_gpu(name).name == canonical:
+                return name
+        except ValueError:
+            continue
+    return None
+
+
+class StepFeatures(TransformerMixin, BaseEstimator):
+    """Reference times of a training step's operations, per configuration.
+
+    Parameters
+    ----------
+    laws : dict of str to dict of str to law
+        GPU name → operation name → efficiency law (a fitted
+        :class:`~powerfit.laws.PowerLawEfficiency`, a mapping with ``eta_max``,
+        ``k``, ``alpha`` or a triple; η as a fraction, c in TFLOP). Transformer:
+        ``qkv_projections``, ``final_projection``, ``attention_scores``,
+        ``attention_output`` (``ffn`` and ``lm_head`` fall back to the final
+        projection's law). LSTM: ``input_gates``, ``hidden_gates``.
+    arch : {'transformer', 'lstm'}, default 'transformer'
+        Architecture of the configurations.
+    peak_flops : dict of str to float, optional
+        GPU → peak throughput [FLOP/s]; default the catalogue's
+        (:func:`powerfit.hardware.peak_flops`), which for the RTX 2080 Ti is the
+        13.45e12 FLOP/s the published per-operation laws were derived with.
+    memory_bandwidth : dict of str to float, optional
+        GPU → memory bandwidth [B/s]; default :data:`MEMORY_BANDWIDTH`.
+    power_limit : dict of str to float, optional
+        GPU → board power limit [W]; default the catalogue's TDP.
+    d_ff : float, optional
+        Feed-forward width [-] where the ``d_ff`` column is absent or empty;
+        default 4·d_model.
+    vocab_size : float, default 0
+        Embedding rows and output-head width [-] where the ``vocab_size`` column is
+        absent or empty; 0 leaves the head out.
+    bytes_per_element : float, default 4.0
+        Bytes per activation or parameter [B] (FP32).
+
+    Notes
+    -----
+    Input columns (canonical names): ``n_layers``, ``batch_size``, ``seq_len`` and,
+    for a Transformer, ``d_model``, ``n_heads`` (``d_ff``, ``vocab_size``,
+    ``n_params`` optional), for an LSTM ``input_size``, ``hidden_size``; ``gpu``
+    when the laws cover several GPUs. ``duration_s`` [s], when present, is passed
+    through for :class:`StepEnergyRegressor` to fit the step time on.
+
+    Output columns: ``flops:<group>:<op>`` [FLOP] and ``time:<group>:<op>`` [s] for
+    every dense operation, ``memory:<name>`` [s], ``n_layers``, ``gpu_index``
+    (position of the GPU in ``gpus_``), ``tdp_w`` [W] and ``duration_s`` [s, NaN
+    when not measured].
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> laws = {"NVIDIA A100 80GB PCIe": {
+    ...     op: (0.68, 8.0, 0.78) for op in ("qkv_projections", "final_projection",
+    ...                                      "attention_scores", "attention_output")}}
+    >>> configs = pd.DataFrame({"n_layers": [6], "batch_size": [64], "seq_len": [320],
+    ...                         "d_model": [512], "n_heads": [8]})
+    >>> features = StepFeatures(laws).fit_transform(configs)
+    >>> float(features["flops:dense:qkv_projections"].iloc[0]) / 1e12  # per layer, forward
+    0.03221225472
+    """
+
+    def __init__(
+        self,
+        laws: Mapping[str, Mapping[str, Any]] | None = None,
+        arch: str = "transformer",
+        peak_flops: Mapping[str, float] | None = None,
+        memory_bandwidth: Mapping[str, float] | None = None,
+        power_limit: Mapping[str, float] | None = None,
+        d_ff: float | None = None,
+        vocab_size: float = 0.0,
+        bytes_per_element: float = 4.0,
+    ) -> None:
+        self.laws = laws
+        self.arch = arch
+        self.peak_flops = peak_flops
+        self.memory_bandwidth = memory_bandwidth
+        self.power_limit = power_limit
+        self.d_ff = d_ff
+        self.vocab_size = vocab_size
+        self.bytes_per_element = bytes_per_element
+
+    def fit(self, X: Any, y: Any = None) -> StepFeatures:
+        """Resolve the laws, peaks, bandwidths and power limits of every GPU.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Configurations (checked by :meth:`transform`).
+        y : ignored
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            No laws, an unknown architecture, a GPU without a needed law, peak,
+            bandwidth or power limit.
+        """
+        if self.arch not in _DENSE:
+            raise ValueError(f"arch must be one of {', '.join(_DENSE)}, got {self.arch!r}")
+        if not self.laws:
+            raise ValueError("laws must map at least one GPU to its efficiency laws")
+        gpus = sorted(self.laws)
+        laws: dict[str, dict[str, list[float]]] = {}
+        peaks, bandwidths, tdps = [], [], []
+        for gpu in gpus:
+            table = {op: list(law_coefficients(law)) for op, law in self.laws[gpu].items()}
+            for op, (_, law_name, _, _) in _DENSE[self.arch].items():
+                name = law_name if law_name in table else _LAW_FALLBACK.get(law_name)
+                if name not in table:
+                    raise ValueError(f"GPU {gpu!r} has no efficiency law for {law_name!r}")
+                table.setdefault(op, table[name])
+            laws[gpu] = table
+            peaks.append(self._lookup(self.peak_flops, gpu, "peak_flops", _catalogue_peak))
+            bandwidths.append(
+                self._lookup(
+                    self.memory_bandwidth, gpu, "memory_bandwidth", MEMORY_BANDWIDTH.__getitem__
+                )
+            )
+            tdps.append(
+                self._lookup(
+                    self.power_limit, gpu, "power_limit", lambda g: get_gpu(g).power_limit_w
+                )
+            )
+        self.gpus_ = gpus
+        self.laws_ = laws
+        self.peak_flops_ = np.asarray(peaks, dtype=float)
+        self.memory_bandwidth_ = np.asarray(bandwidths, dtype=float)
+        self.power_limit_ = np.asarray(tdps, dtype=float)
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+            self.n_features_in_ = X.shape[1]
+        return self
+
+    @staticmethod
+    def _lookup(table: Mapping[str, float] | None, gpu: str, what: str, default: Any) -> float:
+        if table is not None:
+            key = _gpu_key(gpu, list(table))
+            if key is not None:
+                return float(table[key])
+        try:
+            canonical = get_gpu(gpu).name
+            return float(default(canonical))
+        except (ValueError, KeyError):
+            raise ValueError(f"no {what} for GPU {gpu!r}: pass {what}={{...}}") from None
+
+    def _gpu_index(self, frame: pd.DataFrame) -> np.ndarray:
+        if "gpu" not in frame.columns:
+            if len(self.gpus_) > 1:
+                raise ValueError(
+                    f"column 'gpu' is required: the laws cover {len(self.gpus_)} GPUs "
+                    f"({self.gpus_})"
+                )
+            return np.zeros(len(frame), dtype=int)
+        codes, values = pd.factorize(frame["gpu"].astype(str))
+        index = np.empty(len(values), dtype=int)
+        for code, value in enumerate(values):
+            key = _gpu_key(value, self.gpus_)
+            if key is None:
+                raise ValueError(
+                    f"column 'gpu': no efficiency laws for GPU {value!r}; known: {self.gpus_}"
+                )
+            index[code] = self.gpus_.index(key)
+        return index[codes]
+
+    def transform(self, X: Any) -> pd.DataFrame:
+        """Features of each configuration (see Notes of the class).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Configurations with canonical column names.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Same index as X.
+
+        Raises
+        ------
+        ValueError
+            A missing column or a value that is not a finite number > 0 (named).
+        """
+        check_is_fitted(self, "laws_")
+        if not isinstance(X, pd.DataFrame):
+            raise ValueError("StepFeatures needs a DataFrame of configurations (named columns)")
+        gpu = self._gpu_index(X)
+        n_layers = _required(X, "n_layers")
+        flops = self._flops(X)
+        out: dict[str, np.ndarray] = {}
+        peak = self.peak_flops_[gpu]
+        for op, (group, _, per_layer, calls) in _DENSE[self.arch].items():
+            c = flops[op]
+            t = np.zeros_like(c)
+            for index, name in enumerate(self.gpus_):
+                rows = (gpu == index) & (c > 0)
+                if rows.any():
+                    eta = efficiency(c[rows], *self.laws_[name][op])
+                    t[rows] = c[rows] / (peak[rows] * eta)
+            t *= _TRAINING_FACTOR * calls * (n_layers if per_layer else 1.0)
+            out[f"flops:{group}:{op}"] = c
+            out[f"time:{group}:{op}"] = t
+        bandwidth = self.memory_bandwidth_[gpu] / float(self.bytes_per_element)
+        for name, elements in self._memory(X, n_layers).items():
+            out[f"memory:{name}"] = elements / bandwidth
+        out["n_layers"] = n_layers
+        out["gpu_index"] = gpu.astype(float)
+        out["tdp_w"] = self.power_limit_[gpu]
+        duration = _column(X, "duration_s")
+        out["duration_s"] = np.full(len(X), np.nan) if duration is None else duration
+        return pd.DataFrame(out, index=X.index)
+
+    def _flops(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Forward FLOPs of one call of each dense operation (one layer, one batch)."""
+        b, s = _required(X, "batch_size"), _required(X, "seq_len")
+        if self.arch == "lstm":
+            i, h = _required(X, "input_size"), _required(X, "hidden_size")
+            return {"input_gates": 8.0 * b * s * i * h, "hidden_gates": 8.0 * b * s * h * h}
+        d, heads = _required(X, "d_model"), _required(X, "n_heads")
+        if np.any(heads > d):
+            raise ValueError("n_heads must not exceed d_model")
+        d_ff = _column(X, "d_ff", 0.0 if self.d_ff is None else self.d_ff)
+        d_ff = np.where(d_ff > 0, d_ff, 4.0 * d) if d_ff is not None else 4.0 * d
+        vocab = _column(X, "vocab_size", self.vocab_size)
+        tokens = b * s
+        attention = 2.0 * b * heads * s * s * np.floor(d / heads)
+        return {
+            "qkv_projections": 6.0 * tokens * d * d,
+            "final_projection": 2.0 * tokens * d * d,
+            # one of the two matrix products of 2·W·d·d_ff (2 calls per layer):
+            "ffn": 2.0 * tokens * d * d_ff,
+            "lm_head": 2.0 * tokens * d * vocab,
+            "attention_scores": attention,
+            "attention_output": attention,
+        }
+
+    def _memory(self, X: pd.DataFrame, n_layers: np.ndarray) -> dict[str, np.ndarray]:
+        """Elements moved by the memory-bound work of a training step [-]."""
+        b, s = _required(X, "batch_size"), _required(X, "seq_len")
+        if self.arch == "lstm":
+            i, h = _required(X, "input_size"), _required(X, "hidden_size")
+            params = n_layers * 4.0 * (i * h + h * h + 2.0 * h)
+            return {"states": n_layers * b * s * h, "parameters": params}
+        d, heads = _required(X, "d_model"), _required(X, "n_heads")
+        d_ff = _column(X, "d_ff", 0.0 if self.d_ff is None else self.d_ff)
+        d_ff = np.where(d_ff > 0, d_ff, 4.0 * d)
+        vocab = _column(X, "vocab_size", self.vocab_size)
+        params = _column(X, "n_params", 0.0)
+        computed = n_layers * (4.0 * d * d + 2.0 * d * d_ff + 9.0 * d + d_ff) + (vocab + s) * d
+        params = np.where(params > 0, params, computed)
+        return {
+            "attention_probs": n_layers * b * heads * s * s,
+            "activations": n_layers * b * s * (d + d_ff),
+            "parameters": params,
+        }
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the output columns."""
+        check_is_fitted(self, "laws_")
+        names = []
+        for op, (group, _, _, _) in _DENSE[self.arch].items():
+            names += [f"flops:{group}:{op}", f"time:{group}:{op}"]
+        memory = ("states", "parameters") if self.arch == "lstm" else (
+            "attention_probs", "activations", "parameters")  # fmt: skip
+        names += [f"memory:{m}" for m in memory]
+        names += ["n_layers", "gpu_index", "tdp_w", "duration_s"]
+        return np.asarray(names, dtype=object)
+
+
+class _Layout:
+    """Where each parameter of the step-time model sits, from the feature names."""
+
+    def __init__(self, columns: list[str]) -> None:
+        self.groups = sorted({c.split(":")[1] for c in columns if c.startswith("time:")})
+        self.ops = {
+            g: [c.split(":", 2)[2] for c in columns if c.startswith(f"time:{g}:")]
+            for g in self.groups
+        }
+        self.memory = [c for c in columns if c.startswith("memory:")]
+        self.names = [f"log_scale:{g}" for g in self.groups]
+        self.names += [f"exponent:{g}" for g in self.groups]
+        self.names += [f"log_coef:{m}" for m in self.memory]
+        self.names += ["log_overhead_s", "log_overhead_per_layer_s"]
+
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        k, m = len(self.groups), len(self.memory)
+        lower = np.r_[np.full(k, -10.0), np.full(k, -1.0), np.full(m, -25.0), -25.0, -25.0]
+        upper = np.r_[np.full(k, 10.0), np.full(k, 1.0), np.full(m, 10.0), 5.0, 5.0]
+        return lower, upper
+
+    def start(self, shift: float) -> np.ndarray:
+        k, m = len(self.groups), len(self.memory)
+        return np.r_[np.zeros(k), np.zeros(k), np.full(m, shift), -7.0 + shift, -9.0 + shift]
+
+
+def _arrays(F: pd.DataFrame, layout: _Layout) -> dict[str, np.ndarray]:
+    data = {
+        "n_layers": F["n_layers"].to_numpy(dtype=float),
+        "memory": F[layout.memory].to_numpy(dtype=float),
+    }
+    for g in layout.groups:
+        ops = layout.ops[g]
+        data[f"t:{g}"] = F[[f"time:{g}:{op}" for op in ops]].to_numpy(dtype=float)
+        c = F[[f"flops:{g}:{op}" for op in ops]].to_numpy(dtype=float)
+        data[f"logc:{g}"] = np.log(np.maximum(c, 1.0) / TFLOP)
+    return data
+
+
+def _step_time(theta: np.ndarray, data: dict[str, np.ndarray], layout: _Layout) -> np.ndarray:
+    k, m = len(layout.groups), len(layout.memory)
+    t = np.exp(theta[2 * k + m]) + np.exp(theta[2 * k + m + 1]) * data["n_layers"]
+    for j, g in enumerate(layout.groups):
+        with np.errstate(over="ignore"):
+            scaled = data[f"t:{g}"] * np.exp(theta[k + j] * data[f"logc:{g}"])
+        t = t + np.exp(theta[j]) * scaled.sum(axis=1)
+    if m:
+        t = t + data["memory"] @ np.exp(theta[2 * k : 2 * k + m])
+    return t
+
+
+class StepEnergyRegressor(RegressorMixin, BaseEstimator):
+    """Energy [J] of a training step as power × a physically grounded step time.
+
+    Works on the output of :class:`StepFeatures`; see the module notes for the
+    time model. Measured step times (``duration_s``), when every training row has
+    one, are what the time model is fitted to, and each GPU's power is then
+    Σ energy / Σ measured time [W]; without them, energy is fitted directly with
+    the power fixed to ``power_fraction`` × TDP.
+
+    Parameters
+    ----------
+    power_fraction : float, optional
+        Mean power as a fraction of the board power limit [-], for GPUs absent from
+        the training data (and for every GPU when no durations are given). Default:
+        learned from the training GPUs (1/3 when no durations are given).
+    n_starts : int, default 3
+        Starting points of the nonlinear fit (different overhead scales).
+    n_bootstrap : int, default 0
+        Bootstrap refits for prediction intervals (0: no intervals).
+    confidence : float, default 0.9
+        Nominal level of the prediction intervals.
+    random_state : int, RandomState or None, default None
+        Seed of the bootstrap.
+    max_nfev : int, default 3000
+        Function evaluations allowed per start.
+
+    Attributes
+    ----------
+    params_ : numpy.ndarray
+        Fitted parameters, named by ``param_names_``: log scales and exponents
+        β of each group, log coefficients of the memory terms, log overheads.
+    param_names_ : list of str
+    power_w_ : numpy.ndarray
+        Mean power of each GPU of :class:`StepFeatures`'s ``gpus_`` order [W]; NaN for
+        GPUs without training rows.
+    power_fraction_ : float
+        Power / TDP used for GPUs without training rows [-].
+    fit_target_ : {'duration', 'energy'}
+        What the time model was fitted to.
+    residuals_ : numpy.ndarray
+        log(measured / predicted energy) on the training rows.
+    bootstrap_params_ : numpy.ndarray of shape (n_bootstrap, n_params)
+    bootstrap_power_w_ : numpy.ndarray of shape (n_bootstrap, n_gpus)
+    bootstrap_power_fraction_ : numpy.ndarray of shape (n_bootstrap,)
+
+    Examples
+    --------
+    See :func:`make_step_energy_pipeline`.
+    """
+
+    def __init__(
+        self,
+        power_fraction: float | None = None,
+        n_starts: int = 3,
+        n_bootstrap: int = 0,
+        confidence: float = 0.9,
+        random_state: Any = None,
+        max_nfev: int = 3000,
+    ) -> None:
+        self.power_fraction = power_fraction
+        self.n_starts = n_starts
+        self.n_bootstrap = n_bootstrap
+        self.confidence = confidence
+        self.random_state = random_state
+        self.max_nfev = max_nfev
+
+    # ----------------------------------------------------------------- fitting
+    def _check(self, X: Any) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame) or "gpu_index" not in X.columns:
+            raise ValueError(
+                "StepEnergyRegressor needs the DataFrame of StepFeatures "
+                "(use make_step_energy_pipeline)"
+            )
+        return X
+
+    def _solve(self, data, target, layout, start=None) -> np.ndarray:
+        lower, upper = layout.bounds()
+        log_target = np.log(target)
+
+        def residuals(theta: np.ndarray) -> np.ndarray:
+            return np.log(_step_time(theta, data, layout)) - log_target
+
+        starts = (
+            [start]
+            if start is not None
+            else [
+                layout.start(shift) for shift in np.linspace(-4.0, 4.0, max(1, int(self.n_starts)))
+            ]
+        )
+        best = None
+        for theta0 in starts:
+            theta0 = np.clip(theta0, lower + 1e-6, upper - 1e-6)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                result = least_squares(
+                    residuals,
+                    theta0,
+                    bounds=(lower, upper),
+                    method="trf",
+                    x_scale="jac",
+                    max_nfev=int(self.max_nfev),
+                )
+            if np.all(np.isfinite(result.fun)) and (best is None or result.cost < best.cost):
+                best = result
+        if best is None:
+            raise ValueError("the step-time model could not be fitted (non-finite residuals)")
+        return best.x
+
+    def _fit_once(self, F: pd.DataFrame, energy: np.ndarray, layout: _Layout, start=None):
+        data = _arrays(F, layout)
+        gpu = F["gpu_index"].to_numpy(dtype=int)
+        tdp = F["tdp_w"].to_numpy(dtype=float)
+        duration = F["duration_s"].to_numpy(dtype=float)
+        n_gpus = int(gpu.max()) + 1 if len(gpu) else 1
+        n_gpus = max(n_gpus, getattr(self, "_n_gpus", n_gpus))
+        power = np.full(n_gpus, np.nan)
+        if self.fit_target_ == "duration":
+            theta = self._solve(data, duration, layout, start)
+            for index in np.unique(gpu):
+                rows = gpu == index
+                power[index] = energy[rows].sum() / duration[rows].sum()
+            seen = np.isfinite(power)
+            tdp_of = np.array([tdp[gpu == i][0] for i in np.flatnonzero(seen)])
+            fraction = (
+                float(np.mean(power[seen] / tdp_of))
+                if self.power_fraction is None
+                else float(self.power_fraction)
+            )
+        else:
+            fraction = 1.0 / 3.0 if self.power_fraction is None else float(self.power_fraction)
+            theta = self._solve(data, energy / (fraction * tdp), layout, start)
+        return theta, power, fraction
+
+    def fit(self, X: pd.DataFrame, y: Any) -> StepEnergyRegressor:
+        """Fit the step-time model and the power of each GPU.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Output of :class:`StepFeatures` (with ``duration_s`` [s] where measured).
+        y : array-like of shape (n_samples,)
+            Energy of one training step [J], > 0.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            Bad parameters, energies that are not finite and > 0, fewer rows than
+            parameters.
+        """
+        F = self._check(X)
+        energy = np.asarray(y, dtype=float).ravel()
+        if energy.shape != (len(F),) or not np.all(np.isfinite(energy) & (energy > 0)):
+            raise ValueError("y must hold one finite energy > 0 [J] per row of X")
+        if not 0 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0, 1), got {self.confidence!r}")
+        if int(self.n_bootstrap) < 0:
+            raise ValueError(f"n_bootstrap must be >= 0, got {self.n_bootstrap!r}")
+        if self.power_fraction is not None and not 0 < self.power_fraction <= 2:
+            raise ValueError(f"power_fraction must be in (0, 2], got {self.power_fraction!r}")
+        layout = _Layout(list(F.columns))
+        if len(F) <= len(layout.names):
+            raise ValueError(
+                f"fitting needs more rows than the {len(layout.names)} parameters, got {len(F)}"
+            )
+        duration = F["duration_s"].to_numpy(dtype=float)
+        measured = np.all(np.isfinite(duration) & (duration > 0))
+        self.fit_target_ = "duration" if measured else "energy"
+        self._n_gpus = int(F["gpu_index"].max()) + 1
+        theta, power, fraction = self._fit_once(F, energy, layout)
+        self.params_, self.power_w_, self.power_fraction_ = theta, power, fraction
+        self.param_names_ = list(layout.names)
+        self.feature_names_in_ = np.asarray(F.columns, dtype=object)
+        self.n_features_in_ = F.shape[1]
+        self.residuals_ = np.log(energy / self._energy(F, theta, power, fraction))
+        rng = check_random_state(self.random_state)
+        draws, powers, fractions = [], [], []
+        for _ in range(int(self.n_bootstrap)):
+            rows = rng.randint(0, len(F), len(F))
+            t, p, f = self._fit_once(F.iloc[rows], energy[rows], layout, start=theta)
+            draws.append(t)
+            powers.append(np.resize(p, power.shape) if p.shape != power.shape else p)
+            fractions.append(f)
+        n = len(theta)
+        self.bootstrap_params_ = np.asarray(draws, dtype=float).reshape(-1, n)
+        self.bootstrap_power_w_ = np.asarray(powers, dtype=float).reshape(-1, len(power))
+        self.bootstrap_power_fraction_ = np.asarray(fractions, dtype=float)
+        del self._n_gpus
+        return self
+
+    # --------------------------------------------------------------- predicting
+    def _power(self, F: pd.DataFrame, power: np.ndarray, fraction: float) -> np.ndarray:
+        gpu = F["gpu_index"].to_numpy(dtype=int)
+        tdp = F["tdp_w"].to_numpy(dtype=float)
+        known = np.full(len(F), np.nan)
+        inside = gpu < len(power)
+        known[inside] = power[gpu[inside]]
+        if self.fit_target_ == "energy":
+            known[:] = np.nan
+        return np.where(np.isfinite(known), known, fraction * tdp)
+
+    def _energy(self, F, theta, power, fraction) -> np.ndarray:
+        layout = _Layout(list(F.columns))
+        return self._power(F, power, fraction) * _step_time(theta, _arrays(F, layout), layout)
+
+    def predict_time(self, X: pd.DataFrame) -> np.ndarray:
+        """Predicted duration of one training step [s] (pseudo-time [J/W] when the
+        model was fitted without durations)."""
+        check_is_fitted(self, "params_")
+        F = self._check(X)
+        layout = _Layout(list(F.columns))
+        return _step_time(self.params_, _arrays(F, layout), layout)
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """Predicted energy of one training step [J]."""
+        check_is_fitted(self, "params_")
+        F = self._check(X)
+        return self._energy(F, self.params_, self.power_w_, self.power_fraction_)
+
+    def predict_interval(
+        self, X: pd.DataFrame, confidence: float | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Prediction interval of the energy [J]: bootstrap fits × training residuals.
+
+        Each bootstrap fit's prediction is multiplied by every training residual
+        (exp of the log residual); the interval is the central ``confidence``
+        quantile range of those draws.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Output of :class:`StepFeatures`.
+        confidence : float, optional
+            Nominal level; default the estimator's ``confidence``.
+
+        Returns
+        -------
+        (numpy.ndarray, numpy.ndarray)
+            Lower and upper bounds [J].
+
+        Raises
+        ------
+        ValueError
+            The model was fitted with ``n_bootstrap=0``.
+        """
+        check_is_fitted(self, "params_")
+        level = self.confidence if confidence is None else confidence
+        if not 0 < level < 1:
+            raise ValueError(f"confidence must be in (0, 1), got {level!r}")
+        if len(self.bootstrap_params_) == 0:
+            raise ValueError("prediction intervals need n_bootstrap > 0")
+        F = self._check(X)
+        preds = np.stack(
+            [
+                self._energy(F, theta, power, fraction)
+                for theta, power, fraction in zip(
+                    self.bootstrap_params_,
+                    self.bootstrap_power_w_,
+                    self.bootstrap_power_fraction_,
+                    strict=True,
+                )
+            ]
+        )
+        noise = np.exp(self.residuals_)
+        tail = (1 - level) / 2
+        # Quantiles of the product of a bootstrap prediction and a residual factor.
+        draws = preds[:, :, None] * noise[None, None, :]
+        draws = draws.transpose(1, 0, 2).reshape(len(F), -1)
+        low, high = np.quantile(draws, [tail, 1 - tail], axis=1)
+        return low, high
+
+    @property
+    def coefficients_(self) -> pd.Series:
+        """Fitted parameters by name, with the power of each GPU [W]."""
+        check_is_fitted(self, "params_")
+        values = dict(zip(self.param_names_, self.params_, strict=True))
+        for index, power in enumerate(self.power_w_):
+            values[f"power_w:{index}"] = power
+        values["power_fraction"] = self.power_fraction_
+        return pd.Series(values, dtype=float)
+
+
+def make_step_energy_pipeline(
+    laws: Mapping[str, Mapping[str, Any]],
+    *,
+    arch: str = "transformer",
+    peak_flops: Mapping[str, float] | None = None,
+    memory_bandwidth: Mapping[str, float] | None = None,
+    power_limit: Mapping[str, float] | None = None,
+    regressor: StepEnergyRegressor | None = None,
+) -> Pipeline:
+    """A pipeline from configurations to the energy of a training step [J].
+
+    Parameters
+    ----------
+    laws, arch, peak_flops, memory_bandwidth, power_limit
+        See :class:`StepFeatures`.
+    regressor : StepEnergyRegressor, optional
+        Default ``StepEnergyRegressor()``.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        Steps ``features`` and ``energy``. Fit it on configurations (with
+        ``duration_s`` where measured) and energies [J].
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> laws = {"NVIDIA A100 80GB PCIe": {
+    ...     op: (0.68, 8.0, 0.78) for op in ("qkv_projections", "final_projection",
+    ...                                      "attention_scores", "attention_output")}}
+    >>> rng = np.random.default_rng(0)
+    >>> configs = pd.DataFrame({"n_layers": rng.choice([4, 6, 12], 60),
+    ...     "batch_size": rng.choice([64, 128], 60), "seq_len": rng.choice([256, 512], 60),
+    ...     "d_model": rng.choice([256, 512, 768], 60), "n_heads": 8})
+    >>> pipe = make_step_energy_pipeline(laws)
+    >>> features = pipe[0].fit_transform(configs)
+    >>> configs["duration_s"] = 1.2 * features.filter(like="time:").sum(axis=1) + 0.01
+    >>> energy = 95.0 * configs["duration_s"]
+    >>> pipe = pipe.fit(configs, energy)
+    >>> round(float(pipe[-1].power_w_[0]), 1)
+    95.0
+    >>> bool(np.allclose(pipe.predict(configs), energy, rtol=0.02))
+    True
+    """
+    features = StepFeatures(
+        laws=laws,
+        arch=arch,
+        peak_flops=peak_flops,
+        memory_bandwidth=memory_bandwidth,
+        power_limit=power_limit,
+    )
+    return Pipeline([("features", features), ("energy", regressor or StepEnergyRegressor())])
+
+
+def predict_interval(
+    pipeline: Pipeline, X: pd.DataFrame, confidence: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Prediction interval [J] of a fitted :func:`make_step_energy_pipeline` pipeline.
+
+    Parameters
+    ----------
+    pipeline : sklearn.pipeline.Pipeline
+        Fitted, with a :class:`StepEnergyRegressor` fitted with ``n_bootstrap > 0``.
+    X : pandas.DataFrame
+        Configurations.
+    confidence : float, optional
+        Nominal level; default the regressor's.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        Lower and upper bounds [J].
+    """
+    return pipeline[-1].predict_interval(pipeline[:-1].transform(X), confidence)
