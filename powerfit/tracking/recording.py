@@ -16,7 +16,9 @@ and records one MLflow run with
 * **the model** — the fitted pipeline (configurations → energy [J]) in MLflow's
   sklearn flavour, serialised with skops (only powerfit's own classes declared
   trusted: loading never unpickles arbitrary code), with a signature, an input
-  example and explicit pip requirements (no requirement inference).
+  example and explicit pip requirements (no requirement inference); its
+  ``python_function`` flavour loads a JSON specification of the same pipeline
+  instead (:mod:`powerfit.tracking.flavor`), which is faster to load cold.
 
 The model is registered as a new version (:mod:`powerfit.tracking.registry`).
 """
@@ -299,9 +301,10 @@ def log_fit(
     FitResult
     """
     import mlflow
-    import mlflow.sklearn
     from mlflow import MlflowClient
+    from mlflow.models import Model
 
+    from powerfit.tracking import flavor
     from powerfit.tracking.registry import ensure_registered_model, update_champion
 
     uri = resolve_tracking_uri(tracking_uri)
@@ -324,9 +327,11 @@ def log_fit(
             with tempfile.TemporaryDirectory(prefix="powerfit-artifacts-") as folder:
                 _write_artifacts(fit, Path(folder))
                 mlflow.log_artifacts(folder)
-            info = mlflow.sklearn.log_model(
-                fit.model,
+            info = Model.log(
+                artifact_path=None,
                 name=MODEL_NAME,
+                flavor=flavor,
+                sk_model=fit.model,
                 signature=model_signature(fit.arch),
                 input_example=fit.X_train.head(3),
                 pip_requirements=pip_requirements(),
