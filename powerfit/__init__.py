@@ -12,9 +12,7 @@ The estimators are imported lazily, so that light modules (:mod:`powerfit.flops`
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from powerfit._lazy import lazy_exports
 from powerfit._version import __version__
 
 __all__ = [
@@ -35,11 +33,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'powerfit' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

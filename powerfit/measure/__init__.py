@@ -23,9 +23,7 @@ True
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from powerfit._lazy import lazy_exports
 from powerfit.measure.meters import (
     METERS,
     CounterResolution,
@@ -73,11 +71,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'powerfit.measure' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)

@@ -21,8 +21,7 @@ model), :mod:`~powerfit.tracking.registry` (versions and the champion alias),
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from powerfit._lazy import lazy_exports
 
 __all__ = [
     "FitResult",
@@ -45,11 +44,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'powerfit.tracking' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
