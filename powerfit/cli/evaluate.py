@@ -1,0 +1,171 @@
+"""``powerfit evaluate``: compare energy models on named train/test protocols."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from powerfit.cli import add_format_arguments
+
+HELP = """\
+Fit the paper's model, powerfit's training-step model and a gradient-boosting
+baseline on the training rows of each protocol, and print MAPE [%], R², MAE [J],
+the worst absolute percentage error [%] and the coverage of powerfit's
+prediction intervals on the test rows.
+
+Protocols (Transformer): random (67/33 stratified, several seeds), layers-12,
+dmodel-1024, seq-1280, gpu-rtx (train on the A100, predict the RTX 2080 Ti);
+--extra adds held-out batch sizes, heads, families, small models and short
+sequences. LSTM: random, hidden-640.
+
+Measurements come from the published files under $POWERFIT_DATA_HOME (default),
+from explicit files (--runs, --operations) or from a store (--store URL).
+
+examples:
+  powerfit evaluate
+  powerfit evaluate --extra --json
+  powerfit evaluate --arch lstm
+  powerfit evaluate --protocol layers-12 --protocol gpu-rtx --bootstrap 50
+  powerfit evaluate --train train.csv --test test.csv --predictions predictions.csv
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``evaluate`` sub-command."""
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="compare energy models on held-out protocols",
+        description=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--arch", choices=("transformer", "lstm"), default="transformer")
+    parser.add_argument(
+        "--protocol",
+        action="append",
+        dest="protocols",
+        metavar="NAME",
+        help="run only this protocol (repeatable; default: the standard ones)",
+    )
+    parser.add_argument("--extra", action="store_true", help="add the sceptic's held-out groups")
+    parser.add_argument(
+        "--seeds", type=int, default=None, help="seeds of the random split (default 5)"
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=8,
+        help="bootstrap refits for powerfit's prediction intervals (default 8; 0: none)",
+    )
+    parser.add_argument(
+        "--confidence", type=float, default=0.9, help="nominal interval level (default 0.9)"
+    )
+    parser.add_argument("--store", help="read measurements from this store URL or SQLite file")
+    parser.add_argument("--runs", type=Path, help="training-step measurements (any format)")
+    parser.add_argument("--operations", type=Path, help="per-operation measurements (laws)")
+    parser.add_argument("--train", type=Path, help="training file for a protocol of your own")
+    parser.add_argument("--test", type=Path, help="test file (with --train)")
+    parser.add_argument(
+        "--predictions", type=Path, help="CSV to write the test predictions to (with --train)"
+    )
+    add_format_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _sources(args: argparse.Namespace):
+    """(runs source, operations source) for the chosen architecture."""
+    from powerfit.evaluation import default_sources
+
+    if args.store:
+        from powerfit.store import open_store
+
+        store = open_store(args.store)
+        return store, store
+    defaults = default_sources()
+    prefix = "transformer" if args.arch == "transformer" else "lstm"
+    runs = args.runs or defaults[f"{prefix}_energy"]
+    ops = args.operations or defaults[f"{prefix}_operations"]
+    for path in (runs, ops):
+        if not Path(path).exists():
+            raise FileNotFoundError(
+                f"{path} not found; set POWERFIT_DATA_HOME, or pass --runs and --operations "
+                "or --store"
+            )
+    return runs, ops
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``powerfit evaluate``."""
+    import numpy as np
+
+    from powerfit import evaluation as ev
+
+    if (args.test or args.predictions) and not args.train:
+        raise ValueError("--test and --predictions need --train")
+    if args.train and not args.test:
+        raise ValueError("--train needs --test")
+    if args.bootstrap < 0:
+        raise ValueError("--bootstrap must be >= 0")
+    if not 0 < args.confidence < 1:
+        raise ValueError("--confidence must be in (0, 1)")
+    runs_source, ops_source = _sources(args)
+    laws = ev.fit_laws(ev.load_operations(ops_source, args.arch), args.arch)
+    if args.train:
+        predictions, table = ev.predict_files(
+            args.train,
+            args.test,
+            laws,
+            arch=args.arch,
+            n_bootstrap=args.bootstrap,
+            confidence=args.confidence,
+        )
+        if args.predictions:
+            predictions.to_csv(args.predictions, index=False)
+            print(f"wrote {len(predictions)} predictions to {args.predictions}", file=sys.stderr)
+        if args.json:
+            print(json.dumps({"metrics": table.to_dict(orient="records")}, indent=2))
+        elif not table.empty:
+            print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        elif not args.predictions:
+            print(predictions.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+        return 0
+    available = ev.TRANSFORMER_PROTOCOLS if args.arch == "transformer" else ev.LSTM_PROTOCOLS
+    if args.extra and args.arch == "transformer":
+        available = available + ev.EXTRA_PROTOCOLS
+    if args.protocols:
+        every = {p.name: p for p in (*available, *ev.EXTRA_PROTOCOLS)}
+        if args.arch == "lstm":
+            every = {p.name: p for p in ev.LSTM_PROTOCOLS}
+        unknown = [n for n in args.protocols if n not in every]
+        if unknown:
+            raise ValueError(f"unknown protocol(s) {unknown}; choose from {sorted(every)}")
+        available = tuple(every[n] for n in args.protocols)
+    runs = ev.load_runs(runs_source, args.arch)
+    result = ev.evaluate(
+        runs,
+        laws,
+        available,
+        arch=args.arch,
+        n_bootstrap=args.bootstrap,
+        confidence=args.confidence,
+        seeds=args.seeds,
+    )
+    if args.json:
+        table = result.table.replace({np.nan: None})
+        print(
+            json.dumps(
+                {
+                    "arch": args.arch,
+                    "confidence": args.confidence,
+                    "seconds": round(result.seconds, 2),
+                    "table": table.to_dict(orient="records"),
+                },
+                indent=2,
+            )
+        )
+        return 0
+    targets = ev.TARGETS if args.arch == "transformer" else ev.LSTM_TARGETS
+    print(ev.format_table(result, targets))
+    print(f"({len(runs)} {args.arch} training steps, {result.seconds:.1f} s)")
+    return 0

@@ -1,0 +1,71 @@
+"""Tests of ``powerfit evaluate``."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from powerfit.cli import main
+
+
+@pytest.fixture
+def env(data_home, monkeypatch):
+    monkeypatch.setenv("POWERFIT_DATA_HOME", str(data_home))
+    return data_home / "mayaki2025" / "processed"
+
+
+def test_help_shows_an_example(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    out = capsys.readouterr().out
+    assert "powerfit evaluate --train" in out and "gpu-rtx" in out
+
+
+def test_one_protocol_as_json(env, capsys):
+    code = main(["evaluate", "--protocol", "gpu-rtx", "--bootstrap", "2", "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = {row["model"]: row for row in result["table"]}
+    assert set(rows) == {"paper", "powerfit", "gbm"}
+    assert all(row["protocol"] == "gpu-rtx" and row["n_test"] == 149 for row in rows.values())
+    assert rows["powerfit"]["mape"] < rows["gbm"]["mape"]
+    assert rows["powerfit"]["coverage"] is not None and rows["gbm"]["coverage"] is None
+
+
+def test_table_names_targets(env, capsys):
+    assert main(["evaluate", "--protocol", "layers-12", "--bootstrap", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "MAPE [%]" in out and "worst APE" in out and "≤5%" in out
+
+
+def test_train_test_files_write_predictions(env, tmp_path, capsys):
+    raw = pd.read_csv(env / "SubsetDataForTransformer_energyModel.csv", index_col=0)
+    train, test = raw[raw.num_layers < 12], raw[raw.num_layers == 12]
+    train.to_csv(tmp_path / "train.csv")
+    test.to_csv(tmp_path / "test.csv")
+    out = tmp_path / "pred.csv"
+    args = [
+        "evaluate",
+        "--train",
+        str(tmp_path / "train.csv"),
+        "--test",
+        str(tmp_path / "test.csv"),
+    ]
+    assert main([*args, "--predictions", str(out), "--bootstrap", "0"]) == 0
+    predictions = pd.read_csv(out)
+    assert len(predictions) == len(test)
+    assert {"energy_j_paper", "energy_j_powerfit", "energy_j_gbm"} <= set(predictions)
+    assert "powerfit" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--test", "x.csv"], "--train"),
+        (["--protocol", "nope"], "unknown protocol"),
+        (["--confidence", "2"], "confidence"),
+    ],
+)
+def test_bad_command_lines(env, argv, message, capsys):
+    assert main(["evaluate", *argv]) == 1
+    assert message in capsys.readouterr().err

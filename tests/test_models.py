@@ -1,0 +1,149 @@
+"""Tests of powerfit.models: the training-step energy model."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from powerfit.models import (
+    StepEnergyRegressor,
+    StepFeatures,
+    make_step_energy_pipeline,
+    predict_interval,
+)
+
+A100 = "NVIDIA A100 80GB PCIe"
+RTX = "NVIDIA GeForce RTX 2080 Ti"
+OPS = ("qkv_projections", "final_projection", "attention_scores", "attention_output")
+LAWS = {A100: {op: (0.68, 8.0, 0.78) for op in OPS}, RTX: {op: (0.8, 15.0, 0.5) for op in OPS}}
+
+
+def configs(n=80, gpu=A100, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame(
+        {
+            "gpu": gpu,
+            "n_layers": rng.choice([2, 4, 6, 12], n),
+            "batch_size": rng.choice([32, 64, 128], n),
+            "seq_len": rng.choice([128, 256, 512], n),
+            "d_model": rng.choice([256, 512, 768, 1024], n),
+            "n_heads": rng.choice([4, 8], n),
+        }
+    )
+
+
+def fast_pipeline():
+    return make_step_energy_pipeline(LAWS, regressor=StepEnergyRegressor(n_starts=1))
+
+
+def synthetic(frame, power=95.0, noise=0.0, seed=0):
+    """Durations [s] and energies [J] from a known step-time model."""
+    features = StepFeatures(LAWS).fit_transform(frame)
+    dense = features.filter(like="time:").sum(axis=1).to_numpy()
+    t = 1.3 * dense + 2.0 * features["memory:attention_probs"].to_numpy() + 0.02
+    t = t * np.exp(np.random.default_rng(seed).normal(0, noise, len(t)))
+    return t, power * t
+
+
+def test_features_are_training_step_times_from_the_gpu_laws():
+    frame = configs(5)
+    features = StepFeatures(LAWS).fit_transform(frame)
+    c = 6.0 * frame.batch_size * frame.seq_len * frame.d_model**2
+    np.testing.assert_allclose(features["flops:qkv_projections:qkv_projections"], c)
+    eta = 0.68 * (1 - np.exp(-8.0 * (c / 1e12) ** 0.78))
+    expected = 3 * frame.n_layers * c / (156e12 * eta)  # forward + backward
+    np.testing.assert_allclose(features["time:qkv_projections:qkv_projections"], expected)
+    # The same configuration is slower on the RTX 2080 Ti (lower peak and bandwidth).
+    rtx = StepFeatures(LAWS).fit_transform(frame.assign(gpu=RTX))
+    assert (rtx.filter(like="time:").sum(axis=1) > features.filter(like="time:").sum(axis=1)).all()
+    assert (rtx["memory:activations"] > features["memory:activations"]).all()
+    assert set(features.columns) == set(StepFeatures(LAWS).fit(frame).get_feature_names_out())
+
+
+def test_recovers_power_and_predicts_energy():
+    frame = configs(120)
+    t, e = synthetic(frame, noise=0.01)
+    pipe = fast_pipeline().fit(frame.assign(duration_s=t), e)
+    assert pipe[-1].fit_target_ == "duration"
+    assert pipe[-1].power_w_[0] == pytest.approx(95.0, rel=0.01)
+    pred = pipe.predict(frame)  # no durations needed to predict
+    assert np.mean(np.abs(pred / e - 1)) < 0.02
+
+
+def test_extrapolates_to_deeper_models():
+    frame = configs(150)
+    t, e = synthetic(frame)
+    shallow = frame.n_layers < 12
+    pipe = fast_pipeline().fit(frame[shallow].assign(duration_s=t[shallow]), e[shallow])
+    pred = pipe.predict(frame[~shallow])
+    assert np.max(np.abs(pred / e[~shallow] - 1)) < 0.03
+
+
+def test_unseen_gpu_uses_its_laws_and_tdp_scaled_power():
+    frame = configs(100)
+    t, e = synthetic(frame, power=100.0)
+    pipe = fast_pipeline().fit(frame.assign(duration_s=t), e)
+    reg = pipe[-1]
+    assert reg.power_fraction_ == pytest.approx(100.0 / 300.0, rel=1e-6)  # A100 TDP 300 W
+    rtx = configs(10, gpu=RTX, seed=3)
+    t_rtx, _ = synthetic(rtx)
+    pred = pipe.predict(rtx)
+    np.testing.assert_allclose(pred, reg.power_fraction_ * 250.0 * t_rtx, rtol=0.05)
+
+
+def test_without_durations_fits_energy_directly():
+    frame = configs(80)
+    _, e = synthetic(frame)
+    pipe = fast_pipeline().fit(frame, e)
+    assert pipe[-1].fit_target_ == "energy"
+    assert np.mean(np.abs(pipe.predict(frame) / e - 1)) < 0.02
+
+
+def test_prediction_intervals_cover_noisy_data():
+    frame = configs(200)
+    t, e = synthetic(frame, noise=0.05, seed=1)
+    reg = StepEnergyRegressor(n_starts=1, n_bootstrap=5, random_state=0, confidence=0.9)
+    pipe = make_step_energy_pipeline(LAWS, regressor=reg).fit(frame.assign(duration_s=t), e)
+    low, high = predict_interval(pipe, frame)
+    pred = pipe.predict(frame)
+    assert (low < pred).all() and (pred < high).all()
+    coverage = np.mean((e >= low) & (e <= high))
+    assert 0.8 <= coverage <= 0.98
+    with pytest.raises(ValueError, match="n_bootstrap"):
+        predict_interval(fast_pipeline().fit(frame, e), frame)
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"gpu": "NVIDIA H100 80GB HBM3"}, "no efficiency laws"),
+        ({"d_model": -1}, "d_model"),
+    ],
+)
+def test_bad_configurations_are_named(change, match):
+    pipe = fast_pipeline().fit(configs(40), synthetic(configs(40))[1])
+    with pytest.raises(ValueError, match=match):
+        pipe.predict(configs(3).assign(**change))
+
+
+def test_bad_fit_input():
+    frame = configs(40)
+    with pytest.raises(ValueError, match="energy"):
+        fast_pipeline().fit(frame, -np.ones(40))
+    with pytest.raises(ValueError, match="StepFeatures"):
+        StepEnergyRegressor().fit(np.ones((40, 3)), np.ones(40))
+    with pytest.raises(ValueError, match="laws"):
+        StepFeatures({}).fit(frame)
+
+
+def test_pipeline_round_trips_through_skops(tmp_path):
+    sio = pytest.importorskip("skops.io")
+    frame = configs(60)
+    t, e = synthetic(frame)
+    reg = StepEnergyRegressor(n_starts=1, n_bootstrap=2, random_state=0)
+    pipe = make_step_energy_pipeline(LAWS, regressor=reg).fit(frame.assign(duration_s=t), e)
+    path = tmp_path / "model.skops"
+    sio.dump(pipe, path)
+    untrusted = sio.get_untrusted_types(file=path)
+    assert all(name.startswith(("powerfit.", "numpy.", "sklearn.")) for name in untrusted)
+    loaded = sio.load(path, trusted=untrusted)
+    np.testing.assert_allclose(loaded.predict(frame), pipe.predict(frame))
