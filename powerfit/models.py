@@ -560,7 +560,8 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
                     bounds=(lower, upper),
                     method="trf",
                     x_scale="jac",
-                    max_nfev=int(self.max_nfev),
+                    # a warm start (bootstrap refit) needs far fewer evaluations
+                    max_nfev=int(self.max_nfev) if start is None else min(int(self.max_nfev), 300),
                 )
             if np.all(np.isfinite(result.fun)) and (best is None or result.cost < best.cost):
                 best = result

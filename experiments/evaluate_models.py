@@ -1,0 +1,49 @@
+"""The full accuracy study of issue #6: every protocol, the sceptic's groups, the LSTM data.
+
+Writes ``experiments/results/evaluation/`` (git-ignored): ``transformer.csv``,
+``transformer_runs.csv`` (per seed), ``lstm.csv`` and ``summary.md`` (the tables
+as ``powerfit evaluate`` prints them).
+
+Usage::
+
+    POWERFIT_DATA_HOME=/path/to/data python experiments/evaluate_models.py [--bootstrap 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from powerfit import evaluation as ev
+
+OUT = Path(__file__).resolve().parent / "results" / "evaluation"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=5)
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    src = ev.default_sources()
+    sections = []
+    for arch, protocols, targets in (
+        ("transformer", ev.TRANSFORMER_PROTOCOLS + ev.EXTRA_PROTOCOLS, ev.TARGETS),
+        ("lstm", ev.LSTM_PROTOCOLS, ev.LSTM_TARGETS),
+    ):
+        runs = ev.load_runs(src[f"{arch}_energy"], arch)
+        laws = ev.fit_laws(ev.load_operations(src[f"{arch}_operations"], arch), arch)
+        result = ev.evaluate(
+            runs, laws, protocols, arch=arch, n_bootstrap=args.bootstrap, seeds=args.seeds
+        )
+        result.table.to_csv(OUT / f"{arch}.csv", index=False)
+        result.runs.to_csv(OUT / f"{arch}_runs.csv", index=False)
+        text = ev.format_table(result, targets)
+        print(f"## {arch} ({len(runs)} steps, {result.seconds:.0f} s)\n{text}\n")
+        sections.append(f"## {arch} ({len(runs)} steps)\n\n```\n{text}\n```\n")
+    (OUT / "summary.md").write_text("\n".join(sections))
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
