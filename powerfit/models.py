@@ -196,7 +196,7 @@ class StepFeatures(TransformerMixin, BaseEstimator):
     >>> configs = pd.DataFrame({"n_layers": [6], "batch_size": [64], "seq_len": [320],
     ...                         "d_model": [512], "n_heads": [8]})
     >>> features = StepFeatures(laws).fit_transform(configs)
-    >>> float(features["flops:dense:qkv_projections"].iloc[0]) / 1e12  # per layer, forward
+    >>> float(features["flops:qkv_projections:qkv_projections"].iloc[0]) / 1e12  # forward
     0.03221225472
     """
 
