@@ -59,6 +59,7 @@ from powerfit.laws import efficiency
 from powerfit.pipeline import law_coefficients
 
 __all__ = [
+    "CORRECTION_DEFAULTS",
     "MEMORY_BANDWIDTH",
     "StepEnergyRegressor",
     "StepFeatures",
@@ -346,6 +347,8 @@ class StepFeatures(TransformerMixin, BaseEstimator):
         bandwidth = self.memory_bandwidth_[gpu] / float(self.bytes_per_element)
         for name, elements in self._memory(X, n_layers).items():
             out[f"memory:{name}"] = elements / bandwidth
+        for name, values in self._shape(X, n_layers).items():
+            out[f"shape:{name}"] = values
         out["n_layers"] = n_layers
         out["gpu_index"] = gpu.astype(float)
         out["tdp_w"] = self.power_limit_[gpu]
@@ -397,6 +400,44 @@ class StepFeatures(TransformerMixin, BaseEstimator):
             "parameters": params,
         }
 
+    def _shape(self, X: pd.DataFrame, n_layers: np.ndarray) -> dict[str, np.ndarray]:
+        """Configuration and alignment descriptors for the learned correction [-].
+
+        Matrix kernels run in tiles, so a width that is not a multiple of the tile
+        (e.g. d_model = 192 or 640) wastes part of every tile and a head dimension
+        that is not a multiple of 32 does the same to the attention products; the
+        remainders modulo 128 and 256 and the head dimension describe that.
+        """
+        b, s = _required(X, "batch_size"), _required(X, "seq_len")
+        if self.arch == "lstm":
+            return {
+                "n_layers": n_layers,
+                "batch_size": b,
+                "seq_len": s,
+                "input_size": _required(X, "input_size"),
+                "hidden_size": _required(X, "hidden_size"),
+            }
+        d, heads = _required(X, "d_model"), _required(X, "n_heads")
+        family = (
+            X["model"].astype(str).str.lower().str.startswith("gpt").to_numpy(dtype=float)
+            if "model" in X.columns
+            else np.full(len(X), np.nan)
+        )
+        head_dim = np.floor(d / heads)
+        return {
+            "n_layers": n_layers,
+            "batch_size": b,
+            "seq_len": s,
+            "d_model": d,
+            "n_heads": heads,
+            "n_params": self._memory(X, n_layers)["parameters"],
+            "causal": family,
+            "d_model_mod_128": d % 128,
+            "d_model_mod_256": d % 256,
+            "head_dim": head_dim,
+            "head_dim_mod_32": head_dim % 32,
+        }
+
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the output columns."""
         check_is_fitted(self, "laws_")
@@ -406,6 +447,11 @@ class StepFeatures(TransformerMixin, BaseEstimator):
         memory = ("states", "parameters") if self.arch == "lstm" else (
             "attention_probs", "activations", "parameters")  # fmt: skip
         names += [f"memory:{m}" for m in memory]
+        shape = ("n_layers", "batch_size", "seq_len") + (
+            ("input_size", "hidden_size") if self.arch == "lstm" else (
+                "d_model", "n_heads", "n_params", "causal", "d_model_mod_128",
+                "d_model_mod_256", "head_dim", "head_dim_mod_32"))  # fmt: skip
+        names += [f"shape:{m}" for m in shape]
         names += ["n_layers", "gpu_index", "tdp_w", "duration_s"]
         return np.asarray(names, dtype=object)
 
@@ -461,6 +507,68 @@ def _step_time(theta: np.ndarray, data: dict[str, np.ndarray], layout: _Layout) 
     return t
 
 
+#: Settings of the boosted correction (:class:`~sklearn.ensemble.HistGradientBoostingRegressor`),
+#: chosen on random splits the evaluation does not use (``experiments/tune_models.py``):
+#: the best of the grid but 300 iterations instead of 1000, which gain 0.3 point of
+#: MAPE on the random split, none on the held-out groups, and cost 3× the fit time.
+CORRECTION_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 0.1,
+    "max_iter": 300,
+    "max_leaf_nodes": 31,
+    "min_samples_leaf": 5,
+}
+
+
+#: Configuration columns whose measured values define the correction's domain.
+_GRID_FEATURES = ("n_layers", "batch_size", "seq_len", "d_model", "n_heads", "input_size",
+                  "hidden_size")  # fmt: skip
+
+
+def _flatten_trees(model: Any) -> dict[str, np.ndarray]:
+    """The trees of a fitted HistGradientBoostingRegressor as plain arrays.
+
+    Node indices are made global (one array for all trees), so that prediction is
+    a vectorised walk (:func:`_predict_trees`) and the fitted model holds NumPy
+    arrays only. ``tests/test_models.py`` checks the walk against
+    ``model.predict``.
+    """
+    nodes = [predictor.nodes for stage in model._predictors for predictor in stage]
+    sizes = np.array([len(n) for n in nodes])
+    offsets = np.r_[0, np.cumsum(sizes)[:-1]]
+    every = np.concatenate(nodes)
+    shift = np.repeat(offsets, sizes)
+    return {
+        "feature": every["feature_idx"].astype(np.int64),
+        "threshold": every["num_threshold"].astype(float),
+        "missing_left": every["missing_go_to_left"].astype(bool),
+        "left": every["left"].astype(np.int64) + shift,
+        "right": every["right"].astype(np.int64) + shift,
+        "leaf": every["is_leaf"].astype(bool),
+        "value": every["value"].astype(float),
+        "roots": offsets.astype(np.int64),
+        "depth": np.array([int(every["depth"].max()) if len(every) else 0]),
+        "baseline": np.asarray(model._baseline_prediction, dtype=float).ravel()[:1],
+    }
+
+
+def _predict_trees(trees: Mapping[str, np.ndarray], X: np.ndarray, chunk: int = 20_000):
+    """Sum of the flattened trees' leaf values plus the baseline, per row of X."""
+    out = np.empty(len(X))
+    roots = trees["roots"]
+    for start in range(0, len(X), chunk):
+        block = X[start : start + chunk]
+        rows = np.arange(len(block))[None, :]
+        node = np.repeat(roots[:, None], len(block), axis=1)
+        for _ in range(int(trees["depth"][0])):
+            x = block[rows, trees["feature"][node]]
+            below = x <= trees["threshold"][node]
+            go_left = np.where(np.isnan(x), trees["missing_left"][node], below)
+            step = np.where(go_left, trees["left"][node], trees["right"][node])
+            node = np.where(trees["leaf"][node], node, step)
+        out[start : start + chunk] = trees["value"][node].sum(axis=0)
+    return out + float(trees["baseline"][0])
+
+
 class StepEnergyRegressor(RegressorMixin, BaseEstimator):
     """Energy [J] of a training step as power × a physically grounded step time.
 
@@ -486,6 +594,17 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
         Seed of the bootstrap.
     max_nfev : int, default 3000
         Function evaluations allowed per start.
+    correction : {'boosting', None}, default 'boosting'
+        Learn what the physical model misses on the GPUs of the training data:
+        gradient boosting of log(measured / physical energy) over the
+        configuration and alignment descriptors of :class:`StepFeatures`
+        (``shape:*`` columns). It multiplies the physical prediction on those GPUs
+        only; a GPU without training rows gets the physical model alone, since
+        what the correction learns (kernel choices, tile effects) belongs to the
+        hardware it was measured on. None: the physical model alone.
+    correction_params : dict, optional
+        Settings of :class:`~sklearn.ensemble.HistGradientBoostingRegressor` for
+        the correction, over :data:`CORRECTION_DEFAULTS`.
 
     Attributes
     ----------
@@ -501,7 +620,25 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
     fit_target_ : {'duration', 'energy'}
         What the time model was fitted to.
     residuals_ : numpy.ndarray
-        log(measured / predicted energy) on the training rows.
+        log(measured / predicted energy) on the training rows; with a correction,
+        out-of-fold (3 folds), so that intervals are not narrowed by the
+        correction's fit to its own rows.
+    physical_residuals_ : numpy.ndarray
+        log(measured / physical energy) on the training rows (no correction): the
+        spread of the intervals of configurations outside the correction's domain.
+    correction_grid_ : dict of str to numpy.ndarray
+        The measured values of each configuration column (``shape:n_layers``,
+        ``shape:batch_size``, …). A configuration whose values are all among them,
+        on a GPU with training rows, is inside the correction's domain; its
+        interval uses ``residuals_``, any other configuration's
+        ``physical_residuals_``.
+    correction_ : dict of str to numpy.ndarray or None
+        The correction's trees as arrays (node features, thresholds, children,
+        leaf values) and its baseline [log ratio].
+    correction_features_ : list of str
+        The ``shape:*`` columns the correction reads.
+    correction_gpus_ : numpy.ndarray
+        Indices of the GPUs the correction applies to (those with training rows).
     bootstrap_params_ : numpy.ndarray of shape (n_bootstrap, n_params)
     bootstrap_power_w_ : numpy.ndarray of shape (n_bootstrap, n_gpus)
     bootstrap_power_fraction_ : numpy.ndarray of shape (n_bootstrap,)
@@ -519,6 +656,8 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
         confidence: float = 0.9,
         random_state: Any = None,
         max_nfev: int = 3000,
+        correction: str | None = "boosting",
+        correction_params: Mapping[str, Any] | None = None,
     ) -> None:
         self.power_fraction = power_fraction
         self.n_starts = n_starts
@@ -526,6 +665,8 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
         self.confidence = confidence
         self.random_state = random_state
         self.max_nfev = max_nfev
+        self.correction = correction
+        self.correction_params = correction_params
 
     # ----------------------------------------------------------------- fitting
     def _check(self, X: Any) -> pd.DataFrame:
@@ -624,6 +765,8 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
             raise ValueError(f"n_bootstrap must be >= 0, got {self.n_bootstrap!r}")
         if self.power_fraction is not None and not 0 < self.power_fraction <= 2:
             raise ValueError(f"power_fraction must be in (0, 2], got {self.power_fraction!r}")
+        if self.correction not in ("boosting", None):
+            raise ValueError(f"correction must be 'boosting' or None, got {self.correction!r}")
         layout = _Layout(list(F.columns))
         if len(F) <= len(layout.names):
             raise ValueError(
@@ -638,8 +781,26 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
         self.param_names_ = list(layout.names)
         self.feature_names_in_ = np.asarray(F.columns, dtype=object)
         self.n_features_in_ = F.shape[1]
-        self.residuals_ = np.log(energy / self._energy(F, theta, power, fraction))
         rng = check_random_state(self.random_state)
+        log_ratio = np.log(energy / self._energy(F, theta, power, fraction))
+        # Descriptors the training rows know (e.g. no 'causal' without a model column).
+        self.correction_features_ = [
+            c
+            for c in F.columns
+            if str(c).startswith("shape:") and np.isfinite(F[c].to_numpy(dtype=float)).any()
+        ]
+        self.correction_gpus_ = np.unique(F["gpu_index"].to_numpy(dtype=int))
+        self.correction_ = None
+        self.residuals_ = self.physical_residuals_ = log_ratio
+        self.correction_grid_ = {
+            c: np.unique(F[c].to_numpy(dtype=float))
+            for c in self.correction_features_
+            if c.split(":", 1)[1] in _GRID_FEATURES
+        }
+        if self.correction == "boosting" and self.correction_features_:
+            shape = F[self.correction_features_].to_numpy(dtype=float)
+            self.correction_, out_of_fold = self._fit_correction(shape, log_ratio, rng)
+            self.residuals_ = log_ratio - out_of_fold
         draws, powers, fractions = [], [], []
         for _ in range(int(self.n_bootstrap)):
             rows = rng.randint(0, len(F), len(F))
@@ -654,6 +815,48 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
         del self._n_gpus
         return self
 
+    def _fit_correction(self, shape: np.ndarray, log_ratio: np.ndarray, rng: Any):
+        """Boosted trees of the log ratio, and its out-of-fold predictions."""
+        from sklearn.ensemble import HistGradientBoostingRegressor
+        from sklearn.model_selection import KFold
+
+        settings = {**CORRECTION_DEFAULTS, **dict(self.correction_params or {})}
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+
+        def booster() -> HistGradientBoostingRegressor:
+            return HistGradientBoostingRegressor(
+                early_stopping=False, random_state=seed, **settings
+            )
+
+        out_of_fold = np.zeros(len(log_ratio))
+        folds = min(3, len(log_ratio))
+        if folds >= 2:
+            for train, test in KFold(folds, shuffle=True, random_state=seed).split(shape):
+                model = booster().fit(shape[train], log_ratio[train])
+                out_of_fold[test] = model.predict(shape[test])
+        return _flatten_trees(booster().fit(shape, log_ratio)), out_of_fold
+
+    def _inside(self, F: pd.DataFrame) -> np.ndarray:
+        """Rows inside the correction's domain (see ``correction_grid_``)."""
+        inside = np.isin(F["gpu_index"].to_numpy(dtype=int), self.correction_gpus_)
+        for column, values in self.correction_grid_.items():
+            x = F[column].to_numpy(dtype=float)
+            position = np.clip(np.searchsorted(values, x), 0, len(values) - 1)
+            inside &= np.isclose(values[position], x, rtol=1e-9, atol=0.0)
+        return inside
+
+    def _correction(self, F: pd.DataFrame) -> np.ndarray:
+        """Log correction of each row: the trees on seen GPUs, 0 elsewhere."""
+        if self.correction_ is None:
+            return np.zeros(len(F))
+        missing = [c for c in self.correction_features_ if c not in F.columns]
+        if missing:
+            raise ValueError(f"the features lack the correction's columns {missing}")
+        shape = F[self.correction_features_].to_numpy(dtype=float)
+        value = _predict_trees(self.correction_, shape)
+        seen = np.isin(F["gpu_index"].to_numpy(dtype=int), self.correction_gpus_)
+        return np.where(seen, value, 0.0)
+
     # --------------------------------------------------------------- predicting
     def _power(self, F: pd.DataFrame, power: np.ndarray, fraction: float) -> np.ndarray:
         gpu = F["gpu_index"].to_numpy(dtype=int)
@@ -665,9 +868,10 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
             known[:] = np.nan
         return np.where(np.isfinite(known), known, fraction * tdp)
 
-    def _energy(self, F, theta, power, fraction) -> np.ndarray:
+    def _energy(self, F, theta, power, fraction, correction=None) -> np.ndarray:
         layout = _Layout(list(F.columns))
-        return self._power(F, power, fraction) * _step_time(theta, _arrays(F, layout), layout)
+        energy = self._power(F, power, fraction) * _step_time(theta, _arrays(F, layout), layout)
+        return energy if correction is None else energy * np.exp(correction)
 
     def predict_time(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted duration of one training step [s] (pseudo-time [J/W] when the
@@ -681,7 +885,9 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
         """Predicted energy of one training step [J]."""
         check_is_fitted(self, "params_")
         F = self._check(X)
-        return self._energy(F, self.params_, self.power_w_, self.power_fraction_)
+        return self._energy(
+            F, self.params_, self.power_w_, self.power_fraction_, self._correction(F)
+        )
 
     def predict_interval(
         self, X: pd.DataFrame, confidence: float | None = None
@@ -690,7 +896,10 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
 
         Each bootstrap fit's prediction is multiplied by every training residual
         (exp of the log residual); the interval is the central ``confidence``
-        quantile range of those draws.
+        quantile range of those draws. Configurations inside the correction's
+        domain (values measured on that GPU, see ``correction_grid_``) take the
+        out-of-fold residuals of the corrected model, all others the residuals of
+        the physical model: the correction is trusted where it was measured.
 
         Parameters
         ----------
@@ -716,9 +925,10 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
         if len(self.bootstrap_params_) == 0:
             raise ValueError("prediction intervals need n_bootstrap > 0")
         F = self._check(X)
+        correction = self._correction(F)
         preds = np.stack(
             [
-                self._energy(F, theta, power, fraction)
+                self._energy(F, theta, power, fraction, correction)
                 for theta, power, fraction in zip(
                     self.bootstrap_params_,
                     self.bootstrap_power_w_,
@@ -727,12 +937,16 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
                 )
             ]
         )
-        noise = np.exp(self.residuals_)
         tail = (1 - level) / 2
-        # Quantiles of the product of a bootstrap prediction and a residual factor.
-        draws = preds[:, :, None] * noise[None, None, :]
-        draws = draws.transpose(1, 0, 2).reshape(len(F), -1)
-        low, high = np.quantile(draws, [tail, 1 - tail], axis=1)
+        low, high = np.empty(len(F)), np.empty(len(F))
+        inside = self._inside(F) if self.correction_ is not None else np.ones(len(F), bool)
+        for rows, residuals in ((inside, self.residuals_), (~inside, self.physical_residuals_)):
+            if not rows.any():
+                continue
+            # Quantiles of the product of a bootstrap prediction and a residual factor.
+            draws = preds[:, rows, None] * np.exp(residuals)[None, None, :]
+            draws = draws.transpose(1, 0, 2).reshape(int(rows.sum()), -1)
+            low[rows], high[rows] = np.quantile(draws, [tail, 1 - tail], axis=1)
         return low, high
 
     @property

@@ -98,18 +98,92 @@ def test_without_durations_fits_energy_directly():
     assert np.mean(np.abs(pipe.predict(frame) / e - 1)) < 0.02
 
 
-def test_prediction_intervals_cover_noisy_data():
+def test_prediction_intervals_cover_fresh_noisy_data():
     frame = configs(200)
     t, e = synthetic(frame, noise=0.05, seed=1)
     reg = StepEnergyRegressor(n_starts=1, n_bootstrap=5, random_state=0, confidence=0.9)
     pipe = make_step_energy_pipeline(LAWS, regressor=reg).fit(frame.assign(duration_s=t), e)
-    low, high = predict_interval(pipe, frame)
-    pred = pipe.predict(frame)
+    # New measurements of configurations drawn from the same grid (new noise).
+    fresh = configs(400, seed=7)
+    _, e_fresh = synthetic(fresh, noise=0.05, seed=2)
+    low, high = predict_interval(pipe, fresh)
+    pred = pipe.predict(fresh)
     assert (low < pred).all() and (pred < high).all()
-    coverage = np.mean((e >= low) & (e <= high))
+    coverage = np.mean((e_fresh >= low) & (e_fresh <= high))
     assert 0.8 <= coverage <= 0.98
     with pytest.raises(ValueError, match="n_bootstrap"):
         predict_interval(fast_pipeline().fit(frame, e), frame)
+
+
+def test_flattened_trees_predict_as_scikit_learn():
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from powerfit.models import _flatten_trees, _predict_trees
+
+    rng = np.random.default_rng(0)
+    X = rng.random((400, 4))
+    X[rng.random(X.shape) < 0.1] = np.nan  # missing values take the learned branch
+    y = np.nan_to_num(X[:, 0]) * 2 + np.sin(6 * np.nan_to_num(X[:, 1]))
+    model = HistGradientBoostingRegressor(max_iter=40, early_stopping=False).fit(X, y)
+    np.testing.assert_allclose(
+        _predict_trees(_flatten_trees(model), X, chunk=97), model.predict(X), atol=1e-12
+    )
+
+
+def tiled(frame):
+    """A step-time effect the physical model lacks: widths off a 256 tile are slower."""
+    return np.where(frame.d_model % 256 == 0, 1.0, 1.15)
+
+
+def test_correction_learns_what_physics_misses_on_seen_gpus_only():
+    frame = configs(300).assign(d_model=lambda f: f.d_model.replace({1024: 640}))
+    t, _ = synthetic(frame, noise=0.005)
+    t = t * tiled(frame)
+    e = 95.0 * t
+    train = frame.index < 200
+    physical = make_step_energy_pipeline(
+        LAWS, regressor=StepEnergyRegressor(n_starts=1, correction=None)
+    ).fit(frame[train].assign(duration_s=t[train]), e[train])
+    corrected = fast_pipeline().fit(frame[train].assign(duration_s=t[train]), e[train])
+    test = frame[~train]
+
+    def error(pipe):
+        return np.mean(np.abs(pipe.predict(test) / e[~train] - 1))
+
+    assert error(corrected) < 0.02 < error(physical)
+    regressor = corrected[-1]
+    assert regressor.correction_ is not None
+    assert all(isinstance(v, np.ndarray) for v in regressor.correction_.values())
+    # Another GPU: the physical model alone (the correction belongs to the A100).
+    features = corrected[0].transform(test.assign(gpu=RTX))
+    assert not regressor._correction(features).any()
+
+
+def test_intervals_widen_outside_the_measured_grid():
+    frame = configs(200).assign(d_model=lambda f: f.d_model.replace({1024: 640}))
+    t, _ = synthetic(frame, noise=0.01, seed=3)
+    t = t * tiled(frame)
+    reg = StepEnergyRegressor(n_starts=1, n_bootstrap=5, random_state=0)
+    pipe = make_step_energy_pipeline(LAWS, regressor=reg).fit(frame.assign(duration_s=t), 95.0 * t)
+    inside = configs(20, seed=9).assign(d_model=640)
+    outside = inside.assign(seq_len=384)  # a sequence length never measured
+    regressor = pipe[-1]
+    assert regressor._inside(pipe[0].transform(inside)).all()
+    assert not regressor._inside(pipe[0].transform(outside)).any()
+    width = [
+        np.mean(np.subtract(*predict_interval(pipe, f)[::-1]) / pipe.predict(f))
+        for f in (inside, outside)
+    ]
+    # Outside, the physical model's residuals (which carry the 15 % tile effect) count.
+    assert width[1] > 2 * width[0]
+
+
+def test_correction_settings_are_checked():
+    frame = configs(60)
+    with pytest.raises(ValueError, match="correction must be"):
+        make_step_energy_pipeline(LAWS, regressor=StepEnergyRegressor(correction="forest")).fit(
+            frame, synthetic(frame)[1]
+        )
 
 
 @pytest.mark.parametrize(

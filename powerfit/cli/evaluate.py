@@ -61,6 +61,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--confidence", type=float, default=0.9, help="nominal interval level (default 0.9)"
     )
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=-1,
+        help="processes running splits side by side (default -1: every core)",
+    )
     parser.add_argument("--store", help="read measurements from this store URL or SQLite file")
     parser.add_argument("--runs", type=Path, help="training-step measurements (any format)")
     parser.add_argument("--operations", type=Path, help="per-operation measurements (laws)")
@@ -150,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         n_bootstrap=args.bootstrap,
         confidence=args.confidence,
         seeds=args.seeds,
+        n_jobs=args.jobs,
     )
     if args.json:
         table = result.table.replace({np.nan: None})
