@@ -56,7 +56,7 @@ from sklearn.utils.validation import check_is_fitted
 from powerfit.hardware import get_gpu
 from powerfit.hardware import peak_flops as _catalogue_peak
 from powerfit.laws import efficiency
-from powerfit.pipeline import law_coefficients
+from powerfit.pipeline import check_configs, law_coefficients
 
 __all__ = [
     "CORRECTION_DEFAULTS",
@@ -322,12 +322,16 @@ class StepFeatures(TransformerMixin, BaseEstimator):
 
         Raises
         ------
+        powerfit.exceptions.DataError
+            A missing column or a value that is not a finite number > 0 (row and
+            column named).
         ValueError
-            A missing column or a value that is not a finite number > 0 (named).
+            A GPU without laws.
         """
         check_is_fitted(self, "laws_")
         if not isinstance(X, pd.DataFrame):
             raise ValueError("StepFeatures needs a DataFrame of configurations (named columns)")
+        check_configs(X, self.arch)  # DataError naming the row and column
         gpu = self._gpu_index(X)
         n_layers = _required(X, "n_layers")
         flops = self._flops(X)

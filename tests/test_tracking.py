@@ -161,6 +161,31 @@ def test_champion_moves_only_when_better(a100_fit, tracking_uri, monkeypatch):
     assert mlflow.get_tracking_uri() == "sqlite:////nonexistent/elsewhere.db"
 
 
+def test_step_model_is_fitted_recorded_and_loaded(ingested_store, a100_fit, tracking_uri):
+    import mlflow
+
+    from powerfit.tracking.fitting import fit_coefficients, step_energy_model
+    from powerfit.tracking.recording import log_fit
+
+    fit = fit_coefficients(ingested_store, GPU, "transformer", energy_model="step")
+    # Fitted on measured step durations, then corrected: far better than the paper's model.
+    assert fit.model[-1].fit_target_ == "duration"
+    assert fit.metrics["test_mape"] < 0.03 < a100_fit.metrics["test_mape"]
+    assert "model" in fit.X_train.columns and "n_params" not in fit.X_train.columns
+    result = log_fit(fit, tracking_uri=tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    loaded = mlflow.pyfunc.load_model(result.model_uri)
+    inputs = {c.name: c.required for c in loaded.metadata.get_input_schema().inputs}
+    assert not inputs["model"] and inputs["d_model"]
+    configs = CONFIGS.assign(model=["bert", "gpt2", "bert"])
+    np.testing.assert_allclose(loaded.predict(configs), fit.model.predict(configs), rtol=1e-12)
+    np.testing.assert_allclose(loaded.predict(CONFIGS), fit.model.predict(CONFIGS), rtol=1e-12)
+    with pytest.raises(DataError, match=r"row 2, column 'd_model'"):
+        loaded.predict(CONFIGS.assign(d_model=[512, -1, 256]))
+    with pytest.raises(DataError, match="covers transformer and lstm"):
+        step_energy_model({GPU: fit.laws}, arch="gru")
+
+
 def test_no_measurements_says_what_the_store_holds(ingested_store):
     from powerfit.tracking.fitting import fit_coefficients
 

@@ -38,6 +38,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--arch", choices=("transformer", "lstm", "gru"), default="transformer",
         help="architecture (default: transformer)",
     )  # fmt: skip
+    parser.add_argument(
+        "--model", choices=("paper", "step"), default="paper",
+        help="energy model: the paper's (default) or powerfit's training-step model",
+    )  # fmt: skip
     parser.add_argument("--register", metavar="NAME", help="registered model name")
     parser.add_argument("--db", metavar="URL", help="measurement store URL or SQLite file")
     parser.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI")
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         promote=args.promote,
         test_size=args.test_size,
         random_state=args.seed,
+        energy_model=args.model,
     )
     if args.json:
         print(

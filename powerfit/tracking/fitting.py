@@ -32,12 +32,14 @@ from powerfit.exceptions import ConvergenceError, DataError
 from powerfit.pipeline import REQUIRED_COLUMNS
 
 __all__ = [
+    "ENERGY_MODELS",
     "NO_LAW_OPERATIONS",
     "EnergyModelFactory",
     "FittedCoefficients",
     "default_energy_model",
     "fit_coefficients",
     "model_input_columns",
+    "step_energy_model",
 ]
 
 #: Operations measured in the published data for which the method has no efficiency
@@ -51,6 +53,10 @@ EnergyModelFactory = Callable[..., Any]
 
 #: Optional input columns of the model, beside the required ones.
 _OPTIONAL_COLUMNS = {"transformer": ("d_ff",), "lstm": ("seq_len",), "gru": ("seq_len",)}
+#: ... and those the step model reads as well (output head, model family). Not the
+#: parameter count: the model computes it from the shape, as it must for a user's
+#: configuration that does not give it.
+_STEP_COLUMNS = {"transformer": ("vocab_size", "model"), "lstm": (), "gru": ()}
 
 
 def default_energy_model(
@@ -82,15 +88,67 @@ def default_energy_model(
     )
 
 
-def model_input_columns(arch: str) -> tuple[list[str], list[str]]:
+def step_energy_model(
+    laws: Mapping[str, Mapping[str, Any]],
+    *,
+    arch: str = "transformer",
+    peak_flops: Mapping[str, float] | None = None,
+) -> Any:
+    """powerfit's training-step model: physical step time × power, with a learned correction.
+
+    Parameters
+    ----------
+    laws, arch, peak_flops
+        As in :func:`default_energy_model`; ``arch`` 'transformer' or 'lstm'.
+
+    Returns
+    -------
+    sklearn.pipeline.Pipeline
+        :func:`powerfit.models.make_step_energy_pipeline` with a seeded
+        :class:`~powerfit.models.StepEnergyRegressor` (20 bootstrap refits for
+        prediction intervals). :func:`fit_coefficients` fits it on the measured
+        step durations ``duration_s`` [s] as well as the energies.
+
+    Raises
+    ------
+    DataError
+        For 'gru' (the step model covers Transformers and LSTMs).
+    """
+    from powerfit.models import StepEnergyRegressor, make_step_energy_pipeline
+
+    if arch not in ("transformer", "lstm"):
+        raise DataError(f"the step energy model covers transformer and lstm, not {arch!r}")
+    regressor = StepEnergyRegressor(n_bootstrap=20, random_state=0)
+    return make_step_energy_pipeline(laws, arch=arch, peak_flops=peak_flops, regressor=regressor)
+
+
+#: Energy models by name: ``paper`` (the published method, the default) and ``step``.
+ENERGY_MODELS: dict[str, EnergyModelFactory] = {
+    "paper": default_energy_model,
+    "step": step_energy_model,
+}
+
+
+def model_input_columns(arch: str, model: str = "paper") -> tuple[list[str], list[str]]:
     """(required, optional) configuration columns of a model for ``arch``.
+
+    Parameters
+    ----------
+    arch : {'transformer', 'lstm', 'gru'}
+    model : {'paper', 'step'}, default 'paper'
+        The energy model (:data:`ENERGY_MODELS`).
 
     Examples
     --------
     >>> model_input_columns("transformer")
     (['n_layers', 'batch_size', 'seq_len', 'd_model', 'n_heads'], ['d_ff', 'gpu'])
+    >>> model_input_columns("transformer", "step")[1]
+    ['d_ff', 'vocab_size', 'model', 'gpu']
     """
-    return ["n_layers", *REQUIRED_COLUMNS[arch]], [*_OPTIONAL_COLUMNS[arch], "gpu"]
+    optional = [*_OPTIONAL_COLUMNS[arch]]
+    if model == "step":
+        optional += _STEP_COLUMNS[arch]
+    return ["n_layers", *REQUIRED_COLUMNS[arch]], [*optional, "gpu"]
 
 
 @dataclass
@@ -256,7 +314,7 @@ def fit_coefficients(
     arch: str = "transformer",
     *,
     operations: Any = None,
-    energy_model: EnergyModelFactory = default_energy_model,
+    energy_model: str | EnergyModelFactory = "paper",
     law_params: Mapping[str, Any] | None = None,
     test_size: float = 0.33,
     random_state: int = 0,
@@ -273,9 +331,12 @@ def fit_coefficients(
     operations : sequence of str, optional
         Operations to fit laws for; default every measured operation of ``arch``
         except those of :data:`NO_LAW_OPERATIONS` (reported in ``skipped``).
-    energy_model : callable, default :func:`default_energy_model`
-        ``energy_model(laws, arch=arch, peak_flops={gpu: peak})`` returns the
-        unfitted estimator from configurations to energy [J].
+    energy_model : {'paper', 'step'} or callable, default 'paper'
+        A name of :data:`ENERGY_MODELS`, or a factory
+        ``energy_model(laws, arch=arch, peak_flops={gpu: peak})`` returning the
+        unfitted estimator from configurations to energy [J]. A model with a
+        ``predict_time`` method in its last step (the step model) is fitted with
+        the measured step durations too, when every run has one.
     law_params : dict, optional
         Keyword arguments of :class:`~powerfit.laws.PowerLawEfficiency`.
     test_size : float, default 0.33
@@ -300,6 +361,14 @@ def fit_coefficients(
     arch = arch.lower()
     if arch not in _flops.OPERATIONS:
         raise DataError(f"arch must be one of {', '.join(_flops.ARCHITECTURES)}, got {arch!r}")
+    model_name = energy_model if isinstance(energy_model, str) else "custom"
+    if isinstance(energy_model, str):
+        if energy_model not in ENERGY_MODELS:
+            raise ValueError(
+                f"energy_model must be one of {sorted(ENERGY_MODELS)} or a factory, "
+                f"got {energy_model!r}"
+            )
+        energy_model = ENERGY_MODELS[energy_model]
     if not 0 < test_size < 1:
         raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
     try:
@@ -323,16 +392,23 @@ def fit_coefficients(
     peak = float(peaks[0])
     laws, skipped = _fit_laws(ops, arch, operations, law_params)
 
-    required, optional = model_input_columns(arch)
+    required, optional = model_input_columns(arch, model_name)
     runs = runs[runs["energy_j"].notna()].reset_index(drop=True)
-    present = [c for c in optional if c != "gpu" and runs[c].notna().all()]
-    X = runs[required + present].astype(float)
+    present = [c for c in optional if c in runs.columns and c != "gpu" and runs[c].notna().all()]
+    X = runs[required + present].copy()
+    for column in X.columns:
+        X[column] = X[column].astype(str) if column == "model" else X[column].astype(float)
     y = runs["energy_j"].astype(float)
     if len(runs) < 10:
         raise DataError(f"{len(runs)} run measurements of {gpu!r} / {arch}: need at least 10")
     train, test, stratify, notes = _split(runs, test_size, random_state)
     model = energy_model({gpu: dict(laws)}, arch=arch, peak_flops={gpu: peak})
-    model.fit(X.iloc[train], y.iloc[train])
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    duration = pd.to_numeric(runs["duration_s"], errors="coerce").to_numpy(dtype=float)
+    if hasattr(final, "predict_time") and np.all(np.isfinite(duration) & (duration > 0)):
+        model.fit(X.iloc[train].assign(duration_s=duration[train]), y.iloc[train])
+    else:
+        model.fit(X.iloc[train], y.iloc[train])
 
     metrics: dict[str, float] = {}
     coefficients: dict[str, float] = {}
@@ -341,7 +417,6 @@ def fit_coefficients(
             coefficients[f"law.{op}.{key}"] = float(value)
         metrics[f"law.{op}.r2"] = float(law.r2_)
         metrics[f"law.{op}.n"] = float(law.n_samples_fit_)
-    final = model.steps[-1][1] if hasattr(model, "steps") else model
     if hasattr(final, "coefficients_"):
         for key, value in final.coefficients_.items():
             coefficients["h" if key == "intercept" else f"h.{key}"] = float(value)

@@ -38,7 +38,6 @@ from powerfit.exceptions import PowerfitError
 from powerfit.tracking.fitting import (
     EnergyModelFactory,
     FittedCoefficients,
-    default_energy_model,
     fit_coefficients,
     model_input_columns,
 )
@@ -127,7 +126,7 @@ def pip_requirements() -> list[str]:
     ]
 
 
-def model_signature(arch: str) -> Any:
+def model_signature(arch: str, columns: Sequence[str] | None = None) -> Any:
     """The model's signature: configuration columns in, energy [J] out.
 
     The shape columns are required and declared ``Any``: MLflow converts neither
@@ -137,15 +136,26 @@ def model_signature(arch: str) -> Any:
     :class:`~powerfit.exceptions.DataError` (row and column named) as the library.
     ``d_ff`` (``seq_len`` for LSTM/GRU) and ``gpu`` are optional. Columns outside
     the signature are dropped by MLflow before the model sees them.
+
+    Parameters
+    ----------
+    arch : {'transformer', 'lstm', 'gru'}
+    columns : sequence of str, optional
+        The columns the model was trained with: the optional columns among them
+        (e.g. ``vocab_size``, ``n_params``, ``model`` of the step model) are
+        declared too. Default: those of the paper's model.
     """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
     from mlflow.types.schema import AnyType
 
     required, optional = model_input_columns(arch)
+    if columns is not None:
+        extra = [c for c in columns if c not in required and c not in optional]
+        optional = [*optional[:-1], *extra, optional[-1]]
     inputs = [ColSpec(AnyType(), name) for name in required]
     inputs += [
-        ColSpec("string" if name == "gpu" else AnyType(), name, required=False)
+        ColSpec("string" if name in ("gpu", "model") else AnyType(), name, required=False)
         for name in optional
     ]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double")]))
@@ -332,7 +342,7 @@ def log_fit(
                 name=MODEL_NAME,
                 flavor=flavor,
                 sk_model=fit.model,
-                signature=model_signature(fit.arch),
+                signature=model_signature(fit.arch, list(fit.X_train.columns)),
                 input_example=fit.X_train.head(3),
                 pip_requirements=pip_requirements(),
                 serialization_format="skops",
@@ -372,7 +382,7 @@ def fit_and_log(
     test_size: float = 0.33,
     random_state: int = 0,
     operations: Sequence[str] | None = None,
-    energy_model: EnergyModelFactory = default_energy_model,
+    energy_model: str | EnergyModelFactory = "paper",
     law_params: Mapping[str, Any] | None = None,
     extra_trusted_types: Sequence[str] = (),
 ) -> FitResult:
@@ -400,9 +410,10 @@ def fit_and_log(
         Seed of the split.
     operations : sequence of str, optional
         Operations to fit laws for (default: every measured one with a law).
-    energy_model : callable, default :func:`~powerfit.tracking.fitting.default_energy_model`
-        Factory ``energy_model(laws, arch=..., peak_flops=...)`` of the unfitted
-        estimator from configurations to energy [J].
+    energy_model : {'paper', 'step'} or callable, default 'paper'
+        As in :func:`~powerfit.tracking.fitting.fit_coefficients`: the paper's
+        model, powerfit's step model (:func:`~powerfit.tracking.fitting.step_energy_model`)
+        or a factory ``energy_model(laws, arch=..., peak_flops=...)``.
     law_params : dict, optional
         Keyword arguments of :class:`~powerfit.laws.PowerLawEfficiency`.
     extra_trusted_types : sequence of str
