@@ -29,7 +29,7 @@ from powerfit.models import StepEnergyRegressor, make_step_energy_pipeline
 SEEDS = (100, 101, 102)
 GRID = {
     "learning_rate": (0.05, 0.1),
-    "max_iter": (300, 1000),
+    "max_iter": (100, 300, 1000),
     "max_leaf_nodes": (15, 31),
     "min_samples_leaf": (5, 20),
 }

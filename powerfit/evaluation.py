@@ -276,14 +276,22 @@ class _PaperModel:
         return self.model_.predict(self._features(X))
 
 
-#: Settings of the black-box baseline: the best of the same grid as powerfit's
-#: correction, on random splits the evaluation does not use
+#: Settings of the black-box baseline by architecture: the best of the same grid as
+#: powerfit's correction, on random splits the evaluation does not use
 #: (``experiments/tune_models.py``), fitted on log energy.
-GBM_DEFAULTS: dict[str, Any] = {
-    "learning_rate": 0.1,
-    "max_iter": 1000,
-    "max_leaf_nodes": 31,
-    "min_samples_leaf": 5,
+GBM_DEFAULTS: dict[str, dict[str, Any]] = {
+    "transformer": {
+        "learning_rate": 0.1,
+        "max_iter": 1000,
+        "max_leaf_nodes": 31,
+        "min_samples_leaf": 5,
+    },
+    "lstm": {
+        "learning_rate": 0.05,
+        "max_iter": 100,
+        "max_leaf_nodes": 15,
+        "min_samples_leaf": 5,
+    },
 }
 
 
@@ -318,7 +326,7 @@ class _GradientBoosting:
         from sklearn.ensemble import HistGradientBoostingRegressor
 
         self.model_ = HistGradientBoostingRegressor(
-            early_stopping=False, random_state=self.random_state, **GBM_DEFAULTS
+            early_stopping=False, random_state=self.random_state, **GBM_DEFAULTS[self.arch]
         )
         self.model_.fit(self._matrix(X), np.log(np.asarray(y, dtype=float)))
         return self
