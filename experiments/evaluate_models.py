@@ -34,7 +34,13 @@ def main() -> None:
         runs = ev.load_runs(src[f"{arch}_energy"], arch)
         laws = ev.fit_laws(ev.load_operations(src[f"{arch}_operations"], arch), arch)
         result = ev.evaluate(
-            runs, laws, protocols, arch=arch, n_bootstrap=args.bootstrap, seeds=args.seeds
+            runs,
+            laws,
+            protocols,
+            arch=arch,
+            n_bootstrap=args.bootstrap,
+            seeds=args.seeds,
+            n_jobs=-1,
         )
         result.table.to_csv(OUT / f"{arch}.csv", index=False)
         result.runs.to_csv(OUT / f"{arch}_runs.csv", index=False)
