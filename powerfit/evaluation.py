@@ -13,12 +13,14 @@ training rows and scores them on the test rows:
 ``powerfit``
     :func:`powerfit.models.make_step_energy_pipeline`: training-step time from our
     own laws (fitted to the per-operation data), memory-bound terms and overheads;
-    energy = power × time; bootstrap prediction intervals.
+    energy = power × time; a boosted correction on the GPUs of the training data;
+    bootstrap prediction intervals.
 ``gbm``
-    scikit-learn's :class:`~sklearn.ensemble.HistGradientBoostingRegressor` on the
-    raw configuration columns (layers, batch, sequence length, width, heads, model
-    family, GPU peak throughput, and the parameter count where the data have it) —
-    the black-box baseline.
+    scikit-learn's :class:`~sklearn.ensemble.HistGradientBoostingRegressor` of log
+    energy on the raw configuration columns (layers, batch, sequence length, width,
+    heads, model family, GPU peak throughput, and the parameter count where the
+    data have it), with the tuned settings of :data:`GBM_DEFAULTS` — the black-box
+    baseline.
 
 Metrics: MAPE [%], R² [-], MAE [J], the worst absolute percentage error [%] and,
 for models with intervals, the empirical coverage of the prediction intervals
