@@ -129,6 +129,17 @@ def infer_ffn_and_vocab(runs: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _rows(source: Any, query: str, arch: str) -> pd.DataFrame:
+    """Rows of a store (its ``query`` method), a frame (copied) or a measurement file."""
+    if hasattr(source, query):
+        return getattr(source, query)(arch=arch)
+    if isinstance(source, pd.DataFrame):
+        return source.copy()
+    from powerfit.store.readers import read_measurements
+
+    return read_measurements(source).rows
+
+
 def load_runs(source: Any, arch: str = "transformer") -> pd.DataFrame:
     """Training-step measurements in canonical columns.
 
@@ -153,14 +164,7 @@ def load_runs(source: Any, arch: str = "transformer") -> pd.DataFrame:
     ValueError
         When no row of that architecture has an energy.
     """
-    if hasattr(source, "run_measurements"):
-        runs = source.run_measurements(arch=arch)
-    elif isinstance(source, pd.DataFrame):
-        runs = source.copy()
-    else:
-        from powerfit.store.readers import read_measurements
-
-        runs = read_measurements(source).rows
+    runs = _rows(source, "run_measurements", arch)
     if "arch" in runs.columns:
         runs = runs[runs["arch"].astype(str).str.lower() == arch]
     if "energy_j" not in runs.columns:
@@ -194,14 +198,7 @@ def load_operations(source: Any, arch: str = "transformer") -> pd.DataFrame:
     """
     from powerfit.hardware import peak_flops
 
-    if hasattr(source, "operation_measurements"):
-        ops = source.operation_measurements(arch=arch)
-    elif isinstance(source, pd.DataFrame):
-        ops = source.copy()
-    else:
-        from powerfit.store.readers import read_measurements
-
-        ops = read_measurements(source).rows
+    ops = _rows(source, "operation_measurements", arch)
     ops = ops[ops["arch"].astype(str).str.lower() == arch].reset_index(drop=True)
     if "efficiency" not in ops.columns:
         peaks = ops["gpu"].map({g: peak_flops(g) for g in ops["gpu"].unique()})

@@ -364,9 +364,10 @@ class StepFeatures(TransformerMixin, BaseEstimator):
             out[f"flops:{group}:{op}"] = c
             out[f"time:{group}:{op}"] = t
         bandwidth = self.memory_bandwidth_[gpu] / float(self.bytes_per_element)
-        for name, elements in self._memory(X, n_layers).items():
+        memory = self._memory(X, n_layers)
+        for name, elements in memory.items():
             out[f"memory:{name}"] = elements / bandwidth
-        for name, values in self._shape(X, n_layers).items():
+        for name, values in self._shape(X, n_layers, memory["parameters"]).items():
             out[f"shape:{name}"] = values
         out["n_layers"] = n_layers
         out["gpu_index"] = gpu.astype(float)
@@ -420,7 +421,9 @@ class StepFeatures(TransformerMixin, BaseEstimator):
             "parameters": params,
         }
 
-    def _shape(self, X: pd.DataFrame, n_layers: np.ndarray) -> dict[str, np.ndarray]:
+    def _shape(
+        self, X: pd.DataFrame, n_layers: np.ndarray, n_params: np.ndarray
+    ) -> dict[str, np.ndarray]:
         """Configuration and alignment descriptors for the learned correction [-].
 
         Matrix kernels run in tiles, so a width that is not a multiple of the tile
@@ -450,7 +453,7 @@ class StepFeatures(TransformerMixin, BaseEstimator):
             "seq_len": s,
             "d_model": d,
             "n_heads": heads,
-            "n_params": self._memory(X, n_layers)["parameters"],
+            "n_params": n_params,
             "causal": family,
             "d_model_mod_128": d % 128,
             "d_model_mod_256": d % 256,
@@ -972,7 +975,7 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
         )
         tail = (1 - level) / 2
         low, high = np.empty(len(F)), np.empty(len(F))
-        inside = self._inside(F) if self.correction_ is not None else np.ones(len(F), bool)
+        inside = self._inside(F)  # without a correction both residual sets are the same
         for rows, residuals in ((inside, self.residuals_), (~inside, self.physical_residuals_)):
             if not rows.any():
                 continue
