@@ -115,6 +115,19 @@ def test_prediction_intervals_cover_fresh_noisy_data():
         predict_interval(fast_pipeline().fit(frame, e), frame)
 
 
+def test_repeated_measurements_do_not_narrow_the_residuals():
+    # Every configuration measured three times with the same result (as in the
+    # published Transformer file): folds of rows would see each test row's twin.
+    frame = configs(150, seed=4).assign(d_model=lambda f: f.d_model.replace({1024: 640}))
+    t, _ = synthetic(frame, noise=0.03, seed=5)
+    t = t * tiled(frame)
+    once = fast_pipeline().fit(frame.assign(duration_s=t), 95.0 * t)[-1]
+    thrice = pd.concat([frame.assign(duration_s=t)] * 3, ignore_index=True)
+    repeated = fast_pipeline().fit(thrice, 95.0 * np.tile(t, 3))[-1]
+    spread = [np.std(reg.residuals_) for reg in (once, repeated)]
+    assert spread[1] > 0.7 * spread[0]
+
+
 def test_flattened_trees_predict_as_scikit_learn():
     from sklearn.ensemble import HistGradientBoostingRegressor
 

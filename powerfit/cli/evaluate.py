@@ -15,10 +15,13 @@ baseline on the training rows of each protocol, and print MAPE [%], R², MAE [J]
 the worst absolute percentage error [%] and the coverage of powerfit's
 prediction intervals on the test rows.
 
-Protocols (Transformer): random (67/33 stratified, several seeds), layers-12,
+Protocols (Transformer): random (67/33 stratified, several seeds),
+random-configs (67/33 split of the configurations: the published file repeats
+most rows, and repeats of one configuration stay on one side), layers-12,
 dmodel-1024, seq-1280, gpu-rtx (train on the A100, predict the RTX 2080 Ti);
 --extra adds held-out batch sizes, heads, families, small models and short
-sequences. LSTM: random, hidden-640.
+sequences. LSTM: random, random-configs, hidden-640; --extra adds hidden 64
+and 384, input 640, batch 128 and 512.
 
 Measurements come from the published files under $POWERFIT_DATA_HOME (default),
 from explicit files (--runs, --operations) or from a store (--store URL).
@@ -26,7 +29,7 @@ from explicit files (--runs, --operations) or from a store (--store URL).
 examples:
   powerfit evaluate
   powerfit evaluate --extra --json
-  powerfit evaluate --arch lstm
+  powerfit evaluate --arch lstm --extra
   powerfit evaluate --protocol layers-12 --protocol gpu-rtx --bootstrap 50
   powerfit evaluate --train train.csv --test test.csv --predictions predictions.csv
 """
@@ -136,13 +139,14 @@ def run(args: argparse.Namespace) -> int:
         elif not args.predictions:
             print(predictions.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         return 0
-    available = ev.TRANSFORMER_PROTOCOLS if args.arch == "transformer" else ev.LSTM_PROTOCOLS
-    if args.extra and args.arch == "transformer":
-        available = available + ev.EXTRA_PROTOCOLS
+    if args.arch == "transformer":
+        available, extra = ev.TRANSFORMER_PROTOCOLS, ev.EXTRA_PROTOCOLS
+    else:
+        available, extra = ev.LSTM_PROTOCOLS, ev.LSTM_EXTRA_PROTOCOLS
+    if args.extra:
+        available = available + extra
     if args.protocols:
-        every = {p.name: p for p in (*available, *ev.EXTRA_PROTOCOLS)}
-        if args.arch == "lstm":
-            every = {p.name: p for p in ev.LSTM_PROTOCOLS}
+        every = {p.name: p for p in (*available, *extra)}
         unknown = [n for n in args.protocols if n not in every]
         if unknown:
             raise ValueError(f"unknown protocol(s) {unknown}; choose from {sorted(every)}")
