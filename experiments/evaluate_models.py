@@ -29,7 +29,7 @@ def main() -> None:
     sections = []
     for arch, protocols, targets in (
         ("transformer", ev.TRANSFORMER_PROTOCOLS + ev.EXTRA_PROTOCOLS, ev.TARGETS),
-        ("lstm", ev.LSTM_PROTOCOLS, ev.LSTM_TARGETS),
+        ("lstm", ev.LSTM_PROTOCOLS + ev.LSTM_EXTRA_PROTOCOLS, ev.LSTM_TARGETS),
     ):
         runs = ev.load_runs(src[f"{arch}_energy"], arch)
         laws = ev.fit_laws(ev.load_operations(src[f"{arch}_operations"], arch), arch)
