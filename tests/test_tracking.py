@@ -186,6 +186,31 @@ def test_step_model_is_fitted_recorded_and_loaded(ingested_store, a100_fit, trac
         step_energy_model({GPU: fit.laws}, arch="gru")
 
 
+@pytest.mark.postgres
+def test_fits_are_versioned_in_a_postgresql_tracking_store(
+    a100_fit, postgres_schema_url, tmp_path, monkeypatch
+):
+    # A lab's shared MLflow database: a real PostgreSQL server (own schema).
+    import mlflow
+
+    from powerfit.tracking import history
+    from powerfit.tracking.recording import log_fit
+
+    monkeypatch.setenv("POWERFIT_HOME", str(tmp_path / "home"))  # artifacts go there
+    first = log_fit(a100_fit, tracking_uri=postgres_schema_url)
+    second = log_fit(a100_fit, tracking_uri=postgres_schema_url)
+    assert (first.version, second.version) == (1, 2)
+    assert first.promoted and second.champion_version == 1
+    table = history(tracking_uri=postgres_schema_url)
+    assert list(table["version"]) == [1, 2] and list(table["aliases"]) == ["champion", ""]
+    mlflow.set_tracking_uri(postgres_schema_url)
+    loaded = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    np.testing.assert_allclose(
+        loaded.predict(CONFIGS), a100_fit.model.predict(CONFIGS), rtol=1e-12
+    )
+    assert (tmp_path / "home" / "mlartifacts" / "powerfit").is_dir()
+
+
 def test_no_measurements_says_what_the_store_holds(ingested_store):
     from powerfit.tracking.fitting import fit_coefficients
 
