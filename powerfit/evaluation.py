@@ -544,6 +544,21 @@ TRANSFORMER_PROTOCOLS: tuple[Protocol, ...] = (
 )
 
 
+def _few_shot(gpu: str, train_gpu: str, n_configurations: int):
+    """Train on ``train_gpu`` plus ``n_configurations`` of ``gpu``; test the rest of ``gpu``."""
+
+    def split(runs: pd.DataFrame, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        ids = configuration_ids(runs)
+        on_gpu = (runs["gpu"] == gpu).to_numpy()
+        measured = np.random.default_rng(seed).choice(
+            np.unique(ids[on_gpu]), n_configurations, replace=False
+        )
+        picked = on_gpu & np.isin(ids, measured)
+        return (runs["gpu"] == train_gpu).to_numpy() | picked, on_gpu & ~picked
+
+    return split
+
+
 def _value_group(name: str, column: str, value: Any, what: str) -> Protocol:
     return Protocol(
         name,
@@ -572,6 +587,12 @@ EXTRA_PROTOCOLS: tuple[Protocol, ...] = (
         "layers-4",
         "hold out the 4-layer models",
         _held_out(lambda r: _num("n_layers")(r) == 4),
+    ),
+    Protocol(
+        "gpu-rtx-10",
+        "train on the A100 and 10 RTX 2080 Ti configurations, test the other RTX ones",
+        _few_shot(RTX, A100, 10),
+        5,
     ),
 )
 

@@ -46,6 +46,11 @@ def test_protocol_splits_hold_out_what_they_say(transformer):
     assert not (train & test).any() and (train | test).all()
     assert test.mean() == pytest.approx(0.33, abs=0.01)
     assert not np.array_equal(test, protocols["random"].split(runs, 2)[1])
+    train, test = protocols["gpu-rtx-10"].split(runs, 3)
+    ids = ev.configuration_ids(runs)
+    assert (runs.gpu[test] == ev.RTX).all() and (runs.gpu[~train] == ev.RTX).all()
+    assert len(set(ids[train & (runs.gpu == ev.RTX).to_numpy()])) == 10
+    assert not set(ids[train]) & set(ids[test])
 
 
 def test_configuration_split_keeps_repeats_together(transformer):

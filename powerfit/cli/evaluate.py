@@ -20,8 +20,9 @@ random-configs (67/33 split of the configurations: the published file repeats
 most rows, and repeats of one configuration stay on one side), layers-12,
 dmodel-1024, seq-1280, gpu-rtx (train on the A100, predict the RTX 2080 Ti);
 --extra adds held-out batch sizes, heads, families, small models and short
-sequences. LSTM: random, random-configs, hidden-640; --extra adds hidden 64
-and 384, input 640, batch 128 and 512.
+sequences, and gpu-rtx-10 (the A100 plus 10 RTX configurations). LSTM:
+random, random-configs, hidden-640; --extra adds hidden 64 and 384, input 640,
+batch 128 and 512.
 
 Measurements come from the published files under $POWERFIT_DATA_HOME (default),
 from explicit files (--runs, --operations) or from a store (--store URL).
