@@ -512,7 +512,7 @@ def _num(column: str) -> Callable[[pd.DataFrame], pd.Series]:
     return lambda runs: pd.to_numeric(runs[column], errors="coerce")
 
 
-#: The five protocols of issue #6 (Transformer energy data).
+#: The five protocols of issue #6 and ``random-configs`` (Transformer energy data).
 TRANSFORMER_PROTOCOLS: tuple[Protocol, ...] = (
     Protocol("random", "67/33 split stratified by family and layers", _random_split, 5),
     Protocol(
@@ -550,8 +550,11 @@ def _few_shot(gpu: str, train_gpu: str, n_configurations: int):
     def split(runs: pd.DataFrame, seed: int) -> tuple[np.ndarray, np.ndarray]:
         ids = configuration_ids(runs)
         on_gpu = (runs["gpu"] == gpu).to_numpy()
+        configurations = np.unique(ids[on_gpu])
+        if len(configurations) <= n_configurations:  # nothing left to test
+            return np.ones(len(runs), dtype=bool), np.zeros(len(runs), dtype=bool)
         measured = np.random.default_rng(seed).choice(
-            np.unique(ids[on_gpu]), n_configurations, replace=False
+            configurations, n_configurations, replace=False
         )
         picked = on_gpu & np.isin(ids, measured)
         return (runs["gpu"] == train_gpu).to_numpy() | picked, on_gpu & ~picked
