@@ -446,7 +446,12 @@ def _random_split(runs: pd.DataFrame, seed: int) -> tuple[np.ndarray, np.ndarray
         strata = None
     index = np.arange(len(runs))
     _, test = train_test_split(index, test_size=0.33, stratify=strata, random_state=seed)
-    mask = np.zeros(len(runs), dtype=bool)
+    return _masks(len(runs), test)
+
+
+def _masks(n_rows: int, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) boolean masks from the indices of the test rows."""
+    mask = np.zeros(n_rows, dtype=bool)
     mask[test] = True
     return ~mask, mask
 
@@ -492,9 +497,7 @@ def _configuration_split(runs: pd.DataFrame, seed: int) -> tuple[np.ndarray, np.
     groups = configuration_ids(runs)
     splitter = GroupShuffleSplit(n_splits=1, test_size=0.33, random_state=seed)
     _, test = next(splitter.split(np.zeros(len(runs)), groups=groups))
-    mask = np.zeros(len(runs), dtype=bool)
-    mask[test] = True
-    return ~mask, mask
+    return _masks(len(runs), test)
 
 
 def _held_out(test: Callable[[pd.DataFrame], Any], train_gpu: str | None = None):

@@ -870,21 +870,25 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
         # Folds of configurations, not rows: a repeated measurement of a
         # configuration in another fold would make the residuals look like noise.
         key = np.nan_to_num(np.c_[gpu, shape], nan=-np.inf)  # NaN rows compare equal
-        _, configuration = np.unique(key, axis=0, return_inverse=True)
+        configurations, configuration = np.unique(key, axis=0, return_inverse=True)
         configuration = configuration.ravel()
         out_of_fold = np.zeros(len(log_ratio))
-        folds = min(3, int(configuration.max()) + 1)
+        folds = min(3, len(configurations))
         if folds >= 2:
             # Shuffle the configurations, then let GroupKFold balance the folds.
-            order = rng.permutation(int(configuration.max()) + 1)
+            order = rng.permutation(len(configurations))
             for train, test in GroupKFold(folds).split(shape, groups=order[configuration]):
                 model = booster().fit(shape[train], log_ratio[train])
                 out_of_fold[test] = model.predict(shape[test])
         return _flatten_trees(booster().fit(shape, log_ratio)), out_of_fold
 
+    def _seen(self, F: pd.DataFrame) -> np.ndarray:
+        """Rows on a GPU of the training data (where the correction applies)."""
+        return np.isin(F["gpu_index"].to_numpy(dtype=int), self.correction_gpus_)
+
     def _inside(self, F: pd.DataFrame) -> np.ndarray:
         """Rows inside the correction's domain (see ``correction_grid_``)."""
-        inside = np.isin(F["gpu_index"].to_numpy(dtype=int), self.correction_gpus_)
+        inside = self._seen(F)
         for column, values in self.correction_grid_.items():
             x = F[column].to_numpy(dtype=float)
             position = np.clip(np.searchsorted(values, x), 0, len(values) - 1)
@@ -899,9 +903,7 @@ class StepEnergyRegressor(RegressorMixin, BaseEstimator):
         if missing:
             raise ValueError(f"the features lack the correction's columns {missing}")
         shape = F[self.correction_features_].to_numpy(dtype=float)
-        value = _predict_trees(self.correction_, shape)
-        seen = np.isin(F["gpu_index"].to_numpy(dtype=int), self.correction_gpus_)
-        return np.where(seen, value, 0.0)
+        return np.where(self._seen(F), _predict_trees(self.correction_, shape), 0.0)
 
     # --------------------------------------------------------------- predicting
     def _power(self, F: pd.DataFrame, power: np.ndarray, fraction: float) -> np.ndarray:
