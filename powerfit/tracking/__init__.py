@@ -16,7 +16,8 @@ artifact folder beside powerfit's store), :mod:`~powerfit.tracking.fitting` (the
 fit itself, no MLflow), :mod:`~powerfit.tracking.recording` (the MLflow run and
 model), :mod:`~powerfit.tracking.registry` (versions and the champion alias),
 :mod:`~powerfit.tracking.versions` (history: and comparing versions),
-:mod:`~powerfit.tracking.plots` (figures).
+:mod:`~powerfit.tracking.plots` (figures), :mod:`~powerfit.tracking.verify` (check a
+model's files against the digest recorded when it was logged).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ __all__ = [
     "fit_and_log",
     "history",
     "model_name_for",
+    "verify_model",
 ]
 
 _LAZY = {
@@ -41,6 +43,7 @@ _LAZY = {
     "default_tracking_uri": "powerfit.tracking.locations",
     "default_artifact_root": "powerfit.tracking.locations",
     "model_name_for": "powerfit.tracking.locations",
+    "verify_model": "powerfit.tracking.verify",
 }
 
 

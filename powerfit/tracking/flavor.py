@@ -1,4 +1,4 @@
-"""The MLflow model format of powerfit pipelines: scikit-learn flavour + a light pyfunc loader.
+"""The MLflow model format of powerfit pipelines: scikit-learn flavour + a safe pyfunc loader.
 
 A powerfit model is saved twice in one MLflow model folder:
 
@@ -6,20 +6,35 @@ A powerfit model is saved twice in one MLflow model folder:
   serialised with skops and only powerfit's own types declared trusted;
 * a **JSON specification** (``powerfit_model.json``) that the ``python_function``
   flavour loads with :func:`_load_pyfunc`: class names, hyper-parameters and
-  fitted attributes (numbers, strings, arrays, tables). Loading it rebuilds only
-  classes from an allowlist (scikit-learn's ``Pipeline`` and powerfit's own
-  estimators), so it never runs pickled code either — and it does not import skops,
+  fitted attributes (numbers, strings, arrays, tables). It does not import skops,
   whose start-up (it scans every scikit-learn estimator) dominated a cold
   ``mlflow.pyfunc.load_model``.
 
-A model holding a type the specification cannot describe keeps MLflow's default
-``python_function`` loader (skops); :func:`save_model` says which in the flavour's
-``powerfit_spec`` entry.
+What loading a specification may do
+-----------------------------------
+A model file is data, never code. :func:`from_spec` builds only the classes of
+:data:`ALLOWED_ESTIMATORS` (each a scikit-learn ``BaseEstimator``; no function,
+no other class of powerfit or of any library), passes them only the
+hyper-parameters their ``__init__`` declares, and sets only the fitted attributes
+listed for that class there. The values themselves can only be JSON data, NumPy
+arrays of numbers or strings, pandas tables and other allowlisted estimators.
+Anything else — an unknown class or dotted path, an unknown hyper-parameter or
+attribute, a dunder name, an object array dtype, a caching ``memory`` folder on a
+``Pipeline`` — is refused with :class:`UnsafeModelError` before any estimator is
+built. Loading imports no module named by the file: the classes are imported
+from this fixed table.
+
+What is *not* covered: the ``MLmodel`` file itself. An edited ``MLmodel`` that
+points the ``python_function`` flavour at another loader (MLflow's pickle-based
+sklearn loader, say) is MLflow's side. :func:`artifact_digest` gives the SHA-256
+of a model folder; :mod:`powerfit.tracking.recording` stores it on every model
+version (tag ``powerfit.model_sha256``) and :func:`powerfit.tracking.verify_model`
+compares a model's artifacts with it before you load them.
 """
 
 from __future__ import annotations
 
-import importlib
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -28,15 +43,133 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["SPEC_FILE", "from_spec", "save_model", "to_spec"]
+from powerfit.exceptions import PowerfitError
+
+__all__ = [
+    "ALLOWED_ESTIMATORS",
+    "SPEC_FILE",
+    "UnsafeModelError",
+    "artifact_digest",
+    "from_spec",
+    "save_model",
+    "to_spec",
+]
 
 SPEC_FILE = "powerfit_model.json"
 SPEC_VERSION = 1
-_ALLOWED_OUTSIDE = {"sklearn.pipeline.Pipeline"}
+
+#: The classes a specification may build, and the fitted attributes each may carry.
+#: Adding a class here is a security decision: it must be a ``BaseEstimator`` whose
+#: ``__init__`` only stores its arguments and whose methods never touch files, the
+#: network or processes.
+ALLOWED_ESTIMATORS: dict[str, frozenset[str]] = {
+    "sklearn.pipeline.Pipeline": frozenset(),
+    "powerfit.laws.PowerLawEfficiency": frozenset(
+        {
+            "alpha_",
+            "converged_",
+            "correlation_",
+            "eta_max_",
+            "feature_names_in_",
+            "inlier_mask_",
+            "k_",
+            "n_features_in_",
+            "n_samples_fit_",
+            "r2_",
+            "rmse_",
+            "stderr_",
+        }
+    ),
+    "powerfit.energy.EnergyRegressor": frozenset(
+        {
+            "bootstrap_coefficients_",
+            "coef_",
+            "coef_ci_",
+            "feature_names_in_",
+            "intercept_ci_",
+            "intercept_",
+            "n_features_in_",
+        }
+    ),
+    "powerfit.pipeline.OperationDurations": frozenset(
+        {"feature_names_in_", "laws_", "n_features_in_", "operations_", "peak_flops_"}
+    ),
+    "powerfit.models.StepFeatures": frozenset(
+        {
+            "feature_names_in_",
+            "gpus_",
+            "laws_",
+            "memory_bandwidth_",
+            "n_features_in_",
+            "peak_flops_",
+            "power_limit_",
+        }
+    ),
+    "powerfit.models.StepEnergyRegressor": frozenset(
+        {
+            "bootstrap_params_",
+            "bootstrap_power_fraction_",
+            "bootstrap_power_w_",
+            "correction_",
+            "correction_features_",
+            "correction_gpus_",
+            "correction_grid_",
+            "feature_names_in_",
+            "fit_target_",
+            "n_features_in_",
+            "param_names_",
+            "params_",
+            "physical_residuals_",
+            "power_fraction_",
+            "power_w_",
+            "residuals_",
+        }
+    ),
+}
+
+#: Hyper-parameters whose value must be ``None`` when loading (they name folders).
+_MUST_BE_NONE = {"sklearn.pipeline.Pipeline": ("memory",)}
+
+#: Array dtypes a specification may hold: booleans, integers, floats, text (and
+#: object arrays of those, checked value by value).
+_ARRAY_KINDS = "biufU"
 
 
-def _allowed(path: str) -> bool:
-    return path.startswith("powerfit.") or path in _ALLOWED_OUTSIDE
+class UnsafeModelError(PowerfitError, ValueError):
+    """A model specification asks for something a model file may not do."""
+
+
+def _class_for(path: str) -> type:
+    """The allowlisted class at ``path`` (imported from a fixed table, not the file)."""
+    if path == "sklearn.pipeline.Pipeline":
+        from sklearn.pipeline import Pipeline
+
+        return Pipeline
+    if path == "powerfit.laws.PowerLawEfficiency":
+        from powerfit.laws import PowerLawEfficiency
+
+        return PowerLawEfficiency
+    if path == "powerfit.energy.EnergyRegressor":
+        from powerfit.energy import EnergyRegressor
+
+        return EnergyRegressor
+    if path == "powerfit.pipeline.OperationDurations":
+        from powerfit.pipeline import OperationDurations
+
+        return OperationDurations
+    if path == "powerfit.models.StepFeatures":
+        from powerfit.models import StepFeatures
+
+        return StepFeatures
+    if path == "powerfit.models.StepEnergyRegressor":
+        from powerfit.models import StepEnergyRegressor
+
+        return StepEnergyRegressor
+    raise UnsafeModelError(f"refusing to build {path!r}: not an allowlisted powerfit estimator")
+
+
+def _path_of(value: Any) -> str:
+    return f"{type(value).__module__}.{type(value).__qualname__}"
 
 
 def _encode(value: Any) -> Any:
@@ -47,7 +180,7 @@ def _encode(value: Any) -> Any:
     if isinstance(value, (int, float, np.integer, np.floating, np.bool_)):
         return value.item() if isinstance(value, np.generic) else value
     if isinstance(value, np.ndarray):
-        if value.dtype.kind not in "biufOU":
+        if value.dtype.kind not in _ARRAY_KINDS + "O":
             raise TypeError(f"cannot describe an array of dtype {value.dtype}")
         return {"__ndarray__": _encode(value.tolist()), "dtype": value.dtype.str}
     if isinstance(value, list):
@@ -73,45 +206,112 @@ def _encode(value: Any) -> Any:
             }
         }
     if isinstance(value, BaseEstimator):
-        path = f"{type(value).__module__}.{type(value).__qualname__}"
-        if not _allowed(path):
+        path = _path_of(value)
+        if path not in ALLOWED_ESTIMATORS:
             raise TypeError(f"{path} is not a powerfit estimator")
         params = value.get_params(deep=False)
         state = {k: v for k, v in vars(value).items() if k not in params}
+        undeclared = sorted(set(state) - ALLOWED_ESTIMATORS[path])
+        if undeclared:
+            raise TypeError(
+                f"{path} has attributes {undeclared} that powerfit.tracking.flavor."
+                "ALLOWED_ESTIMATORS does not declare"
+            )
         return {"__estimator__": path, "params": _encode(params), "state": _encode(state)}
     raise TypeError(f"cannot describe a {type(value).__name__}")
 
 
-def _decode(value: Any) -> Any:
+def _check_plain(value: Any, where: str) -> None:
+    """Refuse object arrays holding anything but numbers, text, booleans and None."""
+    if isinstance(value, (list, tuple)):
+        for item in value:
+            _check_plain(item, where)
+    elif not (value is None or isinstance(value, (bool, int, float, str))):
+        raise UnsafeModelError(f"{where}: an object array may hold only plain values")
+
+
+def _pairs(value: Any, where: str) -> list[tuple[Any, Any]]:
+    items = value.get("__dict__") if isinstance(value, dict) else None
+    if not isinstance(items, list) or not all(isinstance(p, list) and len(p) == 2 for p in items):
+        raise UnsafeModelError(f"{where}: expected a table of [name, value] pairs")
+    return [(_decode(k, where), v) for k, v in items]
+
+
+def _decode_estimator(value: dict[str, Any], where: str) -> Any:
+    from sklearn.base import BaseEstimator
+
+    path = value["__estimator__"]
+    if not isinstance(path, str) or path not in ALLOWED_ESTIMATORS:
+        raise UnsafeModelError(
+            f"refusing to build {path!r}: not an allowlisted powerfit estimator"
+        )
+    cls = _class_for(path)
+    if not issubclass(cls, BaseEstimator):  # pragma: no cover - the table is fixed
+        raise UnsafeModelError(f"refusing to build {path!r}: not a scikit-learn estimator")
+    where = f"{where} > {path.rpartition('.')[2]}"
+    accepted = set(cls._get_param_names())
+    params: dict[str, Any] = {}
+    for key, raw in _pairs(value.get("params"), f"{where} params"):
+        if not isinstance(key, str) or key not in accepted:
+            raise UnsafeModelError(f"{where}: {key!r} is not a parameter of {path}")
+        params[key] = _decode(raw, f"{where}.{key}")
+        if key in _MUST_BE_NONE.get(path, ()) and params[key] is not None:
+            raise UnsafeModelError(f"{where}: {key!r} must be empty in a model file")
+    state: dict[str, Any] = {}
+    declared = ALLOWED_ESTIMATORS[path]
+    for key, raw in _pairs(value.get("state"), f"{where} state"):
+        if not isinstance(key, str) or key not in declared:
+            raise UnsafeModelError(f"{where}: {key!r} is not a fitted attribute of {path}")
+        state[key] = _decode(raw, f"{where}.{key}")
+    estimator = cls(**params)
+    for key, attr in state.items():
+        setattr(estimator, key, attr)
+    return estimator
+
+
+def _decode(value: Any, where: str = "model") -> Any:
     if isinstance(value, list):
-        return [_decode(v) for v in value]
-    if not isinstance(value, dict):
+        return [_decode(v, where) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
         return value
+    if not isinstance(value, dict) or len(value) == 0:
+        raise UnsafeModelError(f"{where}: unexpected entry {value!r:.60}")
     if "__ndarray__" in value:
-        return np.array(_decode(value["__ndarray__"]), dtype=np.dtype(value["dtype"]))
+        dtype = value.get("dtype")
+        data = _decode(value["__ndarray__"], where)
+        if not isinstance(dtype, str) or not dtype or len(dtype) > 8:
+            raise UnsafeModelError(f"{where}: invalid array dtype {dtype!r:.60}")
+        try:
+            parsed = np.dtype(dtype)
+        except TypeError as exc:
+            raise UnsafeModelError(f"{where}: invalid array dtype {dtype!r}") from exc
+        if parsed.kind == "O":
+            _check_plain(data, where)
+            return np.array(data, dtype=object)
+        if parsed.kind not in _ARRAY_KINDS:
+            raise UnsafeModelError(f"{where}: arrays of dtype {dtype!r} are not allowed")
+        return np.array(data, dtype=parsed)
     if "__tuple__" in value:
-        return tuple(_decode(v) for v in value["__tuple__"])
+        return tuple(_decode(value["__tuple__"], where))
     if "__dict__" in value:
-        return {_decode(k): _decode(v) for k, v in value["__dict__"]}
+        return {k: _decode(v, where) for k, v in _pairs(value, where)}
     if "__dataframe__" in value:
         d = value["__dataframe__"]
         return pd.DataFrame(
-            _decode(d["values"]), columns=_decode(d["columns"]), index=_decode(d["index"])
+            _decode(d["values"], where),
+            columns=_decode(d["columns"], where),
+            index=_decode(d["index"], where),
         )
     if "__series__" in value:
         d = value["__series__"]
-        return pd.Series(_decode(d["values"]), index=_decode(d["index"]), name=_decode(d["name"]))
+        return pd.Series(
+            _decode(d["values"], where),
+            index=_decode(d["index"], where),
+            name=_decode(d["name"], where),
+        )
     if "__estimator__" in value:
-        path = value["__estimator__"]
-        if not _allowed(path):
-            raise ValueError(f"refusing to build {path!r}: not a powerfit estimator")
-        module, _, name = path.rpartition(".")
-        cls = getattr(importlib.import_module(module), name)
-        estimator = cls(**_decode(value["params"]))
-        for key, attr in _decode(value["state"]).items():
-            setattr(estimator, key, attr)
-        return estimator
-    raise ValueError(f"unknown entry in a powerfit model specification: {sorted(value)}")
+        return _decode_estimator(value, where)
+    raise UnsafeModelError(f"{where}: unknown entry in a powerfit model specification")
 
 
 def to_spec(model: Any) -> dict[str, Any]:
@@ -121,16 +321,54 @@ def to_spec(model: Any) -> dict[str, Any]:
     ------
     TypeError
         When the model holds something the specification cannot describe (a class
-        outside powerfit and scikit-learn's ``Pipeline``, a function...).
+        outside :data:`ALLOWED_ESTIMATORS`, an attribute it does not declare, a
+        function...).
     """
     return {"powerfit_model_spec": SPEC_VERSION, "model": _encode(model)}
 
 
 def from_spec(spec: dict[str, Any]) -> Any:
-    """Rebuild the estimator of :func:`to_spec`; only allowlisted classes are built."""
-    if spec.get("powerfit_model_spec") != SPEC_VERSION:
-        raise ValueError("not a powerfit model specification of a version this powerfit reads")
-    return _decode(spec["model"])
+    """Rebuild the estimator of :func:`to_spec`, refusing anything not allowlisted.
+
+    Raises
+    ------
+    UnsafeModelError
+        When the specification names a class, hyper-parameter, attribute or value
+        type outside the allowlist (see the module notes), or is malformed. Each
+        estimator's parameters and attributes are checked before it is built, and
+        the allowlisted constructors only store their arguments, so a refused file
+        has run nothing.
+    """
+    if not isinstance(spec, dict) or spec.get("powerfit_model_spec") != SPEC_VERSION:
+        raise UnsafeModelError(
+            "not a powerfit model specification of a version this powerfit reads"
+        )
+    try:
+        return _decode(spec["model"])
+    except (KeyError, TypeError, RecursionError) as exc:
+        raise UnsafeModelError(f"malformed powerfit model specification: {exc!r:.200}") from exc
+
+
+def artifact_digest(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a model folder: every file's relative path and content, in order.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A local MLflow model folder (``MLmodel``, ``powerfit_model.json``, ...).
+
+    Returns
+    -------
+    str
+        Hex digest; equal for two folders exactly when they hold the same files with
+        the same bytes.
+    """
+    root = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def save_model(sk_model: Any, path: str, mlflow_model: Any = None, **kwargs: Any) -> None:
@@ -180,5 +418,8 @@ class _PyfuncModel:
 
 def _load_pyfunc(path: str) -> _PyfuncModel:
     """MLflow's pyfunc entry point: rebuild the model from its JSON specification."""
-    spec = json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        spec = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise UnsafeModelError(f"{path}: not a readable JSON model specification") from exc
     return _PyfuncModel(from_spec(spec))

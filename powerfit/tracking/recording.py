@@ -41,6 +41,7 @@ from powerfit.tracking.fitting import (
     fit_coefficients,
     model_input_columns,
 )
+from powerfit.tracking.flavor import artifact_digest
 from powerfit.tracking.locations import (
     EXPERIMENT_NAME,
     artifact_location,
@@ -49,6 +50,7 @@ from powerfit.tracking.locations import (
     resolve_tracking_uri,
     using_tracking_uri,
 )
+from powerfit.tracking.verify import DIGEST_TAG, download_model
 
 __all__ = ["FitResult", "fit_and_log", "log_fit", "model_signature", "pip_requirements"]
 
@@ -351,6 +353,7 @@ def log_fit(
                 await_registration_for=0,
             )
         version = int(info.registered_model_version)
+        tags[DIGEST_TAG] = _logged_digest(name, version)
         for key, value in tags.items():
             client.set_model_version_tag(name, str(version), key, value)
         promoted, champion = update_champion(client, name, version, force=promote)
@@ -369,6 +372,12 @@ def log_fit(
         notes=list(fit.notes) + ([] if promoted else [f"champion stays version {champion}"]),
         fit=fit,
     )
+
+
+def _logged_digest(name: str, version: int) -> str:
+    """SHA-256 of a just-registered model's files, as the artifact store holds them."""
+    with tempfile.TemporaryDirectory(prefix="powerfit-digest-") as folder:
+        return artifact_digest(download_model(f"models:/{name}/{version}", folder))
 
 
 def fit_and_log(
