@@ -5,14 +5,27 @@ Sections:
 * ``estimate`` — energy of 1,000,000 Transformer configurations through the public
   API (a published profile's scikit-learn pipeline) against a bare NumPy expression
   of the same formula and a per-configuration Python loop (on a sample, scaled);
+* ``step`` — the same 1,000,000 configurations through powerfit's step model
+  (``powerfit fit --model step``: fitted here on the published A100 Transformer
+  steps), through the Python API and through the model saved in powerfit's MLflow
+  format and loaded with :func:`mlflow.pyfunc.load_model` (JSON specification, no
+  pickle), against the paper's API timed in the same section; and the NumPy tree
+  walk the correction used before (on a sample, scaled). Target: ≥ 1/5 of the
+  paper API's throughput;
+* ``cli`` — ``powerfit estimate --input`` on 1,000,000 configurations (wall time
+  and peak RSS of the process; targets ≤ 5 s, ≤ 300 MB) and ``powerfit estimate``
+  of one configuration in a cold process (target ≤ 0.5 s; beside the bare
+  interpreter's start);
 * ``fit`` — fitting every efficiency law of the published per-operation data and
   the energy model on the published training steps;
 * ``ingest`` — bulk insert into SQLite (``experiments/bench_ingest.py``);
 * ``mlflow`` — log + register one fit, and cold load + predict
   (``experiments/bench_mlflow.py``), where present.
 
-Run: ``python experiments/benchmarks.py [--only estimate,fit] [--out results/benchmarks.json]``.
-The machine (CPU, cores, Python, NumPy) is recorded beside the figures.
+Run: ``python experiments/benchmarks.py [--only estimate,step,cli] [--out FILE.json]``
+(default ``experiments/results/benchmarks.json``).
+The machine (CPU, cores, Python, NumPy, load average) is recorded beside the figures,
+and a table of every figure against its target closes the output (``summary``).
 """
 
 from __future__ import annotations
@@ -22,9 +35,11 @@ import importlib.util
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -49,6 +64,7 @@ def machine() -> dict[str, object]:
         "numpy": np.__version__,
         "pandas": pd.__version__,
         "platform": platform.platform(),
+        "load_average_1min": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
@@ -63,15 +79,10 @@ def _best(fn, repeats: int = 5) -> float:
     return best
 
 
-def bench_estimate(n: int = 1_000_000, seed: int = 0) -> dict[str, float]:
-    """Configurations per second: public API vs bare NumPy vs a Python loop."""
-    from powerfit.laws import TFLOP
-    from powerfit.profiles import load_profile
-
-    profile = load_profile("mayaki2025-a100")
-    pipe = profile.pipeline()
+def transformer_configs(n: int = 1_000_000, seed: int = 0) -> pd.DataFrame:
+    """Random Transformer configurations (the ``estimate``, ``step`` and ``cli`` inputs)."""
     rng = np.random.default_rng(seed)
-    configs = pd.DataFrame(
+    return pd.DataFrame(
         {
             "batch_size": rng.integers(8, 512, n),
             "seq_len": rng.integers(64, 2048, n),
@@ -80,6 +91,16 @@ def bench_estimate(n: int = 1_000_000, seed: int = 0) -> dict[str, float]:
             "n_layers": rng.integers(2, 25, n),
         }
     )
+
+
+def bench_estimate(n: int = 1_000_000, seed: int = 0) -> dict[str, float]:
+    """Configurations per second: public API vs bare NumPy vs a Python loop."""
+    from powerfit.laws import TFLOP
+    from powerfit.profiles import load_profile
+
+    profile = load_profile("mayaki2025-a100")
+    pipe = profile.pipeline()
+    configs = transformer_configs(n, seed)
     cols = {c: configs[c].to_numpy(dtype=float) for c in configs}
     laws, coef, peak = profile.laws, profile.coef, profile.peak_flops
 
@@ -132,6 +153,185 @@ def bench_estimate(n: int = 1_000_000, seed: int = 0) -> dict[str, float]:
         "loop_s_extrapolated": loop,
         "loop_configs_per_s": n / loop,
     }
+
+
+def _step_pipeline():
+    """powerfit's step model fitted on the published A100 Transformer steps.
+
+    As ``powerfit fit --model step --gpu "NVIDIA A100 80GB PCIe"`` fits it (laws from
+    the per-operation data, the step model on the measured steps), without the
+    bootstrap refits, which prediction does not use. One OpenMP thread: the boosted
+    correction's fit slows down many times on a busy machine otherwise.
+    """
+    from threadpoolctl import threadpool_limits
+
+    from powerfit.evaluation import default_sources, fit_laws, load_operations, load_runs
+    from powerfit.models import StepEnergyRegressor, make_step_energy_pipeline
+
+    gpu = "NVIDIA A100 80GB PCIe"
+    sources = default_sources()
+    runs = load_runs(sources["transformer_energy"])
+    runs = runs[runs["gpu"] == gpu].reset_index(drop=True)
+    laws = fit_laws(load_operations(sources["transformer_operations"]))
+    regressor = StepEnergyRegressor(n_bootstrap=0, random_state=0)
+    pipe = make_step_energy_pipeline({gpu: laws[gpu]}, regressor=regressor)
+    with threadpool_limits(1, user_api="openmp"):
+        return pipe.fit(runs, runs["energy_j"]), len(runs)
+
+
+def bench_step(n: int = 1_000_000, seed: int = 0, repeats: int = 3) -> dict[str, Any]:
+    """Configurations per second of the step model (API, pyfunc) beside the paper API's."""
+    import tempfile
+
+    from powerfit.profiles import load_profile
+
+    try:
+        t0 = time.perf_counter()
+        pipe, rows = _step_pipeline()
+        fit_s = time.perf_counter() - t0
+    except (FileNotFoundError, OSError, ValueError) as exc:
+        return {"skipped": f"no published data to fit the step model on ({exc})"}
+    configs = transformer_configs(n, seed)
+    paper = load_profile("mayaki2025-a100").pipeline()
+    paper_s = _best(lambda: paper.predict(configs), repeats)
+    energy = pipe.predict(configs)  # first call: compiles the trees
+    api_s = _best(lambda: pipe.predict(configs), repeats)
+    out: dict[str, Any] = {
+        "configurations": n,
+        "training_rows": rows,
+        "fit_s": fit_s,
+        "paper_api_s": paper_s,
+        "paper_api_configs_per_s": n / paper_s,
+        "step_api_s": api_s,
+        "step_api_configs_per_s": n / api_s,
+        "step_api_over_paper_throughput": paper_s / api_s,
+    }
+    # The trees as the correction walked them before (NumPy, every tree and row).
+    from powerfit import models
+
+    regressor = pipe[-1]
+    if hasattr(models, "_walk_trees") and regressor.correction_ is not None:
+        sample = pipe[0].transform(configs.head(10_000))[regressor.correction_features_]
+        walk_s = _best(lambda: models._walk_trees(regressor.correction_, sample.to_numpy()), 1)
+        out["trees_numpy_walk_configs_per_s"] = len(sample) / walk_s
+    try:
+        import mlflow.pyfunc
+
+        from powerfit.tracking.flavor import save_model
+        from powerfit.tracking.recording import model_signature, trusted_types
+    except ImportError as exc:
+        out["pyfunc_skipped"] = f"MLflow unavailable ({exc})"
+        return out
+    # As registered (with the signature `powerfit fit` logs: MLflow checks the input
+    # against it before the model runs), and without a signature (the model alone).
+    signatures = {
+        "step_pyfunc": model_signature("transformer", list(configs.columns)),
+        "step_pyfunc_unsigned": None,
+    }
+    with tempfile.TemporaryDirectory(prefix="powerfit-bench-") as folder:
+        for name, signature in signatures.items():
+            path = str(Path(folder) / name)
+            save_model(
+                pipe,
+                path,
+                signature=signature,
+                serialization_format="skops",
+                skops_trusted_types=trusted_types(pipe),
+            )
+            t0 = time.perf_counter()
+            model = mlflow.pyfunc.load_model(path)
+            out[f"{name}_load_s"] = time.perf_counter() - t0
+            loader = model.metadata.flavors["python_function"].get("loader_module")
+            out[f"{name}_json_spec"] = loader == "powerfit.tracking.flavor"
+            predicted = np.asarray(model.predict(configs))
+            np.testing.assert_allclose(predicted, energy, rtol=1e-12)
+            seconds = _best(lambda model=model: model.predict(configs), repeats)
+            out[f"{name}_s"] = seconds
+            out[f"{name}_configs_per_s"] = n / seconds
+            out[f"{name}_over_paper_throughput"] = paper_s / seconds
+    return out
+
+
+#: Runs a command and prints its wall time [s], peak RSS [kB] and exit code. A small
+#: process of its own: a child inherits the peak RSS of the process that forks it
+#: (Linux keeps it across exec), so the benchmark's own gigabyte would show.
+_MEASURE = (
+    "import os, subprocess, sys, time\n"
+    "t = time.perf_counter()\n"
+    "p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+    "_, status, usage = os.wait4(p.pid, 0)\n"
+    "print(time.perf_counter() - t, usage.ru_maxrss, os.waitstatus_to_exitcode(status))\n"
+)
+
+
+def _run_measured(args: list[str]) -> tuple[float, float]:
+    """Wall time [s] and peak resident memory [bytes] of a command (as ``time -v``)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _MEASURE, *args], capture_output=True, text=True, check=True
+    )
+    wall, rss_kb, code = proc.stdout.split()
+    if int(code) != 0:
+        raise RuntimeError(f"{' '.join(args)} failed: {proc.stderr[-2000:]}")
+    return float(wall), float(rss_kb) * 1024.0  # kB on Linux
+
+
+def bench_cli(n: int = 1_000_000, seed: int = 0, repeats: int = 5) -> dict[str, Any]:
+    """``powerfit estimate``: a 1M-row file streamed, and one configuration cold."""
+    import tempfile
+
+    powerfit = [sys.executable, "-m", "powerfit", "estimate"]
+    one = ["--n-layers", "6", "--d-model", "512", "--n-heads", "8", "--batch-size", "64"]
+    one += ["--seq-len", "320", "--json"]
+    out: dict[str, Any] = {"configurations": n}
+    bare = sorted(_run_measured([sys.executable, "-c", "pass"])[0] for _ in range(repeats))
+    cold = sorted(_run_measured([*powerfit, *one])[0] for _ in range(repeats))
+    out["interpreter_start_s"] = bare[len(bare) // 2]
+    out["estimate_one_cold_s"] = cold[len(cold) // 2]
+    out["estimate_one_cold_best_s"] = cold[0]
+    with tempfile.TemporaryDirectory(prefix="powerfit-bench-") as folder:
+        src, dst = Path(folder) / "configs.csv", Path(folder) / "estimates.csv"
+        transformer_configs(n, seed).to_csv(src, index=False)
+        wall, rss = _run_measured([*powerfit, "--input", str(src), "--output", str(dst)])
+        with dst.open() as f:
+            written = sum(1 for _ in f) - 1
+    if written != n:
+        raise RuntimeError(f"estimate --input wrote {written} rows, not {n}")
+    out["estimate_input_s"] = wall
+    out["estimate_input_peak_rss_mb"] = rss / 1e6
+    out["estimate_input_configs_per_s"] = n / wall
+    return out
+
+
+#: Targets of issue 17 (figure, target, whether larger is better), checked in ``summary``.
+TARGETS = {
+    ("step", "step_api_over_paper_throughput"): (0.2, True),
+    ("step", "step_pyfunc_over_paper_throughput"): (0.2, True),
+    ("step", "step_pyfunc_unsigned_over_paper_throughput"): (0.2, True),
+    ("cli", "estimate_input_s"): (5.0, False),
+    ("cli", "estimate_input_peak_rss_mb"): (300.0, False),
+    ("cli", "estimate_one_cold_s"): (0.5, False),
+}
+
+
+def target_table(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each targeted figure beside its target, with the ratio figure / target."""
+    rows = []
+    for (section, name), (target, larger) in TARGETS.items():
+        figures = results.get(section)
+        value = figures.get(name) if isinstance(figures, dict) else None
+        if value is None:
+            continue
+        met = value >= target if larger else value <= target
+        rows.append(
+            {
+                "figure": f"{section}.{name}",
+                "value": value,
+                "target": target,
+                "ratio": value / target,
+                "met": bool(met),
+            }
+        )
+    return rows
 
 
 def bench_fit() -> dict[str, float]:
@@ -204,8 +404,10 @@ def _sibling(name: str):
 
 
 SECTIONS = {
-    "estimate": bench_estimate,
-    "fit": bench_fit,
+    "estimate": lambda args: bench_estimate(args.rows),
+    "step": lambda args: bench_step(args.rows),
+    "cli": lambda args: bench_cli(args.rows),
+    "fit": lambda args: bench_fit(),
 }
 
 
@@ -215,13 +417,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=HERE / "results" / "benchmarks.json", help="JSON summary"
     )
+    parser.add_argument(
+        "--rows",
+        type=int,
+        default=1_000_000,
+        help="configurations of the estimate, step and cli sections (default 1,000,000)",
+    )
     args = parser.parse_args(argv)
     wanted = args.only.split(",") if args.only else [*SECTIONS, "ingest", "mlflow"]
     summary: dict[str, object] = {"machine": machine()}
     for name in wanted:
         if name in SECTIONS:
             print(f"== {name}", file=sys.stderr)
-            summary[name] = SECTIONS[name]()
+            summary[name] = SECTIONS[name](args)
         else:
             module = _sibling(f"bench_{name}")
             if module is None or not hasattr(module, "benchmark"):
@@ -231,6 +439,16 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"== {name}", file=sys.stderr)
             summary[name] = module.benchmark()
+    summary_rows = target_table(summary)
+    if summary_rows:
+        summary["summary"] = summary_rows
+        print("== summary (figure, value, target, ratio value/target, met)", file=sys.stderr)
+        for row in summary_rows:
+            print(
+                f"{row['figure']:45s} {row['value']:12.4g} {row['target']:8.4g} "
+                f"{row['ratio']:8.3f} {'yes' if row['met'] else 'NO'}",
+                file=sys.stderr,
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2, default=float))
     print(json.dumps(summary, indent=2, default=float))

@@ -8,7 +8,10 @@ Conventions
   operation i runs.
 * Three solvers: ordinary least squares (``'ols'``), ridge (``'ridge'``, penalty on
   standardised features when ``standardize=True``, as in the paper) and
-  non-negative least squares (``'nnls'``: every h_i ≥ 0, intercept free).
+  non-negative least squares (``'nnls'``: every h_i ≥ 0, and by default h ≥ 0
+  too, ``positive_intercept=True``: a constant overhead and the power of an
+  operation are energy and power, never negative, so the model cannot predict a
+  negative energy for non-negative durations).
 * Optional bootstrap (``n_bootstrap`` resamples with replacement, seeded by
   ``random_state``) gives percentile confidence intervals of every coefficient,
   and the paper's point estimate (the median of the bootstrap fits) with
@@ -26,16 +29,32 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from powerfit.laws import plain
+
 __all__ = ["EnergyRegressor"]
 
 _SOLVERS = ("ols", "ridge", "nnls")
 
 
-def _solve(X: np.ndarray, y: np.ndarray, solver: str, alpha: float, standardize: bool):
+def _solve(
+    X: np.ndarray,
+    y: np.ndarray,
+    solver: str,
+    alpha: float,
+    standardize: bool,
+    positive_intercept: bool = False,
+):
     """Return (intercept, coef) of one linear fit, in the units of X and y."""
     mean = X.mean(axis=0)
     scale = X.std(axis=0) if standardize else np.ones(X.shape[1])
     scale = np.where(scale > 0, scale, 1.0)
+    if solver == "nnls" and positive_intercept:
+        # Uncentred: the intercept is one more non-negative unknown (a column of ones,
+        # scaled like the features so that the problem stays well conditioned).
+        ones = float(np.mean(np.abs(X / scale))) if X.size else 1.0
+        ones = ones if ones > 0 else 1.0
+        w, _ = nnls(np.column_stack([X / scale, np.full(len(y), ones)]), y)
+        return float(w[-1] * ones), w[:-1] / scale
     Z = (X - mean) / scale
     yc = y - y.mean()
     if solver == "nnls":
@@ -72,6 +91,11 @@ class EnergyRegressor(RegressorMixin, BaseEstimator):
         fits (the paper's choice; needs ``n_bootstrap > 0``).
     random_state : int, RandomState or None, default None
         Seed of the bootstrap.
+    positive_intercept : bool, default True
+        With ``solver='nnls'``, constrain the intercept h ≥ 0 as well (a constant
+        overhead cannot be negative energy); the predictions are then ≥ 0 for every
+        non-negative duration. False leaves h free (the published method's
+        intercept is unconstrained). Ignored by the other solvers.
 
     Attributes
     ----------
@@ -111,8 +135,10 @@ class EnergyRegressor(RegressorMixin, BaseEstimator):
         confidence: float = 0.95,
         estimate: str = "full",
         random_state: Any = None,
+        positive_intercept: bool = True,
     ) -> None:
         self.solver = solver
+        self.positive_intercept = positive_intercept
         self.alpha = alpha
         self.standardize = standardize
         self.n_bootstrap = n_bootstrap
@@ -124,11 +150,11 @@ class EnergyRegressor(RegressorMixin, BaseEstimator):
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}, got {self.solver!r}")
         if not np.isfinite(self.alpha) or self.alpha < 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha!r}")
+            raise ValueError(f"alpha must be >= 0, got {plain(self.alpha)!r}")
         if int(self.n_bootstrap) < 0:
-            raise ValueError(f"n_bootstrap must be >= 0, got {self.n_bootstrap!r}")
+            raise ValueError(f"n_bootstrap must be >= 0, got {plain(self.n_bootstrap)!r}")
         if not 0 < self.confidence < 1:
-            raise ValueError(f"confidence must be in (0, 1), got {self.confidence!r}")
+            raise ValueError(f"confidence must be in (0, 1), got {plain(self.confidence)!r}")
         if self.estimate not in ("full", "bootstrap-median"):
             raise ValueError(
                 f"estimate must be 'full' or 'bootstrap-median', got {self.estimate!r}"
@@ -153,7 +179,12 @@ class EnergyRegressor(RegressorMixin, BaseEstimator):
         self._check_params()
         X, y = validate_data(self, X, y, y_numeric=True, dtype=np.float64)
         y = np.asarray(y, dtype=float)
-        args = (self.solver, float(self.alpha), bool(self.standardize))
+        args = (
+            self.solver,
+            float(self.alpha),
+            bool(self.standardize),
+            bool(self.positive_intercept),
+        )
         intercept, coef = _solve(X, y, *args)
         names = self._names()
         if int(self.n_bootstrap) > 0:

@@ -8,12 +8,42 @@ failures from programming errors. Errors about bad input also derive from
 
 from __future__ import annotations
 
+import re
+
 __all__ = [
     "ConvergenceError",
     "DataError",
     "PowerfitError",
     "StoreError",
+    "TrackingError",
+    "mask_urls",
 ]
+
+#: ``scheme://user:PASSWORD@`` anywhere in a text.
+_USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*:)[^\s@'\"]*@")
+
+#: Secrets passed as query parameters (``?password=...``, ``&token=...``).
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&](?:password|passwd|pwd|token|access_token|api_key|apikey|secret)=)[^&#\s'\"]*"
+)
+
+
+def mask_urls(text: str) -> str:
+    """Hide every URL password in a free text (messages, tracebacks, log records).
+
+    Replaces the password of each ``scheme://user:password@host`` and the value of
+    secret query parameters (``password``, ``token``, ``api_key``...) by ``***``.
+    For one URL, :func:`powerfit.store.engine.mask_url` renders database URLs with
+    SQLAlchemy and then applies this function.
+
+    Examples
+    --------
+    >>> mask_urls("cannot reach postgresql://me:s3cret@db/x (http://u:p@h:5000/)")
+    'cannot reach postgresql://me:***@db/x (http://u:***@h:5000/)'
+    >>> mask_urls("postgresql://db/x?user=me&password=s3cret")
+    'postgresql://db/x?user=me&password=***'
+    """
+    return _SECRET_QUERY.sub(r"\1***", _USERINFO.sub(r"\1***@", text))
 
 
 class PowerfitError(Exception):
@@ -66,3 +96,7 @@ class ConvergenceError(PowerfitError, RuntimeError):
 
 class StoreError(PowerfitError):
     """The measurement store cannot do what was asked (connection, schema, integrity)."""
+
+
+class TrackingError(PowerfitError):
+    """The MLflow tracking store cannot be reached or used (its URI is shown masked)."""

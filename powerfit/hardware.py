@@ -8,6 +8,11 @@ Conventions
   ``fp16``, ``bf16`` (tensor cores, FP32 accumulation), ``fp8``, ``int8`` [OP/s].
 * Each GPU has a ``default_precision``: the one that an FP32 PyTorch model's matrix
   products use in the paper's setting — ``tf32`` on Ampere and later, ``fp32`` before.
+* Memory bandwidth is the data sheet's peak DRAM bandwidth [B/s] (1 GB/s = 1e9 B/s);
+  SM count and boost clock [Hz] are those of the data sheet or the architecture
+  whitepaper. NeuSight (Lee et al., ASPLOS 2025) describes some GPUs slightly
+  differently in its ``devices/*.json`` (e.g. L4: 60 SMs, H100 SXM: 3.43 TB/s); the
+  catalogue keeps the public data sheets and notes the differences.
 * GPUs are looked up by the name NVML reports (``nvidia-smi --query-gpu=name``),
   case- and space-insensitively, or by a short alias (``a100``, ``h100-sxm``...).
 
@@ -43,6 +48,12 @@ class GPU:
         Default board power limit (TDP) [W].
     aliases : tuple of str
         Other names NVML or people use for the same GPU.
+    memory_bandwidth : float or None
+        Peak DRAM bandwidth [B/s].
+    sm_count : int or None
+        Streaming multiprocessors.
+    boost_clock_hz : float or None
+        Boost clock [Hz].
     """
 
     name: str
@@ -51,6 +62,9 @@ class GPU:
     memory_bytes: float
     power_limit_w: float
     aliases: tuple[str, ...] = field(default=())
+    memory_bandwidth: float | None = None
+    sm_count: int | None = None
+    boost_clock_hz: float | None = None
 
 
 _GB = 1e9
@@ -74,6 +88,9 @@ GPUS: tuple[GPU, ...] = (
         80 * _GIB,
         300.0,
         ("a100", "a100-pcie", "a100-80gb-pcie"),
+        memory_bandwidth=1935 * _GB,
+        sm_count=108,
+        boost_clock_hz=1410e6,
     ),
     GPU(
         "NVIDIA A100-PCIE-40GB",
@@ -90,6 +107,9 @@ GPUS: tuple[GPU, ...] = (
         40 * _GIB,
         250.0,
         ("a100-40gb-pcie",),
+        memory_bandwidth=1555 * _GB,
+        sm_count=108,
+        boost_clock_hz=1410e6,
     ),
     GPU(
         "NVIDIA A100-SXM4-80GB",
@@ -106,6 +126,9 @@ GPUS: tuple[GPU, ...] = (
         80 * _GIB,
         400.0,
         ("a100-sxm", "a100-sxm4-80gb"),
+        memory_bandwidth=2039 * _GB,
+        sm_count=108,
+        boost_clock_hz=1410e6,
     ),
     GPU(
         "NVIDIA A100-SXM4-40GB",
@@ -122,9 +145,13 @@ GPUS: tuple[GPU, ...] = (
         40 * _GIB,
         400.0,
         ("a100-sxm4-40gb",),
+        memory_bandwidth=1555 * _GB,
+        sm_count=108,
+        boost_clock_hz=1410e6,
     ),
     # NVIDIA H100 Tensor Core GPU data sheet (2023): SXM FP64 34, FP64 TC 67, FP32 67,
-    # TF32 989/2, BF16/FP16 1979/2, FP8 3958/2, INT8 3958/2 (printed with sparsity); 700 W.
+    # TF32 989/2, BF16/FP16 1979/2, FP8 3958/2, INT8 3958/2 (printed with sparsity); 700 W;
+    # 3.35 TB/s (NeuSight: 3.43); 132 SMs at 1980 MHz.
     GPU(
         "NVIDIA H100 80GB HBM3",
         {
@@ -141,6 +168,9 @@ GPUS: tuple[GPU, ...] = (
         80 * _GIB,
         700.0,
         ("h100", "h100-sxm", "NVIDIA H100 SXM5 80GB"),
+        memory_bandwidth=3350 * _GB,
+        sm_count=132,
+        boost_clock_hz=1980e6,
     ),
     # Same data sheet, H100 PCIe: FP64 26, FP64 TC 51, FP32 51, TF32 756/2, BF16 1513/2,
     # FP8 3026/2; 350 W.
@@ -160,6 +190,9 @@ GPUS: tuple[GPU, ...] = (
         80 * _GIB,
         350.0,
         ("h100-pcie",),
+        memory_bandwidth=2000 * _GB,
+        sm_count=114,
+        boost_clock_hz=1755e6,
     ),
     # NVIDIA H200 Tensor Core GPU product brief (2024), SXM: same compute as H100 SXM,
     # 141 GB HBM3e, up to 700 W.
@@ -179,6 +212,9 @@ GPUS: tuple[GPU, ...] = (
         141 * _GB,
         700.0,
         ("h200", "h200-sxm"),
+        memory_bandwidth=4800 * _GB,
+        sm_count=132,
+        boost_clock_hz=1980e6,
     ),
     # NVIDIA Tesla V100 data sheet (2020): SXM2 FP64 7.8, FP32 15.7, tensor 125; 300 W.
     GPU(
@@ -188,6 +224,9 @@ GPUS: tuple[GPU, ...] = (
         32 * _GIB,
         300.0,
         ("v100", "v100-sxm2", "Tesla V100-SXM2-16GB"),
+        memory_bandwidth=900 * _GB,
+        sm_count=80,
+        boost_clock_hz=1530e6,
     ),
     # Same data sheet, PCIe: FP64 7, FP32 14, tensor 112; 250 W.
     GPU(
@@ -197,6 +236,9 @@ GPUS: tuple[GPU, ...] = (
         32 * _GIB,
         250.0,
         ("v100-pcie", "Tesla V100-PCIE-16GB"),
+        memory_bandwidth=900 * _GB,
+        sm_count=80,
+        boost_clock_hz=1380e6,
     ),
     # NVIDIA T4 data sheet: FP32 8.1, FP16 mixed 65, INT8 130; 70 W.
     GPU(
@@ -206,9 +248,40 @@ GPUS: tuple[GPU, ...] = (
         16 * _GIB,
         70.0,
         ("t4", "NVIDIA T4"),
+        memory_bandwidth=320 * _GB,
+        sm_count=40,
+        boost_clock_hz=1590e6,
+    ),
+    # NVIDIA Tesla P100 PCIe data sheet (2016): FP64 4.7, FP32 9.3, FP16 18.7 (packed half2,
+    # no tensor cores); 732 GB/s; 250 W; 56 SMs, 1303 MHz boost (GP100 whitepaper).
+    # NeuSight's devices/Tesla_P100-PCIE-16GB.json: 9.519 TFLOP/s at 1380 MHz.
+    GPU(
+        "Tesla P100-PCIE-16GB",
+        {"fp64": 4.7 * T, "fp32": 9.3 * T, "fp16": 18.7 * T},
+        "fp32",
+        16 * _GIB,
+        250.0,
+        ("p100", "p100-pcie", "Tesla P100-PCIE-12GB"),
+        memory_bandwidth=732 * _GB,
+        sm_count=56,
+        boost_clock_hz=1303e6,
+    ),
+    # NVIDIA Tesla P4 data sheet (2016): FP32 5.5, INT8 22 TOPS; 192 GB/s; 75 W (50-75 W
+    # configurable); 2560 CUDA cores = 40 SMs, 1063 MHz boost. NeuSight: 5.699 at 1113 MHz.
+    GPU(
+        "Tesla P4",
+        {"fp32": 5.5 * T, "int8": 22 * T},
+        "fp32",
+        8 * _GIB,
+        75.0,
+        ("p4",),
+        memory_bandwidth=192 * _GB,
+        sm_count=40,
+        boost_clock_hz=1063e6,
     ),
     # NVIDIA L4 data sheet (2023): FP32 30.3, TF32 120/2, BF16/FP16 242/2, FP8 485/2,
-    # INT8 485/2 (printed with sparsity); 72 W.
+    # INT8 485/2 (printed with sparsity); 72 W; 300 GB/s; 7,424 CUDA cores = 58 SMs at
+    # 2040 MHz (NeuSight's devices/NVIDIA_L4.json says 60 SMs).
     GPU(
         "NVIDIA L4",
         {
@@ -223,6 +296,9 @@ GPUS: tuple[GPU, ...] = (
         24 * _GIB,
         72.0,
         ("l4",),
+        memory_bandwidth=300 * _GB,
+        sm_count=58,
+        boost_clock_hz=2040e6,
     ),
     # NVIDIA A10 data sheet (2021): FP32 31.2, TF32 62.5, BF16/FP16 125, INT8 250; 150 W.
     GPU(
@@ -232,6 +308,9 @@ GPUS: tuple[GPU, ...] = (
         24 * _GIB,
         150.0,
         ("a10",),
+        memory_bandwidth=600 * _GB,
+        sm_count=72,
+        boost_clock_hz=1695e6,
     ),
     # NVIDIA Turing architecture whitepaper (2018), GeForce RTX 2080 Ti Founders Edition:
     # FP32 14.2 at 1635 MHz; reference boost 1545 MHz gives 4352·2·1.545e9 = 13.45e12
@@ -243,6 +322,9 @@ GPUS: tuple[GPU, ...] = (
         11 * _GIB,
         250.0,
         ("rtx2080ti", "rtx-2080-ti", "GeForce RTX 2080 Ti", "grid"),
+        memory_bandwidth=616 * _GB,
+        sm_count=68,
+        boost_clock_hz=1545e6,
     ),
 )
 

@@ -31,9 +31,30 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from powerfit.exceptions import ConvergenceError
 
-__all__ = ["PowerLawEfficiency", "efficiency", "rolling_outlier_mask"]
+__all__ = ["PowerLawEfficiency", "efficiency", "plain", "rolling_outlier_mask"]
 
 TFLOP = 1e12
+
+
+def plain(value: Any) -> Any:
+    """A NumPy scalar as the Python number or string it holds (for messages).
+
+    NumPy 2 shows its scalars as ``np.float64(-512.0)``; messages show ``-512.0``.
+    Containers are converted element by element; anything else is returned as is.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f"got {plain(np.float64(-512.0))!r}", plain([np.int64(3), np.str_("a")])
+    ('got -512.0', [3, 'a'])
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, dict):
+        return {plain(k): plain(v) for k, v in value.items()}
+    return value
 
 
 def efficiency(flops: Any, eta_max: float, k: float, alpha: float) -> Any:
@@ -249,7 +270,7 @@ class PowerLawEfficiency(RegressorMixin, BaseEstimator):
         if self.on_failure not in ("raise", "warn"):
             raise ValueError(f"on_failure must be 'raise' or 'warn', got {self.on_failure!r}")
         if int(self.n_starts) < 1:
-            raise ValueError(f"n_starts must be >= 1, got {self.n_starts!r}")
+            raise ValueError(f"n_starts must be >= 1, got {plain(self.n_starts)!r}")
         c, y = self._flops(X, reset=True, y=y)
         y = np.asarray(y, dtype=float)
         if np.any(y <= 0):
@@ -383,7 +404,7 @@ class PowerLawEfficiency(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         if not np.isfinite(peak_flops) or peak_flops <= 0:
-            raise ValueError(f"peak_flops must be > 0 [FLOP/s], got {peak_flops!r}")
+            raise ValueError(f"peak_flops must be > 0 [FLOP/s], got {plain(peak_flops)!r}")
         c, _ = self._flops(X, reset=False)
         eta = efficiency(c, self.eta_max_, self.k_, self.alpha_)
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -29,9 +29,15 @@ from powerfit.energy import EnergyRegressor
 from powerfit.exceptions import DataError
 from powerfit.hardware import get_gpu
 from powerfit.hardware import peak_flops as _catalogue_peak
-from powerfit.laws import PowerLawEfficiency, efficiency
+from powerfit.laws import PowerLawEfficiency, efficiency, plain
 
-__all__ = ["OperationDurations", "check_configs", "law_coefficients", "make_energy_pipeline"]
+__all__ = [
+    "LawsCloneMixin",
+    "OperationDurations",
+    "check_configs",
+    "law_coefficients",
+    "make_energy_pipeline",
+]
 
 #: Shape columns each architecture needs.
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -81,7 +87,7 @@ def check_configs(
         if bad.any():
             row = int(np.argmax(bad))
             raise DataError(
-                f"{column} must be a finite number > 0, got {configs[column].iloc[row]!r}",
+                f"{column} must be a finite number > 0, got {plain(configs[column].iloc[row])!r}",
                 source=source,
                 row=row + 1,
                 column=column,
@@ -101,8 +107,19 @@ def check_configs(
 
 
 def law_coefficients(law: Any) -> tuple[float, float, float]:
-    """(eta_max, k, alpha) of a fitted :class:`PowerLawEfficiency`, a mapping or a triple."""
+    """(eta_max, k, alpha) of a fitted :class:`PowerLawEfficiency`, a mapping or a triple.
+
+    Raises
+    ------
+    ValueError
+        For an unfitted :class:`PowerLawEfficiency`.
+    """
     if isinstance(law, PowerLawEfficiency):
+        if not hasattr(law, "eta_max_"):
+            raise ValueError(
+                "an efficiency law is an unfitted PowerLawEfficiency: fit it first, or pass "
+                "its coefficients (law.coefficients_ or an (eta_max, k, alpha) triple)"
+            )
         return law.eta_max_, law.k_, law.alpha_
     if isinstance(law, Mapping):
         return float(law["eta_max"]), float(law["k"]), float(law["alpha"])
@@ -110,7 +127,42 @@ def law_coefficients(law: Any) -> tuple[float, float, float]:
     return float(eta_max), float(k), float(alpha)
 
 
-class OperationDurations(TransformerMixin, BaseEstimator):
+class LawsCloneMixin:
+    """Clone an estimator whose ``laws`` parameter holds fitted efficiency laws.
+
+    scikit-learn's :func:`~sklearn.base.clone` clones every estimator it finds in a
+    parameter, dictionaries included: the fitted :class:`PowerLawEfficiency` objects
+    of ``laws`` would come back unfitted, and the clone (inside ``cross_val_score``,
+    ``GridSearchCV``...) could not use them. The laws are data to this estimator,
+    not sub-models it fits: its clone keeps them as they are (deep copies, fitted
+    attributes included); every other parameter is cloned as usual.
+    """
+
+    def __sklearn_clone__(self) -> Any:
+        import copy
+
+        from sklearn.base import clone
+
+        params = self.get_params(deep=False)
+        params = {
+            key: copy.deepcopy(value) if key == "laws" else clone(value, safe=False)
+            for key, value in params.items()
+        }
+        new = type(self)(**params)
+        if hasattr(self, "_sklearn_output_config"):
+            new._sklearn_output_config = copy.deepcopy(self._sklearn_output_config)
+        return new
+
+
+def _find_column(columns: list[str], name: str) -> str | None:
+    """``name``, or the one column ``<prefix>__name`` (a ColumnTransformer's output)."""
+    if name in columns:
+        return name
+    hits = [c for c in columns if isinstance(c, str) and c.rsplit("__", 1)[-1] == name]
+    return hits[0] if len(hits) == 1 else None
+
+
+class OperationDurations(LawsCloneMixin, TransformerMixin, BaseEstimator):
     """Per-operation durations [s] of model configurations, from efficiency laws.
 
     Parameters
@@ -140,9 +192,25 @@ class OperationDurations(TransformerMixin, BaseEstimator):
     optional) for a Transformer; ``batch_size``, ``input_size``, ``hidden_size``
     (``seq_len`` optional, default 1) for an LSTM or GRU; ``n_layers`` unless
     ``per_layer``; ``gpu`` when ``laws`` has more than one GPU (otherwise the only
-    GPU is used). Other columns are ignored. A plain array is read as the
-    columns ``batch_size, seq_len, d_model, n_heads, n_layers`` (Transformer) or
-    ``batch_size, input_size, hidden_size, n_layers`` (LSTM/GRU).
+    GPU is used). Other columns are ignored. Columns named ``<prefix>__<name>``
+    (the output of a :class:`~sklearn.compose.ColumnTransformer` with
+    ``set_output(transform="pandas")``) are read as ``<name>`` when exactly one
+    column ends so and none is named ``<name>`` itself.
+
+    A plain array has no column names, so its order cannot be checked by name; it is
+    read by position, as ``batch_size, seq_len, d_model, n_heads, n_layers``
+    (Transformer) or ``batch_size, input_size, hidden_size, n_layers`` (LSTM/GRU;
+    without ``n_layers`` when ``per_layer``), **only** when the order is
+    unambiguous: exactly that many columns, every value a whole number > 0, and for
+    a Transformer ``d_model`` a multiple of ``n_heads`` (as PyTorch's attention
+    requires). Any other array is refused with a message; so is an array given to
+    a transformer fitted on a DataFrame (the names it was fitted with cannot be
+    matched). Give a DataFrame (``set_output(transform="pandas")`` on the
+    transformers in front) to be safe.
+
+    The fitted laws in ``laws`` are kept, fitted, by :func:`~sklearn.base.clone`
+    (:class:`LawsCloneMixin`), so the transformer and the pipelines that hold it
+    work in ``cross_val_score`` and ``GridSearchCV``.
 
     Examples
     --------
@@ -174,9 +242,10 @@ class OperationDurations(TransformerMixin, BaseEstimator):
 
     # --------------------------------------------------------------- validation
     def _positional_columns(self) -> tuple[str, ...]:
+        layers = () if self.per_layer else ("n_layers",)
         if self.arch == "transformer":
-            return ("batch_size", "seq_len", "d_model", "n_heads", "n_layers")
-        return ("batch_size", "input_size", "hidden_size", "n_layers")
+            return ("batch_size", "seq_len", "d_model", "n_heads", *layers)
+        return ("batch_size", "input_size", "hidden_size", *layers)
 
     def _resolved(self) -> tuple[dict[str, dict[str, tuple]], list[str], dict[str, float]]:
         if self.arch not in _flops.OPERATIONS:
@@ -218,24 +287,77 @@ class OperationDurations(TransformerMixin, BaseEstimator):
             else:
                 peak = _catalogue_peak(gpu)
             if not np.isfinite(peak) or peak <= 0:
-                raise ValueError(f"peak_flops[{gpu!r}] must be > 0 [FLOP/s], got {peak!r}")
+                raise ValueError(f"peak_flops[{gpu!r}] must be > 0 [FLOP/s], got {plain(peak)!r}")
             peaks[gpu] = peak
         return laws, ops, peaks
 
     def _frame(self, X: Any) -> pd.DataFrame:
         if isinstance(X, pd.DataFrame):
-            return X
+            return self._renamed(X)
+        if getattr(self, "feature_names_in_", None) is not None:
+            raise ValueError(
+                "X is an array without column names, but this transformer was fitted on a "
+                f"DataFrame with columns {list(self.feature_names_in_)}: its columns cannot "
+                "be matched by name; pass a DataFrame (set_output(transform='pandas') on the "
+                "transformers in front)"
+            )
         arr = np.asarray(X)
         if arr.ndim != 2:
             raise ValueError(
                 f"X must be a DataFrame of configurations or a 2-D array, got {arr.ndim}-D"
             )
         cols = self._positional_columns()
+        hint = (
+            "; pass a DataFrame with named columns (e.g. set_output(transform='pandas') on "
+            "a ColumnTransformer in front) or an array of exactly these columns in this order"
+        )
         if arr.shape[1] != len(cols):
             raise ValueError(
-                f"an array X must have {len(cols)} columns ({', '.join(cols)}), got {arr.shape[1]}"
+                f"X is an array without column names of {arr.shape[1]} columns: its order is "
+                f"ambiguous; an array must have exactly {len(cols)} columns "
+                f"({', '.join(cols)}){hint}"
             )
-        return pd.DataFrame(arr, columns=list(cols))
+        frame = pd.DataFrame(arr, columns=list(cols))
+        try:
+            values = frame.to_numpy(dtype=float)
+        except (TypeError, ValueError):
+            values = np.full(frame.shape, np.nan)
+        whole = np.isfinite(values) & (values > 0) & (values == np.round(values))
+        if not whole.all():
+            row, col = np.argwhere(~whole)[0]
+            raise ValueError(
+                f"X is an array without column names, read as ({', '.join(cols)}); row "
+                f"{row + 1}, column {cols[col]!r} holds {plain(arr[row, col])!r}, not a whole "
+                f"number > 0: the array's order does not match{hint}"
+            )
+        if self.arch == "transformer":
+            d_model, n_heads = values[:, 2], values[:, 3]
+            bad = np.mod(d_model, n_heads) != 0
+            if bad.any():
+                row = int(np.argmax(bad))
+                raise ValueError(
+                    f"X is an array without column names, read as ({', '.join(cols)}); row "
+                    f"{row + 1}: d_model {plain(d_model[row]):g} is not a multiple of n_heads "
+                    f"{plain(n_heads[row]):g}: the array's order does not match{hint}"
+                )
+        return frame
+
+    def _renamed(self, X: pd.DataFrame) -> pd.DataFrame:
+        """X with ``<prefix>__<name>`` columns renamed to the names this transformer reads."""
+        wanted = (
+            *self._positional_columns(),
+            "n_layers",
+            "d_ff",
+            "seq_len",
+            "gpu",
+        )
+        columns = list(X.columns)
+        rename = {}
+        for name in dict.fromkeys(wanted):
+            found = _find_column(columns, name)
+            if found is not None and found != name:
+                rename[found] = name
+        return X.rename(columns=rename) if rename else X
 
     # -------------------------------------------------------------- sklearn API
     def fit(self, X: Any, y: Any = None) -> OperationDurations:
@@ -252,6 +374,8 @@ class OperationDurations(TransformerMixin, BaseEstimator):
         self
         """
         laws, ops, peaks = self._resolved()
+        if hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         frame = self._frame(X)
         if isinstance(X, pd.DataFrame):
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)
@@ -335,7 +459,7 @@ class OperationDurations(TransformerMixin, BaseEstimator):
             except ValueError:
                 continue
         raise ValueError(
-            f"column 'gpu': no efficiency laws for GPU {value!r}; the model knows {known}"
+            f"column 'gpu': no efficiency laws for GPU {plain(value)!r}; the model knows {known}"
         )
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:

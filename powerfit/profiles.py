@@ -21,15 +21,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
-from sklearn.pipeline import Pipeline
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
 
-from powerfit.energy import EnergyRegressor
-from powerfit.laws import efficiency
-from powerfit.pipeline import OperationDurations
+    from powerfit.pipeline import OperationDurations
+
+# NumPy, pandas, scikit-learn and the estimators are imported where they are used:
+# loading a profile needs none of them (``powerfit estimate`` of one configuration).
 
 __all__ = ["PAPER_DURATION_SCALE", "Profile", "available_profiles", "load_profile"]
 
@@ -79,6 +80,11 @@ class Profile:
 
     def durations(self) -> OperationDurations:
         """A fitted :class:`OperationDurations` with this profile's laws and peak."""
+        import numpy as np
+        import pandas as pd
+
+        from powerfit.pipeline import OperationDurations
+
         ops = list(self.coef) if self.coef else None
         transformer = OperationDurations(
             laws={self.gpu: self.laws},
@@ -99,6 +105,11 @@ class Profile:
         ValueError
             If the profile has no energy model.
         """
+        import numpy as np
+        from sklearn.pipeline import Pipeline
+
+        from powerfit.energy import EnergyRegressor
+
         if not self.has_energy_model:
             raise ValueError(f"profile {self.name!r} has no energy model (laws only)")
         durations = self.durations()
@@ -126,6 +137,11 @@ class Profile:
         energy : pandas.Series or None
             Energy [J] per configuration (None without an energy model).
         """
+        import numpy as np
+        import pandas as pd
+
+        from powerfit.laws import efficiency
+
         durations = self.durations()
         flops = durations.operation_flops(configs)
         times = durations.transform(configs)

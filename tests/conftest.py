@@ -8,6 +8,16 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_openmp_thread():
+    """Fit gradient boosting on one OpenMP thread: on a small machine, several threads
+    per fit oversubscribe the cores (tests/test_models.py: 44 s on one, 470 s on two)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="openmp"):
+        yield
+
+
 @pytest.fixture(scope="session")
 def data_home() -> Path:
     """Data home holding mayaki2025/ (``POWERFIT_DATA_HOME``, else ../shared/data)."""

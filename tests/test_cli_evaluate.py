@@ -69,3 +69,17 @@ def test_train_test_files_write_predictions(env, tmp_path, capsys):
 def test_bad_command_lines(env, argv, message, capsys):
     assert main(["evaluate", *argv]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_steps_suite_reports_every_gpu_with_training_labels(data_home, monkeypatch, capsys):
+    monkeypatch.setenv("POWERFIT_DATA_HOME", str(data_home))
+    if not (data_home / "neusight2025").is_dir():
+        pytest.skip("NeuSight data not found under the data home")
+    assert main(["evaluate", "--suite", "steps", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    rows = {row["gpu"]: row for row in result["table"]}
+    assert set(rows) == {"NVIDIA A100 80GB PCIe", "Tesla V100-PCIE-32GB"}
+    a100 = rows["NVIDIA A100 80GB PCIe"]
+    assert a100["steps"] == 10 and a100["neusight_published"] == 7.6
+    # the operator graph timed by the A100's own laws beats the roofline
+    assert 0 < a100["in-gpu"] < a100["roofline"]

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from powerfit.cli import main
+from powerfit.store import schema
 
 COUNTS_ZERO = {"gpus": 0, "operation_measurements": 0, "run_measurements": 0, "imports": 0}
 
@@ -44,7 +45,7 @@ def test_bad_file_exits_1_and_writes_nothing(db, tmp_path, data_home, capsys):
     bad.write_text("gpu,arch,n_layers,batch_size,duration_s\na100,lstm,1,64,fast\n")
     assert main(["ingest", str(good), str(bad), "--db", db]) == 1
     err = capsys.readouterr().err
-    assert f"{bad}, row 1, column 'duration_s': not a number: 'fast'" in err
+    assert f"{bad}, data row 1 (line 2), column 'duration_s': not a number: 'fast'" in err
     assert _stats(db, capsys) == COUNTS_ZERO  # the good file was not written either
 
 
@@ -66,12 +67,13 @@ def test_db_actions(db, capsys):
     assert main(["db", "current", "--db", db]) == 0
     assert "empty" in capsys.readouterr().out
     assert main(["db", "upgrade", "--db", db]) == 0
-    assert "at 0001" in capsys.readouterr().out
+    head = schema.head_revision()
+    assert f"at {head}" in capsys.readouterr().out
     assert main(["db", "current", "--db", db]) == 0
-    assert "0001 (head)" in capsys.readouterr().out
+    assert f"{head} (head)" in capsys.readouterr().out
     assert main(["db", "stats", "--db", db]) == 0
     assert "operation_measurements" in capsys.readouterr().out
-    assert main(["db", "downgrade", "base", "--db", db]) == 0
+    assert main(["db", "downgrade", "base", "--db", db, "--yes"]) == 0
     assert "at base" in capsys.readouterr().out
 
 
@@ -87,3 +89,55 @@ def test_help_has_examples(capsys):
         with pytest.raises(SystemExit):
             main(command)
         assert "examples:" in capsys.readouterr().out
+
+
+def test_ingest_neusight_operator_files(db, data_home, tmp_path, capsys):
+    import gzip
+
+    import pandas as pd
+
+    folder = data_home / "neusight2025" / "ops"
+    if not folder.is_dir():
+        pytest.skip("NeuSight data not found")
+    paths = []
+    for source in (
+        folder / "test" / "softmax.csv.gz",
+        folder / "train" / "gelu" / "Tesla_P4.csv.gz",
+    ):
+        target = tmp_path / source.name.replace(".csv.gz", f"-{source.parent.name}.csv.gz")
+        text = pd.read_csv(source).head(40).to_csv(index=False)
+        target.write_bytes(gzip.compress(text.encode()))
+        paths.append(str(target))
+    assert main(["ingest", *paths, "--db", db, "--json"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert [(r["format"], r["rows"], r["status"]) for r in results] == [
+        ("neusight2025-operators", 40, "imported")
+    ] * 2
+    assert main(["ingest", *paths, "--db", db]) == 0
+    assert capsys.readouterr().out.count("already ingested") == 2
+
+
+def test_db_imports_and_remove_import(db, data_home, capsys):
+    processed = data_home / "mayaki2025" / "processed"
+    files = [
+        processed / "dataForTransformerHEF.csv",
+        processed / "SubsetDataForLSTM_energyModel.csv",
+    ]
+    assert main(["ingest", *map(str, files), "--db", db]) == 0
+    capsys.readouterr()
+    assert main(["db", "imports", "--json", "--db", db]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(i["id"], i["rows"], i["overrides"]) for i in listed] == [(1, 3000, {}), (2, 741, {})]
+    assert set(listed[0]) >= {"id", "source", "sha256", "rows", "overrides", "imported_at"}
+    assert main(["db", "imports", "--db", db]) == 0
+    assert "dataForTransformerHEF.csv" in capsys.readouterr().out
+    # Destructive: refused without a terminal unless --yes (pytest's stdin is not one).
+    assert main(["db", "remove-import", "1", "--db", db]) == 1
+    assert "--yes" in capsys.readouterr().err
+    assert main(["db", "remove-import", "1", "--db", db, "--yes"]) == 0
+    assert "removed import 1" in capsys.readouterr().out
+    assert main(["db", "stats", "--json", "--db", db]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert (counts["operation_measurements"], counts["run_measurements"]) == (0, 741)
+    assert main(["db", "remove-import", "1", "--db", db, "--yes"]) == 1
+    assert "no import 1" in capsys.readouterr().err

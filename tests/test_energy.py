@@ -43,6 +43,21 @@ def test_nnls_keeps_coefficients_non_negative():
     assert (EnergyRegressor(solver="nnls").fit(t, e).coef_ >= 0).all()
 
 
+def test_nnls_cannot_predict_negative_energy():
+    # issue 16, finding 2: a free intercept gave -7.65 J for a small configuration.
+    rng = np.random.default_rng(3)
+    t = rng.uniform(0.2, 1.0, size=(80, 2))  # [s], no small durations measured
+    e = -40 + t @ np.array([200.0, 90.0]) + rng.normal(0, 1, 80)  # [J]
+    free = EnergyRegressor(solver="nnls", positive_intercept=False).fit(t, e)
+    assert free.intercept_ < 0 and free.predict(np.zeros((1, 2)))[0] < 0
+    model = EnergyRegressor(solver="nnls").fit(t, e)
+    assert model.intercept_ >= 0 and (model.coef_ >= 0).all()
+    small = rng.uniform(0, 0.2, size=(50, 2))
+    assert (model.predict(np.vstack([np.zeros((1, 2)), small])) >= 0).all()
+    boot = EnergyRegressor(n_bootstrap=20, random_state=0).fit(t, e)
+    assert (boot.bootstrap_coefficients_ >= 0).all(axis=None)
+
+
 def test_ridge_shrinks_with_alpha(linear_data):
     t, e = linear_data
     small = EnergyRegressor(solver="ridge", alpha=0.01).fit(t, e).coef_

@@ -51,3 +51,50 @@ def test_unknown_gpu_and_precision():
         get_gpu("")
     with pytest.raises(ValueError, match="precision 'tf32' is not available"):
         peak_flops("Tesla T4", "tf32")
+
+
+NEUSIGHT_GPUS = (
+    "NVIDIA A100-PCIE-40GB",
+    "NVIDIA A100-SXM4-40GB",
+    "NVIDIA A100 80GB PCIe",
+    "NVIDIA H100 80GB HBM3",
+    "NVIDIA L4",
+    "Tesla P100-PCIE-16GB",
+    "Tesla P4",
+    "Tesla T4",
+    "Tesla V100-PCIE-32GB",
+)
+
+
+@pytest.mark.parametrize("nvml_name", [*NEUSIGHT_GPUS, "NVIDIA GeForce RTX 2080 Ti"])
+def test_neusight_gpus_have_full_specs(nvml_name):
+    gpu = get_gpu(nvml_name)
+    assert gpu.name == nvml_name
+    assert gpu.memory_bandwidth > 1e11  # [B/s]
+    assert 20 <= gpu.sm_count <= 200
+    assert 1e9 < gpu.boost_clock_hz < 3e9
+    assert gpu.power_limit_w > 0
+    assert gpu.peak_flops["fp32"] > 1e12
+
+
+def test_specs_agree_with_neusight_device_files(data_home):
+    import json
+
+    folder = data_home / "neusight2025" / "devices"
+    if not folder.is_dir():
+        pytest.skip("neusight2025 not found under the data home")
+    for path in folder.glob("*.json"):
+        spec = json.loads(path.read_text())
+        gpu = get_gpu(spec["Device"])
+        # NeuSight computes the FP32 peak from its own clock; data sheets differ by < 5 %.
+        assert gpu.peak_flops["fp32"] == pytest.approx(spec["SingleFLOPs"] * 1e9, rel=0.05)
+        # Bandwidth: data sheets; NeuSight's H100 value (3.43 TB/s) is 2.4 % above.
+        assert gpu.memory_bandwidth == pytest.approx(spec["Mem_Bw"] * 1e9, rel=0.03)
+
+
+def test_every_catalogue_gpu_has_bandwidth_and_sms():
+    for gpu in GPUS:
+        assert gpu.memory_bandwidth and gpu.sm_count and gpu.boost_clock_hz, gpu.name
+        # FP32 peak = 2 FLOP · FP32 lanes · clock: lanes per SM are 64 or 128.
+        lanes = gpu.peak_flops["fp32"] / (2 * gpu.sm_count * gpu.boost_clock_hz)
+        assert lanes == pytest.approx(64, rel=0.06) or lanes == pytest.approx(128, rel=0.06)

@@ -12,6 +12,7 @@ import pytest
 
 from powerfit.cli import main
 from powerfit.formats import OPERATION_COLUMNS, RUN_COLUMNS
+from powerfit.store.readers import DEVICE_SPEC_COLUMNS
 
 torch = pytest.importorskip("torch")
 
@@ -39,7 +40,7 @@ def outputs(tmp_path_factory):
 
 def test_ops_file_has_the_canonical_columns_and_valid_values(outputs):
     frame = pd.read_csv(outputs[0])
-    assert tuple(frame.columns) == OPERATION_COLUMNS
+    assert tuple(frame.columns) == OPERATION_COLUMNS + DEVICE_SPEC_COLUMNS
     assert len(frame) == 16
     assert (frame["duration_s"] > 0).all() and (frame["flops"] > 0).all()
     assert frame["energy_j"].isna().all()
@@ -48,7 +49,7 @@ def test_ops_file_has_the_canonical_columns_and_valid_values(outputs):
 
 def test_steps_file_has_the_canonical_columns_and_valid_values(outputs):
     frame = pd.read_csv(outputs[1])
-    assert tuple(frame.columns) == RUN_COLUMNS
+    assert tuple(frame.columns) == RUN_COLUMNS + DEVICE_SPEC_COLUMNS
     assert len(frame) == 4
     assert (frame["duration_s"] > 0).all() and (frame["n_layers"] >= 1).all()
     assert frame["energy_j"].isna().all()
@@ -66,6 +67,30 @@ def test_outputs_ingest_into_a_fresh_store(outputs, tmp_path):
         counts = store.counts()
     assert counts["operation_measurements"] == 16
     assert counts["run_measurements"] == 4
+
+
+def test_outputs_ingest_as_written_with_the_measured_cpu_peak(outputs, tmp_path, capsys):
+    """The harness's own output ingests with no edit: the CPU carries its measured specs."""
+    ops = pd.read_csv(outputs[0])
+    peak = ops["device_peak_flops"].iloc[0]
+    assert (ops["device_peak_flops"] == peak).all() and ops["device_power_limit_w"].isna().all()
+    assert peak >= (ops["flops"] / ops["duration_s"]).max()  # no row above the peak
+    assert ops["device_memory_bandwidth"].iloc[0] > 0
+    db = str(tmp_path / "store.db")
+    assert main(["ingest", *map(str, outputs), "--db", db]) == 0
+    assert main(["ingest", str(outputs[0]), "--db", db]) == 0
+    assert "already ingested" in capsys.readouterr().out
+    from powerfit.store import open_store
+
+    with open_store(db) as store:
+        stored = store.operation_measurements()
+        gpus = {g["name"]: g for g in store.gpus()}
+    name = ops["gpu"].iloc[0]
+    assert gpus[name]["origin"] == "measured"
+    # Both files measured the peak: the store keeps the larger.
+    steps_peak = pd.read_csv(outputs[1])["device_peak_flops"].iloc[0]
+    assert gpus[name]["peak_flops"]["fp32"] == pytest.approx(max(peak, steps_peak))
+    assert len(stored) == 16 and stored["efficiency"].max() <= 1.0
 
 
 def test_configs_file_and_bad_arguments(tmp_path, capsys):

@@ -131,3 +131,88 @@ def test_pipeline_fits_and_works_in_sklearn_tools():
         cv=3,
     ).fit(configs, energy)
     assert grid.best_score_ > 0.99
+
+
+def _fitted_laws(gpus=(A100, RTX)):
+    c = np.logspace(9, 13, 30)
+    return {
+        gpu: {
+            op: PowerLawEfficiency().fit(c.reshape(-1, 1), efficiency(c, *law))
+            for op, law in LAWS[gpu].items()
+        }
+        for gpu in gpus
+    }
+
+
+def test_fitted_laws_survive_clone_cross_validation_and_grid_search():
+    # issue 16, finding 1: the README's example failed with "no attribute 'eta_max_'".
+    from sklearn.model_selection import cross_val_score
+
+    configs = _configs(90, gpus=(A100, RTX))
+    energy = _energy(configs)
+    pipe = make_energy_pipeline(_fitted_laws(), regressor=EnergyRegressor(solver="ols"))
+    copy = clone(pipe)
+    assert copy.named_steps["durations"].laws[A100]["qkv_projections"].eta_max_ > 0
+    np.testing.assert_allclose(
+        copy.fit(configs, energy).predict(configs), pipe.fit(configs, energy).predict(configs)
+    )
+    assert (cross_val_score(pipe, configs, energy, cv=3) > 0.99).all()
+    grid = GridSearchCV(pipe, {"energy__solver": ["ols", "nnls"]}, cv=3).fit(configs, energy)
+    assert grid.best_score_ > 0.99
+    # An unfitted law is named as such, not an AttributeError.
+    unfitted = {A100: {"qkv_projections": PowerLawEfficiency()}}
+    with pytest.raises(ValueError, match="unfitted PowerLawEfficiency"):
+        OperationDurations(unfitted).fit(configs)
+
+
+def test_column_transformer_in_front_with_pandas_output():
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import make_pipeline
+
+    configs = _configs(60)
+    energy = _energy(configs)
+    laws = _fitted_laws((A100,))
+    reference = make_energy_pipeline(laws).fit(configs, energy).predict(configs)
+    # The ColumnTransformer puts n_layers first and prefixes every name ("b__seq_len").
+    front = ColumnTransformer(
+        [("a", "passthrough", ["n_layers"]),
+         ("b", "passthrough", ["batch_size", "seq_len", "d_model", "n_heads"])]
+    ).set_output(transform="pandas")  # fmt: skip
+    pipe = make_pipeline(front, *[step for _, step in make_energy_pipeline(laws).steps])
+    np.testing.assert_allclose(pipe.fit(configs, energy).predict(configs), reference)
+    # Without set_output it hands over an array in its own order: refused, not misread.
+    front_array = clone(front).set_output(transform="default")
+    pipe = make_pipeline(front_array, *[s for _, s in make_energy_pipeline(laws).steps])
+    with pytest.raises(ValueError, match="array's order does not match"):
+        pipe.fit(configs, energy)
+
+
+def test_arrays_are_read_only_when_unambiguous():
+    columns = ["batch_size", "seq_len", "d_model", "n_heads", "n_layers"]
+    configs = _configs(20).drop(columns="gpu")
+    expected = OperationDurations({A100: LAWS[A100]}).fit_transform(configs)
+    array = configs[columns].to_numpy()
+    out = OperationDurations({A100: LAWS[A100]}).fit_transform(array)
+    np.testing.assert_allclose(out, expected)
+    with pytest.raises(ValueError, match="exactly 5 columns"):
+        OperationDurations({A100: LAWS[A100]}).fit(array[:, :4])
+    reordered = configs[["n_layers", "batch_size", "seq_len", "d_model", "n_heads"]].to_numpy()
+    with pytest.raises(ValueError, match="order does not match"):
+        OperationDurations({A100: LAWS[A100]}).fit(reordered)
+    with pytest.raises(ValueError, match="not a whole number"):
+        OperationDurations({A100: LAWS[A100]}).fit(array + 0.5)
+    fitted_on_names = OperationDurations({A100: LAWS[A100]}).fit(configs)
+    with pytest.raises(ValueError, match="fitted on a DataFrame"):
+        fitted_on_names.transform(array)
+
+
+def test_messages_show_plain_numbers():
+    # issue 16, finding 8: "got np.float64(-512.0)" read as NumPy internals.
+    configs = _configs(3).astype({"d_model": float})
+    configs.loc[1, "d_model"] = -512.0
+    with pytest.raises(DataError) as info:
+        OperationDurations(LAWS).fit(configs).transform(configs)
+    assert "got -512.0" in str(info.value) and "np." not in str(info.value)
+    with pytest.raises(ValueError, match=r"got 1\.5\)?$") as info:
+        EnergyRegressor(confidence=np.float64(1.5)).fit(np.ones((3, 1)), np.ones(3))
+    assert "np." not in str(info.value)

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +16,12 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from powerfit.exceptions import DataError
+from powerfit.cli import main
+from powerfit.exceptions import DataError, StoreError
 from powerfit.store import ingest as ingest_module
+from powerfit.store import open_store, schema
+from powerfit.store.engine import create_engine
+from powerfit.store.models import Import
 from powerfit.store.readers import detect_format, read_measurements
 
 from .conftest import MAYAKI2025_ROWS
@@ -59,16 +68,34 @@ def test_second_ingest_adds_nothing(store, processed):
     assert store.counts() == before
 
 
-def test_duplicate_race_is_handled_by_the_unique_constraint(store, processed, monkeypatch):
-    path = processed / "SubsetDataForLSTM_energyModel.csv"
+def _duplicate_race(store, path, monkeypatch) -> None:
     first = store.ingest(path)
     before = store.counts()
     # A second process that checked before the first committed: the pre-check misses.
-    monkeypatch.setattr(ingest_module, "_existing_import", lambda conn, sha: None)
+    real = ingest_module._existing_import
+    calls = []
+
+    def missed_once(conn, identity, sha256):
+        calls.append(identity)
+        return None if len(calls) == 1 else real(conn, identity, sha256)
+
+    monkeypatch.setattr(ingest_module, "_existing_import", missed_once)
     result = ingest_module.ingest_measurements(store.engine, read_measurements(path))
     assert result.duplicate and result.rows == 0
+    assert result.import_id == first.import_id >= 1
     assert store.counts() == before
-    assert first.import_id >= 1
+
+
+def test_duplicate_race_is_handled_by_the_unique_constraint(store, processed, monkeypatch):
+    _duplicate_race(store, processed / "SubsetDataForLSTM_energyModel.csv", monkeypatch)
+
+
+@pytest.mark.postgres
+def test_duplicate_race_is_handled_by_the_unique_constraint_postgresql(
+    postgres_schema_url, processed, monkeypatch
+):
+    with open_store(postgres_schema_url) as store:
+        _duplicate_race(store, processed / "SubsetDataForLSTM_energyModel.csv", monkeypatch)
 
 
 def test_transformer_operations_units(ingested_store, mayaki):
@@ -206,7 +233,7 @@ def test_unknown_override_column(store, tmp_path):
 
 def test_forced_format(store, tmp_path):
     path = _write(tmp_path, "ops.csv", OPS_CSV)
-    with pytest.raises(DataError, match="missing column"):
+    with pytest.raises(DataError, match="column 'operation': unknown column"):
         store.ingest(path, format="powerfit-runs")
     with pytest.raises(DataError, match="unknown format"):
         store.ingest(path, format="excel")
@@ -247,23 +274,25 @@ def _bad_cases(processed: Path, tmp_path: Path) -> dict[str, tuple[Path, str]]:
         ),
         "non-numeric": (
             variant("text", set_cell(6, "FLOPs", "lots")),
-            rf"{f('text.csv')}, row 7, column 'FLOPs': not a number: 'lots'",
+            rf"{f('text.csv')}, data row 7 \(line 8\), column 'FLOPs': not a number: 'lots'",
         ),
         "negative": (
             variant("negative", set_cell(11, "elapsed_time_sec", -0.5)),
-            rf"{f('negative.csv')}, row 12, column 'elapsed_time_sec': negative value",
+            rf"{f('negative.csv')}, data row 12 \(line 13\), column 'elapsed_time_sec': "
+            "negative value",
         ),
         "NaN": (
             variant("nan", set_cell(3, "d_model", np.nan)),
-            rf"{f('nan.csv')}, row 4, column 'd_model': missing value",
+            rf"{f('nan.csv')}, data row 4 \(line 5\), column 'd_model': missing value",
         ),
         "unknown operation": (
             variant("op", set_cell(20, "operation", "Layer Norm")),
-            rf"{f('op.csv')}, row 21, column 'operation': unknown transformer operation",
+            rf"{f('op.csv')}, data row 21 \(line 22\), column 'operation': "
+            "unknown transformer operation",
         ),
         "unknown GPU": (
             variant("gpu", set_cell(2, "source", "Voodoo 3")),
-            rf"{f('gpu.csv')}, row 3, column 'source': unknown GPU 'Voodoo 3'",
+            rf"{f('gpu.csv')}, data row 3 \(line 4\), column 'source': unknown GPU 'Voodoo 3'",
         ),
         "empty": (empty, rf"{f('empty.csv')}: empty file"),
         "header only": (header, rf"{f('header.csv')}: no data rows"),
@@ -298,23 +327,31 @@ def test_bad_row_deep_in_a_file_writes_nothing(store, processed, tmp_path):
     frame.iloc[11_000, frame.columns.get_loc("hidden_size")] = -64
     path = tmp_path / "late.csv"
     frame.to_csv(path)
-    with pytest.raises(DataError, match=r"row 11001, column 'hidden_size': negative value"):
+    with pytest.raises(
+        DataError, match=r"data row 11001 \(line 11002\), column 'hidden_size': negative value"
+    ):
         store.ingest(path)
     assert store.counts()["operation_measurements"] == 0
 
 
 def test_fractional_integer_and_zero_duration(store, tmp_path):
     path = _write(tmp_path, "runs.csv", RUNS_CSV.replace(",6,64,", ",6.5,64,"))
-    with pytest.raises(DataError, match=r"row 1, column 'n_layers': not an integer: 6.5"):
+    with pytest.raises(
+        DataError, match=r"data row 1 \(line 2\), column 'n_layers': not an integer: 6.5"
+    ):
         store.ingest(path)
     path = _write(tmp_path, "runs0.csv", RUNS_CSV.replace(",0.2,40", ",0,40"))
-    with pytest.raises(DataError, match=r"row 1, column 'duration_s': must be > 0"):
+    with pytest.raises(
+        DataError, match=r"data row 1 \(line 2\), column 'duration_s': must be > 0"
+    ):
         store.ingest(path)
 
 
 def test_unknown_precision(store, tmp_path):
     path = _write(tmp_path, "ops.csv", OPS_CSV.replace("bf16", "fp4"))
-    with pytest.raises(DataError, match=r"row 1, column 'precision': precision 'fp4'"):
+    with pytest.raises(
+        DataError, match=r"data row 1 \(line 2\), column 'precision': precision 'fp4'"
+    ):
         store.ingest(path)
 
 
@@ -339,3 +376,151 @@ def test_measurements_reference_their_gpu_and_import(store, processed, tmp_path)
             sa.text("SELECT MIN(source_row), MAX(source_row) FROM run_measurements")
         ).one()
     assert orphans == 0 and tuple(rows) == (1, 741) and result.rows == 741
+
+
+# ------------------------------------------------------------- import identity
+CONFIG = {"arch": "transformer", "model": "bert", "n_layers": "6", "batch_size": "64"}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_store(request, tmp_path):
+    """An empty store on SQLite, and on PostgreSQL when POWERFIT_TEST_POSTGRES_URL is set."""
+    if request.param == "sqlite":
+        url = str(tmp_path / "any.db")
+    else:
+        url = request.getfixturevalue("postgres_schema_url")
+    with open_store(url) as opened:
+        yield opened
+
+
+def test_same_file_with_other_values_is_a_new_import(any_store, tmp_path):
+    store = any_store
+    path = _write(tmp_path, "emissions.csv", EMISSIONS)
+    first = store.ingest(path, overrides=CONFIG)
+    # The same values, written differently: the same import.
+    same = store.ingest(path, overrides={**CONFIG, "n_layers": 6.0, "arch": " transformer"})
+    assert (same.duplicate, same.rows, same.import_id) == (True, 0, first.import_id)
+    other = store.ingest(path, overrides={**CONFIG, "n_layers": "12"})
+    assert (other.duplicate, other.rows) == (False, 1)
+    assert other.same_file_as == (first.import_id,) and other.sha256 == first.sha256
+    assert sorted(store.run_measurements()["n_layers"]) == [6, 12]
+    again = store.ingest(path, overrides={**CONFIG, "n_layers": "12"})
+    assert again.duplicate and again.import_id == other.import_id
+    with store.engine.connect() as conn:
+        given = conn.execute(sa.select(Import.overrides).order_by(Import.id)).scalars().all()
+    assert given == [CONFIG, {**CONFIG, "n_layers": "12"}]
+    assert store.counts()["imports"] == 2
+
+
+def test_cli_says_when_a_file_is_imported_again_with_other_values(tmp_path, capsys):
+    path = _write(tmp_path, "emissions.csv", EMISSIONS)
+    db = str(tmp_path / "cli.db")
+    sets = [arg for key, value in CONFIG.items() for arg in ("--set", f"{key}={value}")]
+    assert main(["ingest", str(path), "--db", db, *sets]) == 0
+    assert "1 rows into run_measurements" in capsys.readouterr().out
+    assert main(["ingest", str(path), "--db", db, *sets]) == 0
+    out = capsys.readouterr().out
+    assert "already ingested with the same --set values (import 1)" in out
+    assert main(["ingest", str(path), "--db", db, *sets, "--set", "n_layers=12"]) == 0
+    out = capsys.readouterr().out
+    assert "(codecarbon, import 2); same file as import 1, with other --set values" in out
+
+
+def _legacy_store(url: str, tmp_path: Path) -> None:
+    path = _write(tmp_path, "emissions.csv", EMISSIONS)
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    engine = create_engine(url)
+    try:
+        schema.upgrade(engine, "0001")  # a store written before imports had an identity
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO imports (source, sha256, format, kind, row_count, "
+                    "imported_at, imported_by, tool) VALUES ('emissions.csv', :sha, "
+                    "'codecarbon', 'run', 0, CURRENT_TIMESTAMP, 'me@here', 'powerfit 0.1.0')"
+                ),
+                {"sha": sha256},
+            )
+        schema.upgrade(engine, "head")
+        schema.check(engine)
+        store = open_store(engine)
+        # Its --set values were not recorded: any values count as the same import.
+        for config in (CONFIG, {**CONFIG, "n_layers": "12"}):
+            result = store.ingest(path, overrides=config)
+            assert result.duplicate and result.import_id == 1
+        # A file imported twice with other values cannot go back to 0001.
+        ops = _write(tmp_path, "ops.csv", OPS_CSV.replace(",t\n", ",\n"))
+        store.ingest(ops, overrides={"tool": "a"})
+        store.ingest(ops, overrides={"tool": "b"})
+        with pytest.raises(StoreError, match="imported several times"):
+            schema.downgrade(engine, "0001")
+        assert store.counts()["imports"] == 3
+    finally:
+        engine.dispose()
+
+
+def test_legacy_imports_keep_their_identity_sqlite(tmp_path):
+    _legacy_store(f"sqlite:///{tmp_path / 'legacy.db'}", tmp_path)
+
+
+@pytest.mark.postgres
+def test_legacy_imports_keep_their_identity_postgresql(postgres_schema_url, tmp_path):
+    _legacy_store(postgres_schema_url, tmp_path)
+
+
+# ------------------------------------------------------------ kill -9 mid-ingest
+_KILLED_INGEST = """
+import sys, time
+from powerfit.store import ingest, open_store
+url, path, marker = sys.argv[1:]
+write = ingest._insert_many
+
+def write_then_hang(conn, table, frame):
+    write(conn, table, frame)
+    open(marker, "w").close()  # some rows are written, not committed
+    time.sleep(120)
+
+ingest.CHUNK_ROWS = 100
+ingest._insert_many = write_then_hang
+with open_store(url) as store:
+    store.ingest(path)
+"""
+
+
+def _kill_mid_ingest(url: str, tmp_path: Path) -> None:
+    lines = ["gpu,arch,operation,batch_size,input_size,hidden_size,seq_len,flops,duration_s"]
+    lines += [f"a100,lstm,hidden_gates,8,{i + 1},64,1,65536,1e-4" for i in range(1000)]
+    path = _write(tmp_path, "big.csv", "\n".join(lines) + "\n")
+    marker = tmp_path / "written"
+    with open_store(url) as store:
+        before = store.counts()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _KILLED_INGEST, url, str(path), str(marker)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "the ingest never started writing"
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+        if proc.stderr:
+            proc.stderr.close()
+    with open_store(url) as store:
+        assert store.counts() == before  # nothing of the killed import is left
+        result = store.ingest(path)  # and the file is not "already ingested"
+        assert (result.duplicate, result.rows) == (False, 1000)
+        assert store.counts()["operation_measurements"] == before["operation_measurements"] + 1000
+
+
+def test_kill_9_mid_ingest_leaves_nothing_sqlite(tmp_path):
+    _kill_mid_ingest(f"sqlite:///{tmp_path / 'killed.db'}", tmp_path)
+
+
+@pytest.mark.postgres
+def test_kill_9_mid_ingest_leaves_nothing_postgresql(postgres_schema_url, tmp_path):
+    _kill_mid_ingest(postgres_schema_url, tmp_path)

@@ -141,24 +141,106 @@ def test_compare_predicts_with_every_version(recorded_fits):
         compare(CONFIGS.assign(n_heads=[8, 0, 4]), tracking_uri=uri)
 
 
-def test_champion_moves_only_when_better(a100_fit, tracking_uri, monkeypatch):
-    """Forced promotion (--promote) is tested in test_cli_fit.py."""
+def test_champion_is_decided_on_the_same_evidence(a100_fit, tracking_uri, monkeypatch):
+    """Forced promotion (--promote) is tested in test_cli_fit.py.
+
+    issue 16, findings 2 and 7: an insane fit is never champion; a version claiming
+    a lower MAPE on another test set does not win; a stale champion loses to a fit
+    of a campaign with 15 % more power, scored on the same held-out runs.
+    """
+    import copy
     import dataclasses
 
     import mlflow
+    from mlflow import MlflowClient
 
+    from powerfit.tracking.fitting import check_physics
     from powerfit.tracking.recording import log_fit
+    from powerfit.tracking.registry import REASON_TAG
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:////nonexistent/elsewhere.db")
-    first = log_fit(a100_fit, tracking_uri=tracking_uri)
-    worse = dataclasses.replace(a100_fit, metrics=a100_fit.metrics | {"test_mape": 0.5})
-    second = log_fit(worse, tracking_uri=tracking_uri)
-    better = dataclasses.replace(a100_fit, metrics=a100_fit.metrics | {"test_mape": 0.01})
-    third = log_fit(better, tracking_uri=tracking_uri)
-    assert (first.promoted, second.promoted, third.promoted) == (True, False, True)
-    assert (second.champion_version, third.champion_version) == (1, 3)
+    negative = copy.deepcopy(a100_fit.model)
+    negative[-1].intercept_ = -25.0
+    insane = dataclasses.replace(
+        a100_fit, model=negative, physics=check_physics(negative, a100_fit.X_train), notes=[]
+    )
+    first = log_fit(insane, tracking_uri=tracking_uri)
+    assert not first.promoted and first.champion_version is None
+    assert any("physics check failed" in note for note in first.notes)
+    sane = log_fit(dataclasses.replace(a100_fit, notes=[]), tracking_uri=tracking_uri)
+    assert sane.promoted and sane.champion_version == 2
+    # Worse on the same runs, though its own stored MAPE claims 1 %.
+    scaled = copy.deepcopy(a100_fit.model)
+    scaled[-1].coef_ = scaled[-1].coef_ * 1.3
+    metrics = a100_fit.metrics | {"test_mape": 0.01}
+    liar = dataclasses.replace(a100_fit, model=scaled, metrics=metrics, notes=[])
+    third = log_fit(liar, tracking_uri=tracking_uri)
+    assert not third.promoted and third.champion_version == 2
+    # A new campaign: 15 % more power. Refitted on it, the new version wins there.
+    more = 1.15
+    model = copy.deepcopy(a100_fit.model).fit(a100_fit.X_train, a100_fit.y_train * more)
+    campaign = dataclasses.replace(
+        a100_fit,
+        model=model,
+        y_train=a100_fit.y_train * more,
+        y_test=a100_fit.y_test * more,
+        metrics=a100_fit.metrics | {"test_mape": a100_fit.metrics["test_mape"] + 0.01},
+        data=a100_fit.data | {"sha256": "f" * 64},
+        notes=[],
+    )
+    fourth = log_fit(campaign, tracking_uri=tracking_uri)
+    assert fourth.promoted and fourth.champion_version == 4
+    client = MlflowClient(tracking_uri)
+    reasons = {v: client.get_model_version(NAME, str(v)).tags[REASON_TAG] for v in (1, 3, 4)}
+    assert reasons[1].startswith("not promoted: the physics check failed")
+    assert reasons[3].startswith("not promoted: held-out MAPE")
+    assert reasons[4].startswith("promoted: held-out MAPE") and "same" in reasons[4]
+    assert client.get_model_version(NAME, "1").tags["powerfit.physics"].startswith("failed")
+    assert any(note.startswith("champion: promoted") for note in fourth.notes)
     # The caller's tracking URI is left as it was.
     assert mlflow.get_tracking_uri() == "sqlite:////nonexistent/elsewhere.db"
+
+
+def test_versions_say_what_they_are_and_can_be_diffed(recorded_fits, capsys):
+    from mlflow import MlflowClient
+
+    from powerfit.cli import main
+    from powerfit.tracking import compare, history
+    from powerfit.tracking.versions import diff, resolve_version
+
+    uri, first, _ = recorded_fits
+    client = MlflowClient(uri)
+    run = client.get_run(first.run_id)
+    sha = first.fit.data["sha256"]
+    assert run.info.run_name == f"{GPU} / transformer / tf32 / paper / data {sha[:12]}"
+    tags = client.get_model_version(NAME, "1").tags
+    assert (tags["powerfit.energy_model"], tags["powerfit.precision"]) == ("paper", "tf32")
+    assert tags["powerfit.physics"].startswith("passed")
+    assert "split.json" in {a.path for a in client.list_artifacts(first.run_id)}
+    table = history(tracking_uri=uri)
+    assert list(table["energy_model"]) == ["paper", "paper"]
+    assert table["champion_reason"].str.contains("held-out").iloc[1]
+    assert resolve_version("@champion", tracking_uri=uri) == (NAME, 1)
+    assert resolve_version(f"models:/{NAME}/2", tracking_uri=uri) == (NAME, 2)
+    changes = diff(1, f"{NAME}@champion", tracking_uri=uri)
+    assert list(changes.columns) == ["section", "key", f"{NAME}/1 (a)", f"{NAME}/1 (b)", "change"]
+    changes = diff(1, 2, tracking_uri=uri)
+    rows = changes.set_index("key")
+    assert rows.loc["law.qkv_projections.eta_max", "section"] == "coefficient"
+    assert rows.loc["law.qkv_projections.eta_max", "change"] == ""
+    assert rows.loc["data_sha256", f"{NAME}/1"] == sha
+    assert rows.loc["aliases", "change"] == "changed"
+    assert {"version", "data", "coefficient", "metric"} <= set(changes["section"])
+    only = compare(CONFIGS, tracking_uri=uri, versions=[2])
+    assert [c for c in only.columns if c.startswith(NAME)] == [f"{NAME}/2"]
+    with pytest.raises(DataError, match="no registered powerfit model version '7'"):
+        compare(CONFIGS, tracking_uri=uri, versions=[7])
+    assert main(["history", "--tracking-uri", uri, "--diff", "1", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "law.qkv_projections.alpha" in out and f"{NAME}/2" in out
+    assert main(["history", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "qkv_projections" in out and "paper" in out
 
 
 def test_step_model_is_fitted_recorded_and_loaded(ingested_store, a100_fit, tracking_uri):
@@ -170,7 +252,7 @@ def test_step_model_is_fitted_recorded_and_loaded(ingested_store, a100_fit, trac
     fit = fit_coefficients(ingested_store, GPU, "transformer", energy_model="step")
     # Fitted on measured step durations, then corrected: far better than the paper's model.
     assert fit.model[-1].fit_target_ == "duration"
-    assert fit.metrics["test_mape"] < 0.03 < a100_fit.metrics["test_mape"]
+    assert fit.metrics["test_mape"] < 0.06 < a100_fit.metrics["test_mape"]  # monotone: 5.1 %
     assert "model" in fit.X_train.columns and "n_params" not in fit.X_train.columns
     result = log_fit(fit, tracking_uri=tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)

@@ -14,17 +14,32 @@ Exit codes
     did not converge, a database that cannot be used).
 2
     The command line itself is wrong (unknown option, missing argument).
+
+Failures print one line, ``powerfit COMMAND: error: ...`` (``--debug``: the
+traceback). Every URL password in it, in log records and in warnings is shown as
+``***``. Destructive commands ask on a terminal and need ``--yes`` otherwise
+(:func:`confirm`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
+import os
 import sys
-from collections.abc import Sequence
+import traceback
+import warnings
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from powerfit._version import __version__
-from powerfit.exceptions import PowerfitError
+from powerfit.exceptions import PowerfitError, mask_urls
+
+#: Environment variable of the tracking-store timeout [s]
+#: (:data:`powerfit.tracking.locations.TRACKING_TIMEOUT_ENV`).
+TRACKING_TIMEOUT_ENV = "POWERFIT_TRACKING_TIMEOUT"
 
 #: Modules of this package that define sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
@@ -36,6 +51,7 @@ COMMAND_MODULES = (
     "history",
     "evaluate",
     "measure",
+    "gpus",
 )
 
 EPILOG = """\
@@ -47,7 +63,7 @@ examples:
   powerfit fit --gpu "NVIDIA A100 80GB PCIe" --arch transformer
 
 exit codes: 0 success, 1 an explained failure (bad input, ...), 2 a bad command line.
-Add --debug to see the full traceback of a failure.
+Add --debug to see the full traceback of a failure. Passwords in URLs are shown as ***.
 """
 
 
@@ -79,22 +95,187 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code.
+
+    Failures print one line, ``powerfit COMMAND: error: ...``, with every URL
+    password masked (:func:`powerfit.exceptions.mask_urls`); ``--debug`` prints the
+    (masked) traceback instead. Log records and warnings are masked the same way
+    while the command runs.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except (PowerfitError, ValueError, FileNotFoundError) as exc:
-        if args.debug:
-            raise
-        print(f"powerfit {args.command}: error: {exc}", file=sys.stderr)
+    with _masked_output(), _tracking_timeout(getattr(args, "tracking_timeout", None)):
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            return 130
+        except Exception as exc:
+            return _report(args, exc)
+
+
+#: Modules whose exceptions are explained failures of the environment (a server, a
+#: database, a file), reported in one line like powerfit's own errors.
+_EXTERNAL_ERRORS = ("mlflow", "sqlalchemy", "alembic", "requests", "urllib3", "psycopg")
+
+#: Longest error line printed [characters] (the rest is cut, e.g. an HTML body).
+_MAX_LINE = 600
+
+
+def _report(args: argparse.Namespace, exc: BaseException) -> int:
+    """Print a failure (masked) and return its exit code."""
+    prefix = f"powerfit {args.command}: error:"
+    if args.debug:
+        print(mask_urls("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
         return 1
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    explained = isinstance(exc, (PowerfitError, ValueError, OSError)) or (
+        type(exc).__module__.split(".")[0] in _EXTERNAL_ERRORS
+    )
+    if explained:
+        print(f"{prefix} {_one_line(exc)}", file=sys.stderr)
+    else:
+        print(mask_urls("".join(traceback.format_exception(exc))), file=sys.stderr, end="")
+        print(f"{prefix} unexpected {_one_line(exc)} (a bug in powerfit?)", file=sys.stderr)
+    return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one masked line (SQL dumps and follow-up lines left out)."""
+    text = str(exc)
+    for marker in ("\n[SQL:", "\n(Background on this error"):
+        text = text.split(marker, 1)[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    text = " ".join(lines) if isinstance(exc, PowerfitError) else (lines[0] if lines else "")
+    if not isinstance(exc, (PowerfitError, ValueError, OSError)) or not text:
+        text = f"{type(exc).__name__}: {text}".rstrip(": ")
+    if len(text) > _MAX_LINE:
+        text = text[: _MAX_LINE - 3] + "..."
+    return mask_urls(text)
+
+
+@contextlib.contextmanager
+def _masked_output() -> Iterator[None]:
+    """Mask URL passwords in log records and warnings while a command runs."""
+    previous_factory = logging.getLogRecordFactory()
+    previous_format = warnings.formatwarning
+
+    def factory(*a: Any, **kw: Any) -> logging.LogRecord:
+        record = previous_factory(*a, **kw)
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken record: leave it to logging's own handling
+            return record
+        masked = mask_urls(message)
+        if masked != message:
+            record.msg, record.args = masked, ()
+        if record.exc_info and record.exc_info[1] is not None:
+            formatted = "".join(traceback.format_exception(record.exc_info[1]))
+            record.exc_text = mask_urls(formatted).rstrip("\n")
+        return record
+
+    def formatwarning(*a: Any, **kw: Any) -> str:
+        return mask_urls(previous_format(*a, **kw))
+
+    logging.setLogRecordFactory(factory)
+    warnings.formatwarning = formatwarning
+    try:
+        yield
+    finally:
+        logging.setLogRecordFactory(previous_factory)
+        warnings.formatwarning = previous_format
+
+
+@contextlib.contextmanager
+def _tracking_timeout(seconds: float | None) -> Iterator[None]:
+    """Set ``POWERFIT_TRACKING_TIMEOUT`` for the command (``--tracking-timeout``)."""
+    if seconds is None:
+        yield
+        return
+    saved = os.environ.get(TRACKING_TIMEOUT_ENV)
+    os.environ[TRACKING_TIMEOUT_ENV] = repr(float(seconds))
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(TRACKING_TIMEOUT_ENV, None)
+        else:
+            os.environ[TRACKING_TIMEOUT_ENV] = saved
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (0 < value < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def add_tracking_timeout_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--tracking-timeout SECONDS``, shared by the commands that use MLflow."""
+    parser.add_argument(
+        "--tracking-timeout",
+        type=_positive_seconds,
+        metavar="SECONDS",
+        help="give up on an unreachable tracking server or database after this long "
+        f"(default: {TRACKING_TIMEOUT_ENV}, else 30)",
+    )
+
+
+def add_yes_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--yes``, shared by destructive commands (see :func:`confirm`)."""
+    parser.add_argument(
+        "--yes",
+        "-y",
+        action="store_true",
+        help="do it without asking (required when stdin is not a terminal)",
+    )
+
+
+def confirm(what: str, details: Sequence[str], *, yes: bool) -> None:
+    """Ask before a destructive action; refuse without a terminal unless ``yes``.
+
+    Parameters
+    ----------
+    what : str
+        The action, e.g. ``"downgrade sqlite:////x.db to base"``.
+    details : sequence of str
+        Lines saying what will be lost (shown before the question, on stderr).
+    yes : bool
+        ``--yes`` was given: go ahead without asking.
+
+    Raises
+    ------
+    PowerfitError
+        When stdin is not a terminal and ``yes`` is false, or the answer is not ``yes``.
+    """
+    if yes:
+        return
+    if not _stdin_is_terminal():
+        raise PowerfitError(
+            f"refusing to {what} without confirmation: stdin is not a terminal; "
+            "pass --yes to do it anyway"
+        )
+    print(f"This will {what}.", file=sys.stderr)
+    for line in details:
+        print(f"  {line}", file=sys.stderr)
+    try:
+        answer = input("Type 'yes' to continue: ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() != "yes":
+        raise PowerfitError(f"not confirmed: did not {what}")
+
+
+def _stdin_is_terminal() -> bool:
+    try:
+        return bool(sys.stdin is not None and sys.stdin.isatty())
+    except (AttributeError, ValueError, OSError):  # closed or replaced stdin
+        return False
 
 
 def add_format_arguments(parser: argparse.ArgumentParser) -> None:

@@ -27,8 +27,18 @@ batch 128 and 512.
 Measurements come from the published files under $POWERFIT_DATA_HOME (default),
 from explicit files (--runs, --operations) or from a store (--store URL).
 
+--suite operators evaluates instead the operator latency laws on NeuSight's FP32
+measurements (per GPU and family: rows, η_max, R², MAPE in-GPU, leave-one-GPU-out
+and roofline; see powerfit.operators.evaluate_operators). --suite steps times
+NeuSight's measured training steps of real models (BERT-large, GPT-2 large, GPT-3
+XL/2.7B, OPT-1.3B) from their operator graphs: MAPE per GPU in every mode (in-GPU,
+calibrated, specs-only, roofline), interval coverage, beside NeuSight's published
+errors (see powerfit.step_evaluation.evaluate_steps).
+
 examples:
   powerfit evaluate
+  powerfit evaluate --suite operators
+  powerfit evaluate --suite steps
   powerfit evaluate --extra --json
   powerfit evaluate --arch lstm --extra
   powerfit evaluate --protocol layers-12 --protocol gpu-rtx --bootstrap 50
@@ -43,6 +53,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="compare energy models on held-out protocols",
         description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--suite",
+        choices=("energy", "operators", "steps"),
+        default="energy",
+        help="energy models (default), operator latency laws or real models' training "
+        "steps (NeuSight's data)",
     )
     parser.add_argument("--arch", choices=("transformer", "lstm"), default="transformer")
     parser.add_argument(
@@ -109,6 +126,10 @@ def run(args: argparse.Namespace) -> int:
     """Run ``powerfit evaluate``."""
     import numpy as np
 
+    if getattr(args, "suite", "energy") == "operators":
+        return _run_operators(args)
+    if getattr(args, "suite", "energy") == "steps":
+        return _run_steps(args)
     from powerfit import evaluation as ev
 
     if (args.test or args.predictions) and not args.train:
@@ -180,4 +201,54 @@ def run(args: argparse.Namespace) -> int:
     targets = ev.TARGETS if args.arch == "transformer" else ev.LSTM_TARGETS
     print(ev.format_table(result, targets))
     print(f"({len(runs)} {args.arch} training steps, {result.seconds:.1f} s)")
+    return 0
+
+
+def _run_operators(args: argparse.Namespace) -> int:
+    """``powerfit evaluate --suite operators``: the operator laws' table."""
+    import numpy as np
+
+    from powerfit.operators import coefficient_table, evaluate_operators, format_operator_table
+
+    table = evaluate_operators()
+    laws = coefficient_table(table.attrs["full_model"])
+    if args.json:
+        records = table.replace({np.nan: None}).to_dict(orient="records")
+        payload = {"suite": "operators", "seconds": round(table.attrs["seconds"], 2)}
+        coefficients = laws.replace({np.nan: None}).to_dict(orient="records")
+        print(json.dumps({**payload, "table": records, "coefficients": coefficients}, indent=2))
+        return 0
+    print(format_operator_table(table))
+    shown = laws[laws["op"].isin(("bmm", "linear", "softmax", "ln"))].dropna(axis=1, how="all")
+    print(
+        "\ncoefficients fitted on all rows (SI units; element-wise ops in --json):\n"
+        + shown.to_string(index=False, float_format=lambda x: f"{x:.3g}")
+    )
+    return 0
+
+
+def _run_steps(args: argparse.Namespace) -> int:
+    """``powerfit evaluate --suite steps``: step-time MAPE of real models per GPU and mode."""
+    import time
+
+    import numpy as np
+
+    from powerfit.step_evaluation import evaluate_steps
+
+    start = time.perf_counter()
+    table = evaluate_steps()
+    seconds = time.perf_counter() - start
+    if args.json:
+        records = table.replace({np.nan: None}).to_dict(orient="records")
+        payload = {"suite": "steps", "seconds": round(seconds, 2), "table": records}
+        print(json.dumps(payload, indent=2))
+        return 0
+    modes = ["in-gpu", "in-gpu+cal", "specs-only", "specs-only+cal-other-gpus", "roofline"]
+    shown = table[["gpu", "steps", *modes, "neusight_published"]]
+    print("step time of measured training steps (fp32, forward + backward): MAPE [%]")
+    print(shown.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+    coverage = [c for c in table.columns if c.startswith("coverage90_")]
+    print("\n90 % interval coverage [%] (loo-step: leave one step out; loo-gpu: one GPU out)")
+    print(table[["gpu", *coverage]].T.to_string(header=False, float_format=lambda x: f"{x:.0f}"))
+    print(f"({int(table['steps'].sum())} steps on {len(table)} GPUs, {seconds:.1f} s)")
     return 0

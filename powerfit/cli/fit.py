@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 
-from powerfit.cli import add_format_arguments
+from powerfit.cli import add_format_arguments, add_tracking_timeout_argument
 
 HELP = """\
 Fit one efficiency law per operation and the energy model of a GPU and architecture
 from the measurement store, evaluate it on held-out runs, and record everything in
 MLflow: one run (params, coefficients as metrics, plots, the fitted pipeline as a
 model) and a new version of a registered model. The alias 'champion' moves to the
-new version when its held-out MAPE is lower than the champion's (or with --promote).
+new version when it passes the physics check (energy > 0 everywhere, never less for
+more layers, tokens or batch) and its MAPE is lower than the champion's on the same
+held-out runs (or with --promote); the reason is a note and a model-version tag.
 
 Tracking store: --tracking-uri, else MLFLOW_TRACKING_URI, else
 sqlite:///<powerfit home>/mlflow.db with artifacts in <powerfit home>/mlartifacts.
@@ -42,22 +44,79 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--model", choices=("paper", "step"), default="paper",
         help="energy model: the paper's (default) or powerfit's training-step model",
     )  # fmt: skip
+    parser.add_argument(
+        "--precision", metavar="P",
+        help="fit only the measurements of this precision: fp32, tf32, fp16, bf16, amp-fp16, "
+        "amp-bf16 (required when the store mixes precisions)",
+    )  # fmt: skip
     parser.add_argument("--register", metavar="NAME", help="registered model name")
     parser.add_argument("--db", metavar="URL", help="measurement store URL or SQLite file")
     parser.add_argument("--tracking-uri", metavar="URI", help="MLflow tracking URI")
+    add_tracking_timeout_argument(parser)
     parser.add_argument(
-        "--promote", action="store_true", help="make the new version champion unconditionally"
-    )
+        "--promote", action="store_true",
+        help="make the new version champion if it passes the physics check",
+    )  # fmt: skip
     parser.add_argument(
         "--test-size", type=float, default=0.33, help="held-out fraction of runs (default 0.33)"
     )
     parser.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    parser.add_argument(
+        "--operators", action="store_true",
+        help="fit the generic operator latency laws (bmm, linear, softmax, LayerNorm, "
+        "element-wise) of --gpu ('all': every GPU with operator rows) at --precision "
+        "(default fp32) instead, registered as powerfit-operators-<precision>",
+    )  # fmt: skip
     add_format_arguments(parser)
     parser.set_defaults(func=run)
 
 
+def _run_operators(args: argparse.Namespace) -> int:
+    """Run ``powerfit fit --operators`` (:func:`powerfit.tracking.operators.fit_operator_laws`)."""
+    from powerfit.store.engine import mask_url
+    from powerfit.tracking.operators import fit_operator_laws
+
+    result = fit_operator_laws(
+        args.db,
+        None if args.gpu.lower() == "all" else args.gpu,
+        args.precision or "fp32",
+        tracking_uri=args.tracking_uri,
+        register=args.register,
+        random_state=args.seed,
+    )
+    if args.json:
+        out = {
+            "run_id": result.run_id,
+            "model_name": result.model_name,
+            "version": result.version,
+            "model_uri": result.model_uri,
+            "tracking_uri": mask_url(result.tracking_uri),
+            "precision": result.precision,
+            "gpus": result.gpus,
+            "n_rows": result.n_rows,
+            "metrics": result.metrics,
+            "notes": result.notes,
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"operator laws, {result.precision}: {result.n_rows} rows of {', '.join(result.gpus)}")
+    print("  (gpu, op): in-sample latency MAPE [%]")
+    for key, value in result.metrics.items():
+        if key.startswith("mape."):
+            print(f"  {key[5:]:<40} {100 * value:7.2f}")
+    print(f"  all rows: {100 * result.metrics['mape']:.2f} %")
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"registered {result.model_name} version {result.version}")
+    print(f"run {result.run_id} in {mask_url(result.tracking_uri)}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``powerfit fit``."""
+    if getattr(args, "operators", False):
+        return _run_operators(args)
+    from powerfit.store.engine import mask_url
     from powerfit.tracking import fit_and_log
 
     result = fit_and_log(
@@ -70,6 +129,7 @@ def run(args: argparse.Namespace) -> int:
         test_size=args.test_size,
         random_state=args.seed,
         energy_model=args.model,
+        precision=args.precision,
     )
     if args.json:
         print(
@@ -81,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
                     "promoted": result.promoted,
                     "champion_version": result.champion_version,
                     "model_uri": result.model_uri,
-                    "tracking_uri": result.tracking_uri,
+                    "tracking_uri": mask_url(result.tracking_uri),
                     "coefficients": result.coefficients,
                     "metrics": result.metrics,
                     "notes": result.notes,
@@ -91,7 +151,9 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     fit = result.fit
-    print(f"{fit.gpu}, {fit.arch}: laws on {fit.data['n_operation_rows']} operation rows, "
+    precision = fit.precision or "unknown precision"
+    print(f"{fit.gpu}, {fit.arch}, {precision}: laws on {fit.data['n_operation_rows']} "
+          "operation rows, "
           f"energy model on {len(fit.X_train)} runs, evaluated on {len(fit.X_test)}")  # fmt: skip
     print("efficiency laws  (eta_max [% of peak], k [TFLOP^-alpha], alpha, R²)")
     for op, law in result.laws.items():
@@ -107,7 +169,12 @@ def run(args: argparse.Namespace) -> int:
           f"MAPE {100 * m['test_mape']:.2f} %")  # fmt: skip
     for note in result.notes:
         print(f"note: {note}")
-    state = "now champion" if result.promoted else f"champion is version {result.champion_version}"
+    if result.promoted:
+        state = "now champion"
+    elif result.champion_version is None:
+        state = "no champion: no version passes the physics check yet"
+    else:
+        state = f"champion is version {result.champion_version}"
     print(f"registered {result.model_name} version {result.version} ({state})")
-    print(f"run {result.run_id} in {result.tracking_uri}")
+    print(f"run {result.run_id} in {mask_url(result.tracking_uri)}")
     return 0

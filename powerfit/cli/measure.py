@@ -30,8 +30,11 @@ examples:
   powerfit measure steps --configs my-models.csv --out steps.csv
   powerfit measure meter --device cuda --duration 2
 
-The output files are read by `powerfit ingest`. --meter nvml needs an NVIDIA GPU and
-nvidia-ml-py; --meter none measures time only (energy is left empty).
+The output files are read by `powerfit ingest` as they are: they carry the device's
+specs (device_peak_flops, device_memory_bandwidth, device_power_limit_w: data-sheet
+values for a catalogue GPU, measured ones otherwise, e.g. for a CPU).
+--meter nvml needs an NVIDIA GPU and nvidia-ml-py; --meter none measures time only
+(energy is left empty).
 """
 
 
@@ -248,6 +251,7 @@ def _run_ops(args: argparse.Namespace, device: Any, meter: Any) -> int:
         deadline=_deadline(args),
         progress=_progress(50),
     )
+    frame = _with_specs(frame, device, args.precision, meter)
     path = write_table(frame, args.out)
     eta = operation_efficiency(frame)
     name = frame["gpu"].iloc[0] if len(frame) else "?"
@@ -263,6 +267,17 @@ def _run_ops(args: argparse.Namespace, device: Any, meter: Any) -> int:
         for (arch, op), row in summary.iterrows():
             print(f"  {arch:<12} {op:<18} {100 * row['median']:6.2f} {100 * row['max']:6.2f}")
     return 0
+
+
+def _with_specs(frame: Any, device: Any, precision: str, meter: Any) -> Any:
+    """The measurements with the device's specs appended (see powerfit.measure.output)."""
+    from powerfit.measure.device import device_name
+    from powerfit.measure.output import add_device_specs, device_specs
+
+    if not len(frame):
+        return frame
+    name = str(frame["gpu"].iloc[0]) if "gpu" in frame.columns else device_name(device, meter)
+    return add_device_specs(frame, device_specs(device, precision, name, frame, meter))
 
 
 def _run_steps(args: argparse.Namespace, device: Any, meter: Any) -> int:
@@ -294,6 +309,7 @@ def _run_steps(args: argparse.Namespace, device: Any, meter: Any) -> int:
         deadline=_deadline(args),
         progress=_progress(10),
     )
+    frame = _with_specs(frame, device, args.precision, meter)
     path = write_table(frame, args.out)
     energy = frame["energy_j"]
     mean_energy = f"{energy.mean():.3g} J" if energy.notna().any() else "not measured"

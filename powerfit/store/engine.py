@@ -29,25 +29,39 @@ import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from powerfit.exceptions import StoreError
+from powerfit.exceptions import StoreError, mask_urls
 
 __all__ = [
     "BUSY_TIMEOUT_S",
+    "CONNECT_TIMEOUT_S",
     "create_engine",
     "default_home",
     "default_url",
+    "mask_url",
+    "mask_urls",
     "resolve_url",
     "transaction",
 ]
 
 #: How long a SQLite connection waits for another writer's lock [s].
 BUSY_TIMEOUT_S = 60.0
+
+#: How long a connection to a database server may take before it fails [s]
+#: (``connect_timeout`` of PostgreSQL and MySQL drivers, unless the URL sets one).
+CONNECT_TIMEOUT_S = 30
+
+#: Dialects whose drivers take a ``connect_timeout`` connect argument [s].
+_CONNECT_TIMEOUT_DIALECTS = ("postgresql", "mysql", "mariadb")
+
+#: First bytes of every SQLite 3 database file.
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 #: Execution option that makes :func:`transaction` start a write transaction.
 _WRITE = "powerfit_write"
@@ -134,16 +148,59 @@ def create_engine(url: str | os.PathLike[str] | None = None, **kwargs: object) -
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database
             if database and database != ":memory:" and not database.startswith("file:"):
+                _check_sqlite_file(Path(database), resolved)
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             connect_args = dict(kwargs.pop("connect_args", {}) or {})  # type: ignore[call-overload]
             connect_args.setdefault("timeout", BUSY_TIMEOUT_S)
             engine = sa.create_engine(parsed, connect_args=connect_args, **kwargs)
             _configure_sqlite(engine, in_memory=database in (None, "", ":memory:"))
         else:
+            if (
+                parsed.get_backend_name() in _CONNECT_TIMEOUT_DIALECTS
+                and "connect_timeout" not in parsed.query
+            ):
+                connect_args = dict(kwargs.pop("connect_args", {}) or {})  # type: ignore[call-overload]
+                connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
+                kwargs["connect_args"] = connect_args
             engine = sa.create_engine(parsed, **kwargs)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise StoreError(f"cannot use the store URL {_safe(resolved)}: {exc}") from exc
+        raise StoreError(f"cannot use the store URL {mask_url(resolved)}: {exc}") from exc
     return engine
+
+
+def sqlite_file_state(path: Path) -> str:
+    """What a SQLite path holds: 'folder', 'missing', 'empty', 'sqlite' or 'other'.
+
+    Raises
+    ------
+    OSError
+        When the file exists but cannot be read.
+    """
+    if path.is_dir():
+        return "folder"
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(_SQLITE_HEADER))
+    except FileNotFoundError:
+        return "missing"
+    if not header:
+        return "empty"
+    return "sqlite" if header == _SQLITE_HEADER else "other"
+
+
+def _check_sqlite_file(path: Path, url: str) -> None:
+    """Refuse a folder, or an existing non-empty file that is not a SQLite database."""
+    try:
+        state = sqlite_file_state(path)
+    except OSError as exc:
+        raise StoreError(f"cannot read the store {mask_url(url)}: {exc}") from exc
+    if state == "folder":
+        raise StoreError(
+            f"the store {mask_url(url)} names a folder, not a SQLite file; "
+            f"give a file path such as {path / 'powerfit.db'}"
+        )
+    if state == "other":
+        raise StoreError(f"the store {mask_url(url)} is not a SQLite database (file {path})")
 
 
 def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
@@ -168,16 +225,38 @@ def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def _safe(url: str) -> str:
-    """The URL with its password hidden, for messages."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except SQLAlchemyError:
-        return url
+def mask_url(url: str | os.PathLike[str] | sa.URL) -> str:
+    """A store or tracking URL with its password replaced by ``***``, for output.
+
+    Database URLs are rendered by SQLAlchemy (``hide_password=True``); other URLs
+    (``http://user:password@host``) and anything SQLAlchemy cannot parse are masked
+    with :func:`mask_urls`, which also hides secret query parameters.
+
+    Examples
+    --------
+    >>> mask_url("postgresql+psycopg://me:secret@db:5432/x")
+    'postgresql+psycopg://me:***@db:5432/x'
+    >>> mask_url("https://me:secret@mlflow.example.org/")
+    'https://me:***@mlflow.example.org/'
+    >>> mask_url("sqlite:////tmp/s.db")
+    'sqlite:////tmp/s.db'
+    """
+    if isinstance(url, sa.URL):
+        text = url.render_as_string(hide_password=True)
+    else:
+        text = os.fspath(url)
+        if urlsplit(text).scheme not in ("http", "https", "") and "://" in text:
+            try:
+                text = sa.make_url(text).render_as_string(hide_password=True)
+            except (SQLAlchemyError, ValueError):
+                pass
+    return mask_urls(text)
 
 
 @contextlib.contextmanager
-def transaction(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
+def transaction(
+    engine: Engine, *, write: bool = False, foreign_keys: bool = True
+) -> Iterator[Connection]:
     """One commit-or-rollback transaction; every database error becomes a StoreError.
 
     Parameters
@@ -187,6 +266,12 @@ def transaction(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
     write : bool, default False
         The transaction writes: on SQLite it starts with ``BEGIN IMMEDIATE`` and so
         waits (up to :data:`BUSY_TIMEOUT_S`) for other writers before it starts.
+    foreign_keys : bool, default True
+        False: on SQLite, foreign keys are not enforced during the transaction (schema
+        migrations: Alembic's batch mode recreates a table by dropping it, which
+        would otherwise delete, through ``ON DELETE CASCADE``, every row that
+        references it); they are checked at its end (``PRAGMA foreign_key_check``),
+        and any violation rolls it back.
 
     Yields
     ------
@@ -200,9 +285,24 @@ def transaction(engine: Engine, *, write: bool = False) -> Iterator[Connection]:
     """
     try:
         with engine.connect() as conn:
-            if write:
-                conn = conn.execution_options(**{_WRITE: True})
-            with conn.begin():
-                yield conn
+            unchecked = not foreign_keys and engine.dialect.name == "sqlite"
+            if unchecked:  # outside any transaction, where SQLite honours it
+                conn.connection.dbapi_connection.execute("PRAGMA foreign_keys = OFF")
+            try:
+                if write:
+                    conn = conn.execution_options(**{_WRITE: True})
+                with conn.begin():
+                    yield conn
+                    if unchecked:
+                        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                        if broken:
+                            raise StoreError(
+                                f"store {mask_url(engine.url)}: {len(broken)} rows would "
+                                f"reference missing rows (first: {tuple(broken[0])}); "
+                                "rolled back"
+                            )
+            finally:
+                if unchecked:
+                    conn.connection.dbapi_connection.execute("PRAGMA foreign_keys = ON")
     except SQLAlchemyError as exc:
-        raise StoreError(f"store {_safe(str(engine.url))}: {exc}") from exc
+        raise StoreError(f"store {mask_url(engine.url)}: {mask_urls(str(exc))}") from exc

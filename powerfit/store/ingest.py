@@ -3,9 +3,23 @@
 A file is read and validated completely (:func:`powerfit.store.readers.read_measurements`)
 before anything is written; then its import row, any GPU it references and all its
 measurement rows are inserted in one transaction, with SQLAlchemy Core
-``executemany`` (not ORM objects one by one). Content already ingested (same
-SHA-256) is skipped: checked before writing, and enforced by the unique constraint
-on ``imports.sha256`` when two processes race to ingest the same content — the
+``executemany`` (not ORM objects one by one): a refused or interrupted file writes
+nothing.
+
+Identity of an import
+---------------------
+An import is identified by its content (SHA-256), its reader and the values given
+for every row (``--set``, :func:`powerfit.store.readers.import_identity`):
+
+* the same file with the same values again is skipped ("already ingested");
+* the same file with **other** values is a **new import** (its rows are other
+  data); :attr:`IngestResult.same_file_as` lists the earlier imports of that file,
+  so that the command line can say so;
+* a file imported before powerfit recorded the values (schema 0001, ``overrides``
+  NULL) is skipped whatever the values, since they cannot be compared.
+
+This is checked before writing, and enforced by the unique constraint on
+``imports.identity`` when two processes race to ingest the same import — the
 loser rolls back and reports a duplicate.
 """
 
@@ -17,7 +31,7 @@ import os
 import socket
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -27,12 +41,12 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from powerfit._version import __version__
-from powerfit.hardware import get_gpu
+from powerfit.hardware import GPU, get_gpu
 from powerfit.store.engine import transaction
 from powerfit.store.models import Gpu, Import, OperationMeasurement, RunMeasurement
-from powerfit.store.readers import Measurements, read_measurements
+from powerfit.store.readers import Measurements, import_identity, read_measurements
 
-__all__ = ["IngestResult", "ingest_file", "ingest_measurements"]
+__all__ = ["IngestResult", "gpu_row", "ingest_file", "ingest_measurements"]
 
 #: Rows per executemany batch (also the progress bar's step).
 CHUNK_ROWS = 20_000
@@ -59,7 +73,14 @@ class IngestResult:
     import_id : int
         The import's id (of the earlier import, for a duplicate).
     duplicate : bool
-        The same content had already been ingested; nothing was added.
+        The same content with the same values had already been ingested; nothing
+        was added.
+    overrides : dict of str to str
+        Values given for every row (``--set``), normalised.
+    same_file_as : tuple of int
+        Earlier imports of the same content with other values (for a new import).
+    ignored_columns : tuple of str
+        Unknown columns that were ignored (``--ignore-extra-columns``).
     """
 
     source: str
@@ -69,6 +90,9 @@ class IngestResult:
     rows: int
     import_id: int
     duplicate: bool
+    overrides: dict[str, str] = field(default_factory=dict)
+    same_file_as: tuple[int, ...] = ()
+    ignored_columns: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         """The result as a JSON-ready dict."""
@@ -80,6 +104,9 @@ class IngestResult:
             "rows": self.rows,
             "import_id": self.import_id,
             "status": "duplicate" if self.duplicate else "imported",
+            "overrides": dict(self.overrides),
+            "same_file_as": list(self.same_file_as),
+            "ignored_columns": list(self.ignored_columns),
         }
 
 
@@ -95,26 +122,59 @@ def _who() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
-def _existing_import(conn: Connection, sha256: str) -> int | None:
-    return conn.execute(sa.select(Import.id).where(Import.sha256 == sha256)).scalar()
+def _existing_import(conn: Connection, identity: str, sha256: str) -> int | None:
+    """The import with this identity, or a pre-0002 import of the same content."""
+    found = conn.execute(sa.select(Import.id).where(Import.identity == identity)).scalar()
+    if found is None:
+        found = conn.execute(
+            sa.select(Import.id)
+            .where(Import.sha256 == sha256, Import.overrides.is_(None))
+            .order_by(Import.id)
+        ).scalar()
+    return found
 
 
-def _gpu_ids(conn: Connection, names: Iterable[str]) -> dict[str, int]:
-    """Ids of these GPUs, inserting those not stored yet (race-safe)."""
+def _same_file(conn: Connection, sha256: str, import_id: int) -> tuple[int, ...]:
+    """Other imports of the same content (with other values)."""
+    ids = conn.execute(
+        sa.select(Import.id).where(Import.sha256 == sha256, Import.id != import_id)
+    ).scalars()
+    return tuple(sorted(ids))
+
+
+def gpu_row(spec: GPU, origin: str) -> dict[str, object]:
+    """A ``gpus`` table row for a GPU spec (:class:`powerfit.hardware.GPU`)."""
+    return {
+        "name": spec.name,
+        "peak_flops": {k: float(v) for k, v in spec.peak_flops.items()},
+        "default_precision": spec.default_precision,
+        "memory_bytes": None if spec.memory_bytes is None else int(spec.memory_bytes),
+        "power_limit_w": spec.power_limit_w,
+        "memory_bandwidth": spec.memory_bandwidth,
+        "sm_count": spec.sm_count,
+        "boost_clock_hz": spec.boost_clock_hz,
+        "origin": origin,
+    }
+
+
+def _gpu_ids(
+    conn: Connection,
+    names: Iterable[str],
+    specs: Mapping[str, tuple[GPU, str]] | None = None,
+) -> dict[str, int]:
+    """Ids of these GPUs, inserting those not stored yet (race-safe).
+
+    ``specs`` (name -> (spec, origin)) describes GPUs outside the catalogue; a GPU
+    the file measured ('measured') that is stored already as 'measured' keeps, per
+    precision, the largest peak of both.
+    """
     names = sorted(set(names))
+    specs = specs or {}
     table = Gpu.__table__
     rows = []
     for name in names:
-        spec = get_gpu(name)
-        rows.append(
-            {
-                "name": spec.name,
-                "peak_flops": dict(spec.peak_flops),
-                "default_precision": spec.default_precision,
-                "memory_bytes": int(spec.memory_bytes),
-                "power_limit_w": spec.power_limit_w,
-            }
-        )
+        spec, origin = specs[name] if name in specs else (get_gpu(name), "catalogue")
+        rows.append(gpu_row(spec, origin))
     dialect = conn.dialect.name
     if dialect in ("sqlite", "postgresql"):
         module = sqlite if dialect == "sqlite" else postgresql
@@ -125,8 +185,20 @@ def _gpu_ids(conn: Connection, names: Iterable[str]) -> dict[str, int]:
         missing = [row for row in rows if row["name"] not in known]
         if missing:
             conn.execute(sa.insert(table), missing)
-    result = conn.execute(sa.select(Gpu.name, Gpu.id).where(Gpu.name.in_(names)))
-    return {name: id_ for name, id_ in result}
+    result = conn.execute(
+        sa.select(Gpu.name, Gpu.id, Gpu.origin, Gpu.peak_flops).where(Gpu.name.in_(names))
+    )
+    ids = {}
+    for name, id_, origin, peaks in result.all():
+        ids[name] = id_
+        spec = specs.get(name)
+        if spec is not None and spec[1] == "measured" and origin == "measured":
+            merged = dict(peaks)
+            for key, value in spec[0].peak_flops.items():
+                merged[key] = max(float(value), float(merged.get(key, 0.0)))
+            if merged != peaks:
+                conn.execute(sa.update(Gpu).where(Gpu.id == id_).values(peak_flops=merged))
+    return ids
 
 
 def _column_values(name: str, series: pd.Series) -> list[object]:
@@ -174,7 +246,8 @@ def _insert_many(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> None
 
 _INT_COLUMNS = {
     "batch_size", "seq_len", "d_model", "n_heads", "d_ff", "input_size", "hidden_size",
-    "n_layers", "vocab_size", "n_params", "repeats", "source_row",
+    "n_layers", "vocab_size", "n_params", "repeats", "source_row", "m", "n", "k", "h",
+    "gpu_count",
 }  # fmt: skip
 
 
@@ -218,23 +291,31 @@ def ingest_measurements(engine: Engine, measurements: Measurements) -> IngestRes
         For any database error (the transaction is rolled back).
     """
     m = measurements
+    identity = m.identity or import_identity(m.sha256, m.format, m.overrides)
 
-    def result(rows: int, import_id: int, duplicate: bool) -> IngestResult:
-        return IngestResult(m.source, m.format, m.kind, m.sha256, rows, import_id, duplicate)
+    def result(
+        rows: int, import_id: int, duplicate: bool, same: tuple[int, ...] = ()
+    ) -> IngestResult:
+        return IngestResult(
+            m.source, m.format, m.kind, m.sha256, rows, import_id, duplicate,
+            dict(m.overrides), same, tuple(m.ignored_columns),
+        )  # fmt: skip
 
     with transaction(engine) as conn:
-        existing = _existing_import(conn, m.sha256)
+        existing = _existing_import(conn, identity, m.sha256)
     if existing is not None:
         return result(0, existing, True)
     try:
         with transaction(engine, write=True) as conn:
-            gpu_ids = _gpu_ids(conn, m.rows["gpu"].unique())
+            gpu_ids = _gpu_ids(conn, m.rows["gpu"].unique(), m.gpus)
             try:
                 import_id = conn.execute(
                     sa.insert(Import)
                     .values(
                         source=m.source[-1024:],
                         sha256=m.sha256,
+                        identity=identity,
+                        overrides=dict(m.overrides),
                         format=m.format,
                         kind=m.kind,
                         row_count=len(m),
@@ -255,11 +336,12 @@ def ingest_measurements(engine: Engine, measurements: Measurements) -> IngestRes
                     bar.update(len(chunk))
             if bar is not None:
                 bar.close()
+            same = _same_file(conn, m.sha256, import_id)
     except _Duplicate:
         with transaction(engine) as conn:
-            existing = _existing_import(conn, m.sha256)
+            existing = _existing_import(conn, identity, m.sha256)
         return result(0, existing if existing is not None else -1, True)
-    return result(len(m), import_id, False)
+    return result(len(m), import_id, False, same)
 
 
 def ingest_file(
@@ -267,6 +349,8 @@ def ingest_file(
     path: str | os.PathLike[str],
     format: str | None = None,
     overrides: Mapping[str, object] | None = None,
+    *,
+    ignore_extra_columns: bool = False,
 ) -> IngestResult:
     """Read, validate and ingest one file (see :mod:`powerfit.store.readers`).
 
@@ -279,7 +363,10 @@ def ingest_file(
     format : str, optional
         Reader name; detected from the columns when omitted.
     overrides : mapping, optional
-        Canonical column values for every row (CodeCarbon and powerfit formats).
+        Canonical column values for every row (CodeCarbon and powerfit formats);
+        part of the import's identity.
+    ignore_extra_columns : bool, default False
+        Ignore columns the format does not know instead of refusing the file.
 
     Returns
     -------
@@ -292,4 +379,13 @@ def ingest_file(
     StoreError
         For a database error; the store is unchanged.
     """
-    return ingest_measurements(engine, read_measurements(path, format, overrides))
+    from powerfit.store.gpus import store_gpus
+
+    measurements = read_measurements(
+        path,
+        format,
+        overrides,
+        ignore_extra_columns=ignore_extra_columns,
+        gpus=store_gpus(engine),
+    )
+    return ingest_measurements(engine, measurements)

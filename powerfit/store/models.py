@@ -4,14 +4,26 @@ Units are SI and in the column names' suffixes, as in :mod:`powerfit.formats`:
 ``_s`` seconds, ``_j`` joules, ``_w`` watts, ``flops`` FLOP, ``peak_flops`` FLOP/s.
 
 * :class:`Gpu` — one GPU model, by the name NVML reports, with its peak throughput
-  per precision (copied from :mod:`powerfit.hardware` when first referenced).
+  per precision, memory bandwidth, SM count and power limit: copied from
+  :mod:`powerfit.hardware` when first referenced (``origin`` 'catalogue'), given with
+  ``powerfit gpus add`` ('user'), or measured by ``powerfit measure`` and carried in
+  its output file ('measured', e.g. a CPU).
 * :class:`Import` — one ingested file or batch: its source, the SHA-256 of its
-  content (unique: the same content is never ingested twice), row count, time and
+  content, the values given for every row (``--set``), its identity (unique: the
+  same content with the same values is never ingested twice), row count, time and
   who imported it. Every measurement references its import.
 * :class:`OperationMeasurement` — one timed elementary operation (the operation
-  names of :data:`powerfit.flops.OPERATIONS`), with its shape parameters.
+  names of :data:`powerfit.flops.OPERATIONS`), with its shape parameters; or one
+  generic operator (``arch`` 'generic', ``operation`` a key of
+  :data:`powerfit.flops.OPERATOR_KINDS`: ``bmm``, ``linear``, ``softmax``, ``ln``,
+  element-wise ``add``…) with its shape B (``batch_size``), ``m, n, k`` (matrix
+  products) or ``h`` (a B×H tensor), the bytes it moves and its kernel.
 * :class:`RunMeasurement` — one training step of a whole model, with every
-  configuration column, its measured duration and energy.
+  configuration column, its measured duration and energy (the total over its
+  ``gpu_count`` GPUs).
+
+Every measurement carries its ``precision``: ``fp32``, ``tf32``, ``fp16``, ``bf16``,
+``amp-fp16`` or ``amp-bf16`` (:data:`powerfit.store.validation.PRECISIONS`).
 
 Shape columns that do not apply to an architecture are NULL (``hidden_size`` for a
 Transformer). Schema changes go through an Alembic migration
@@ -32,6 +44,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -69,6 +82,15 @@ class Gpu(Base):
     memory_bytes: Mapped[int | None] = mapped_column(BigInteger)
     #: Default board power limit [W].
     power_limit_w: Mapped[float | None] = mapped_column(Double)
+    #: Peak DRAM bandwidth [B/s].
+    memory_bandwidth: Mapped[float | None] = mapped_column(Double)
+    #: Streaming multiprocessors (GPU) or cores (CPU).
+    sm_count: Mapped[int | None] = mapped_column(Integer)
+    #: Boost clock [Hz].
+    boost_clock_hz: Mapped[float | None] = mapped_column(Double)
+    #: Where the specs come from: 'catalogue', 'user' (powerfit gpus add) or
+    #: 'measured' (written by powerfit measure).
+    origin: Mapped[str] = mapped_column(String(16), server_default=text("'catalogue'"))
 
 
 class Import(Base):
@@ -79,8 +101,14 @@ class Import(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     #: Where the rows came from (the path given to ``powerfit ingest``).
     source: Mapped[str] = mapped_column(String(1024))
-    #: SHA-256 of the content (hex); the same content is ingested once.
-    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    #: SHA-256 of the content (hex).
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    #: SHA-256 (hex) of the content's SHA-256, the reader and the ``--set`` values
+    #: (:func:`powerfit.store.readers.import_identity`): ingested once.
+    identity: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Values given for every row (``--set``), normalised; NULL for imports made
+    #: before powerfit recorded them (schema 0001).
+    overrides: Mapped[dict[str, str] | None] = mapped_column(JSON)
     #: Reader that parsed it, e.g. 'mayaki2025-transformer-operations'.
     format: Mapped[str] = mapped_column(String(64))
     #: 'operation' or 'run': the table its rows went to.
@@ -121,11 +149,21 @@ class OperationMeasurement(_Shape, Base):
     #: 1-based data row of the source file.
     source_row: Mapped[int] = mapped_column(Integer)
     gpu_id: Mapped[int] = mapped_column(ForeignKey("gpus.id"))
-    #: A name of powerfit.flops.OPERATIONS[arch].
+    #: A name of powerfit.flops.OPERATIONS[arch] (or OPERATOR_KINDS for 'generic').
     operation: Mapped[str] = mapped_column(String(32))
     precision: Mapped[str] = mapped_column(String(16))
     #: FLOPs of one call [FLOP].
     flops: Mapped[float] = mapped_column(Double)
+    #: Generic operators: matrix product (M×K)·(K×N) dimensions; B is batch_size.
+    m: Mapped[int | None] = mapped_column(Integer)
+    n: Mapped[int | None] = mapped_column(Integer)
+    k: Mapped[int | None] = mapped_column(Integer)
+    #: Generic memory-bound operators: the tensor is batch_size × h.
+    h: Mapped[int | None] = mapped_column(Integer)
+    #: Bytes one call moves to and from memory, at least [B] (generic operators).
+    bytes: Mapped[float | None] = mapped_column(Double)
+    #: Name of the (main) GPU kernel that ran, where recorded.
+    kernel: Mapped[str | None] = mapped_column(String(1024))
     #: Duration of one call [s].
     duration_s: Mapped[float] = mapped_column(Double)
     #: Energy of one call [J]; NULL when not measured.
@@ -148,6 +186,8 @@ class RunMeasurement(_Shape, Base):
     gpu_id: Mapped[int] = mapped_column(ForeignKey("gpus.id"))
     #: Model family, e.g. 'bert', 'gpt2', 'lstm'.
     model: Mapped[str | None] = mapped_column(String(64))
+    #: GPUs the step ran on (data parallel); the energies are their total.
+    gpu_count: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     n_layers: Mapped[int] = mapped_column(Integer)
     vocab_size: Mapped[int | None] = mapped_column(Integer)
     #: Trainable parameters [-].

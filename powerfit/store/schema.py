@@ -132,7 +132,7 @@ def ensure_schema(engine: Engine) -> str:
     if current == head:
         return head
     _refuse_newer(current, engine.url)
-    with transaction(engine, write=True) as conn:
+    with transaction(engine, write=True, foreign_keys=False) as conn:
         _locked(conn)
         current = _current(conn)
         _refuse_newer(current, engine.url)
@@ -165,7 +165,7 @@ def downgrade(engine: Engine, revision: str = "-1") -> None:
 
 def _migrate(engine: Engine, direction: str, revision: str) -> None:
     _refuse_newer(current_revision(engine), engine.url)
-    with transaction(engine, write=True) as conn:
+    with transaction(engine, write=True, foreign_keys=False) as conn:
         _locked(conn)
         try:
             getattr(command, direction)(alembic_config(conn), revision)

@@ -14,7 +14,8 @@ best version on the held-out data.
 Modules: :mod:`~powerfit.tracking.locations` (where: default SQLite store and
 artifact folder beside powerfit's store), :mod:`~powerfit.tracking.fitting` (the
 fit itself, no MLflow), :mod:`~powerfit.tracking.recording` (the MLflow run and
-model), :mod:`~powerfit.tracking.registry` (versions and the champion alias),
+model), :mod:`~powerfit.tracking.operators` (the same for the operator latency
+laws), :mod:`~powerfit.tracking.registry` (versions and the champion alias),
 :mod:`~powerfit.tracking.versions` (history: and comparing versions),
 :mod:`~powerfit.tracking.plots` (figures), :mod:`~powerfit.tracking.verify` (check a
 model's files against the digest recorded when it was logged).
@@ -26,10 +27,12 @@ from powerfit._lazy import lazy_exports
 
 __all__ = [
     "FitResult",
+    "OperatorFitResult",
     "compare",
     "default_artifact_root",
     "default_tracking_uri",
     "fit_and_log",
+    "fit_operator_laws",
     "history",
     "model_name_for",
     "verify_model",
@@ -38,6 +41,8 @@ __all__ = [
 _LAZY = {
     "FitResult": "powerfit.tracking.recording",
     "fit_and_log": "powerfit.tracking.recording",
+    "fit_operator_laws": "powerfit.tracking.operators",
+    "OperatorFitResult": "powerfit.tracking.operators",
     "history": "powerfit.tracking.versions",
     "compare": "powerfit.tracking.versions",
     "default_tracking_uri": "powerfit.tracking.locations",

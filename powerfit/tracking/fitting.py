@@ -10,7 +10,16 @@ One *fit* of a (GPU, architecture) pair is:
    from the fitted laws (default :func:`default_energy_model`: durations from
    the laws, then :class:`~powerfit.energy.EnergyRegressor`);
 3. its evaluation on a held-out split of the run measurements (seeded, stratified
-   by model family and layer count where those columns exist).
+   by model family and layer count where those columns exist);
+4. a physics check of the fitted model on a grid over its whole input domain
+   (:func:`check_physics`: energy > 0 everywhere, never less for more layers,
+   tokens or batch); a model that fails it is recorded but never promoted
+   (:mod:`powerfit.tracking.registry`).
+
+Runs lacking a required input or the energy are left out, and an optional input
+given in only part of the runs is either used (the runs lacking it left out) or
+not used at all (:func:`_select_inputs` states the rule); every such decision is a
+note of the fit, never silent.
 
 Durations are always recomputed from configurations with the fitted laws: the
 duration columns of the published energy data are defective (method.md §4).
@@ -29,17 +38,24 @@ import pandas as pd
 
 from powerfit import flops as _flops
 from powerfit.exceptions import ConvergenceError, DataError
+from powerfit.laws import plain
 from powerfit.pipeline import REQUIRED_COLUMNS
 
 __all__ = [
     "ENERGY_MODELS",
+    "MONOTONE_COLUMNS",
     "NO_LAW_OPERATIONS",
     "EnergyModelFactory",
     "FittedCoefficients",
+    "PhysicsCheck",
+    "check_physics",
     "default_energy_model",
     "fit_coefficients",
     "model_input_columns",
+    "row_digests",
+    "run_name",
     "step_energy_model",
+    "version_tags",
 ]
 
 #: Operations measured in the published data for which the method has no efficiency
@@ -188,7 +204,14 @@ class FittedCoefficients:
         Provenance: import ids, their sha256, row counts, and ``sha256`` of the
         selected rows themselves.
     notes : list of str
-        Things a user should know (skipped operations, a stratification given up).
+        Things a user should know (skipped operations, a stratification given up,
+        runs left out, a failed physics check).
+    energy_model : str
+        ``paper``, ``step`` or ``custom`` (a factory).
+    precision : str
+        Precision of the operation measurements (comma-separated if several).
+    physics : PhysicsCheck or None
+        The physics check of the fitted model (:func:`check_physics`).
     """
 
     gpu: str
@@ -207,6 +230,9 @@ class FittedCoefficients:
     operation_data: pd.DataFrame
     data: dict[str, Any]
     notes: list[str] = field(default_factory=list)
+    energy_model: str = "paper"
+    precision: str = ""
+    physics: PhysicsCheck | None = None
 
 
 def _store_summary(store: Any) -> str:
@@ -308,6 +334,272 @@ def _quality(y: np.ndarray, pred: np.ndarray, prefix: str) -> dict[str, float]:
     }
 
 
+#: Inputs along which the energy of a training step can never decrease: more
+#: layers, more tokens per sequence or a larger batch never cost less.
+MONOTONE_COLUMNS: tuple[str, ...] = ("n_layers", "seq_len", "batch_size")
+
+#: Points per input of the physics check's grid.
+_GRID_POINTS = 6
+#: Base configurations of the physics check (seeded sample of the grid).
+_GRID_BASES = 200
+
+
+@dataclass
+class PhysicsCheck:
+    """Whether a fitted energy model is physically sane on its input domain.
+
+    Attributes
+    ----------
+    passed : bool
+        Every prediction on the grid is finite and > 0 [J], and the energy never
+        decreases along :data:`MONOTONE_COLUMNS`.
+    problems : list of str
+        What failed, one line per kind of failure (first example and count).
+    n_points : int
+        Configurations predicted.
+    min_energy_j : float
+        Smallest prediction on the grid [J].
+    domain : dict of str to list
+        The grid values of each input.
+    """
+
+    passed: bool
+    problems: list[str]
+    n_points: int
+    min_energy_j: float
+    domain: dict[str, list[Any]]
+
+    def summary(self) -> str:
+        """One line: 'passed (N configurations)' or 'failed: <problems>'."""
+        if self.passed:
+            return f"passed ({self.n_points} configurations, min {self.min_energy_j:.4g} J)"
+        return "failed: " + "; ".join(self.problems)
+
+
+def _powers_of_two(high: float) -> list[float]:
+    top = max(1, int(np.ceil(np.log2(max(float(high), 1.0)))))
+    exponents = np.unique(np.round(np.linspace(0, top, _GRID_POINTS)).astype(int))
+    return [float(2**e) for e in exponents]
+
+
+def _grid_domain(X: pd.DataFrame) -> dict[str, list[Any]]:
+    domain: dict[str, list[Any]] = {}
+    for column in X.columns:
+        if column == "model" or not pd.api.types.is_numeric_dtype(X[column]):
+            domain[column] = sorted(X[column].dropna().astype(str).unique().tolist())
+            continue
+        high = 2.0 * float(np.nanmax(X[column].to_numpy(dtype=float)))
+        domain[column] = _powers_of_two(high)
+    return domain
+
+
+def _describe(row: pd.Series) -> str:
+    return ", ".join(
+        f"{k}={plain(v):g}" if isinstance(plain(v), float) else f"{k}={plain(v)}"
+        for k, v in row.items()
+    )
+
+
+def check_physics(model: Any, X: pd.DataFrame, *, random_state: int = 0) -> PhysicsCheck:
+    """Check a fitted energy model on a grid over the input domain it accepts.
+
+    The domain: every numeric input from 1 (the smallest size a model accepts) to
+    twice the largest value in ``X``, on powers of two (``_GRID_POINTS`` values; a
+    Transformer's ``n_heads`` is kept ≤ ``d_model``, so that it divides it), and
+    every value of a text input (``model``) seen in ``X``. A seeded sample of
+    ``_GRID_BASES`` base configurations (plus the all-smallest and the
+    all-largest) is predicted, then each base again with each input of
+    :data:`MONOTONE_COLUMNS` swept over its grid.
+
+    The model is sane when every prediction is finite and > 0 [J] and no sweep
+    ever goes down (relative tolerance 1e-9).
+
+    Parameters
+    ----------
+    model : estimator
+        Fitted; ``predict`` takes configurations and returns energy [J].
+    X : pandas.DataFrame
+        The configurations the model was trained with (its input columns).
+    random_state : int, default 0
+        Seed of the sample of base configurations.
+
+    Returns
+    -------
+    PhysicsCheck
+    """
+    domain = _grid_domain(X)
+    rng = np.random.default_rng(random_state)
+    bases = pd.DataFrame(
+        {c: rng.choice(np.asarray(v, dtype=object), _GRID_BASES) for c, v in domain.items()}
+    )
+    corners = pd.DataFrame(
+        [{c: v[0] for c, v in domain.items()}, {c: v[-1] for c, v in domain.items()}]
+    )
+    bases = pd.concat([corners, bases], ignore_index=True)
+    if "n_heads" in bases and "d_model" in bases:
+        heads = bases["n_heads"].astype(float)
+        bases["n_heads"] = np.minimum(heads, bases["d_model"].astype(float))
+    sweeps = [c for c in MONOTONE_COLUMNS if c in domain and len(domain[c]) > 1]
+    frames, keys = [bases.assign(_sweep="", _base=np.arange(len(bases)))], []
+    for column in sweeps:
+        for value in domain[column]:
+            frames.append(
+                bases.assign(**{column: value, "_sweep": column}).assign(
+                    _base=np.arange(len(bases))
+                )
+            )
+        keys.append(column)
+    grid = pd.concat(frames, ignore_index=True)
+    inputs = grid.drop(columns=["_sweep", "_base"])
+    for column in inputs.columns:
+        inputs[column] = (
+            inputs[column].astype(str) if column == "model" else inputs[column].astype(float)
+        )
+    problems: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            pred = np.asarray(model.predict(inputs), dtype=float).reshape(-1)
+    except (ValueError, ArithmeticError) as exc:
+        return PhysicsCheck(
+            False, [f"cannot predict on the grid: {exc}"], len(inputs), float("nan"), domain
+        )
+    bad = ~np.isfinite(pred) | (pred <= 0)
+    if bad.any():
+        first = int(np.argmax(bad))
+        problems.append(
+            f"predicts {plain(pred[first]):.4g} J (energy must be > 0) for "
+            f"{_describe(inputs.iloc[first])}; {int(bad.sum())} of {len(pred)} grid "
+            "configurations are not > 0"
+        )
+    for column in keys:
+        rows = np.flatnonzero(grid["_sweep"].to_numpy() == column)
+        series = pred[rows].reshape(len(domain[column]), len(bases))  # value x base
+        drop = series[1:] < series[:-1] - 1e-9 * np.abs(series[:-1])
+        if drop.any():
+            step, base = np.argwhere(drop)[0]
+            before = inputs.iloc[rows[step * len(bases) + base]]
+            lo, hi = domain[column][step], domain[column][step + 1]
+            problems.append(
+                f"energy decreases with {column}: {plain(series[step, base]):.4g} J at "
+                f"{column}={lo:g} but {plain(series[step + 1, base]):.4g} J at {column}={hi:g} "
+                f"({_describe(before.drop(labels=column))}); in {int(drop.any(axis=0).sum())} "
+                f"of {len(bases)} sweeps"
+            )
+    finite = pred[np.isfinite(pred)]
+    return PhysicsCheck(
+        passed=not problems,
+        problems=problems,
+        n_points=len(pred),
+        min_energy_j=float(finite.min()) if finite.size else float("nan"),
+        domain=domain,
+    )
+
+
+def row_digests(X: pd.DataFrame, y: Any, arch: str) -> list[str]:
+    """A short digest per run (its required configuration columns and energy).
+
+    Identifies the same measured run across fits (whatever optional columns each
+    fit used), so that two versions can be scored on runs neither trained on.
+    """
+    required, _ = model_input_columns(arch)
+    values = X[[c for c in required if c in X.columns]].to_numpy(dtype=float)
+    energy = np.asarray(y, dtype=float)
+    return [
+        hashlib.sha256(repr((row.tolist(), float(e))).encode()).hexdigest()[:16]
+        for row, e in zip(values, energy, strict=True)
+    ]
+
+
+def version_tags(fit: FittedCoefficients) -> dict[str, str]:
+    """Tags of a fit's run and model version: what it is, on which data, and its check.
+
+    ``powerfit.gpu``, ``powerfit.arch``, ``powerfit.precision`` (of the operation
+    measurements the laws were fitted on), ``powerfit.energy_model`` (``paper``,
+    ``step`` or ``custom``), ``powerfit.data_sha256`` and ``powerfit.physics``
+    (:meth:`PhysicsCheck.summary`, when the fit was checked).
+    """
+    tags = {
+        "powerfit.gpu": fit.gpu,
+        "powerfit.arch": fit.arch,
+        "powerfit.precision": fit.precision or "unknown",
+        "powerfit.energy_model": fit.energy_model,
+        "powerfit.data_sha256": fit.data["sha256"],
+    }
+    if fit.physics is not None:
+        tags["powerfit.physics"] = fit.physics.summary()[:4000]
+    return tags
+
+
+def run_name(fit: FittedCoefficients) -> str:
+    """The MLflow run name of a fit: GPU, architecture, precision, energy model, data.
+
+    Examples: ``NVIDIA A100 80GB PCIe / transformer / tf32 / paper / data 3f2a9c1b0d4e``.
+    """
+    return (
+        f"{fit.gpu} / {fit.arch} / {fit.precision or 'unknown'} / {fit.energy_model} / "
+        f"data {fit.data['sha256'][:12]}"
+    )
+
+
+def _select_inputs(
+    runs: pd.DataFrame, required: list[str], optional: list[str]
+) -> tuple[pd.DataFrame, list[str], list[str]]:
+    """Rows and optional columns of a fit, with a note for everything left out.
+
+    Rules (never silent):
+
+    * a run without a measured energy, or lacking a required input, is left out
+      (a note counts them);
+    * an optional input given in every run is used; given in none, it is not;
+    * given in some runs only: when at least half the runs and at least 10 have
+      it, it is used and the runs lacking it are left out; otherwise it is not
+      used at all. Either way a note says how many runs lacked it. No value is
+      imputed (a default vocabulary or feed-forward width would be a guess).
+    """
+    notes: list[str] = []
+    n_all = len(runs)
+    missing = [c for c in required if c not in runs.columns]
+    if missing:
+        raise DataError(f"the run measurements lack the column(s) {', '.join(missing)}")
+    no_energy = runs["energy_j"].isna().to_numpy()
+    if no_energy.any():
+        notes.append(f"{int(no_energy.sum())} of {n_all} runs have no measured energy: left out")
+    runs = runs[~no_energy]
+    lacking = runs[required].apply(pd.to_numeric, errors="coerce").isna()
+    if lacking.any(axis=None):
+        counts = lacking.sum()
+        what = ", ".join(f"{c} ({int(n)})" for c, n in counts.items() if n)
+        notes.append(
+            f"{int(lacking.any(axis=1).sum())} of {len(runs)} runs lack a required input "
+            f"({what}): left out of this fit"
+        )
+        runs = runs[~lacking.any(axis=1)]
+    present: list[str] = []
+    for column in optional:
+        if column == "gpu" or column not in runs.columns:
+            continue
+        given = runs[column].notna()
+        n_given = int(given.sum())
+        if n_given == 0:
+            continue
+        if n_given == len(runs):
+            present.append(column)
+        elif n_given >= max(10, len(runs) / 2):
+            notes.append(
+                f"{len(runs) - n_given} of {len(runs)} runs lack the optional input {column}: "
+                f"left out of this fit, which uses {column}"
+            )
+            runs = runs[given]
+            present.append(column)
+        else:
+            notes.append(
+                f"the optional input {column} is given in only {n_given} of {len(runs)} runs: "
+                "not used by this fit"
+            )
+    return runs.reset_index(drop=True), present, notes
+
+
 def fit_coefficients(
     store: Any,
     gpu: str,
@@ -318,6 +610,7 @@ def fit_coefficients(
     law_params: Mapping[str, Any] | None = None,
     test_size: float = 0.33,
     random_state: int = 0,
+    precision: str | None = None,
 ) -> FittedCoefficients:
     """Fit the efficiency laws and the energy model of one GPU and architecture.
 
@@ -343,6 +636,10 @@ def fit_coefficients(
         Fraction of the run measurements held out for evaluation.
     random_state : int, default 0
         Seed of the split.
+    precision : str, optional
+        Use only the measurements of this precision (``fp32``, ``tf32``, ``fp16``,
+        ``bf16``, ``amp-fp16``, ``amp-bf16``); default all, which must then be of
+        one precision (:func:`powerfit.store.queries.single_precision`).
 
     Returns
     -------
@@ -370,38 +667,45 @@ def fit_coefficients(
             )
         energy_model = ENERGY_MODELS[energy_model]
     if not 0 < test_size < 1:
-        raise ValueError(f"test_size must be in (0, 1), got {test_size!r}")
+        raise ValueError(f"test_size must be in (0, 1), got {plain(test_size)!r}")
     try:
         gpu = get_gpu(gpu).name
     except ValueError:
         pass
-    ops = store.operation_measurements(gpu, arch)
-    runs = store.run_measurements(gpu, arch)
+    ops = store.operation_measurements(gpu, arch, precision=precision)
+    runs = store.run_measurements(gpu, arch, precision=precision)
     if ops.empty or runs.empty:
         kind = "operation" if ops.empty else "run"
         raise DataError(
             f"no {kind} measurements for GPU {gpu!r} and architecture {arch!r} in the store "
             f"{store.url}. It holds: {_store_summary(store)}"
         )
+    from powerfit.store.queries import single_precision
+
+    single_precision(ops, f"operation measurements of {gpu!r} / {arch}")
+    single_precision(runs, f"run measurements of {gpu!r} / {arch}")
     peaks = ops["peak_flops"].dropna().unique()
     if len(peaks) != 1:
         raise DataError(
             f"the operation measurements of {gpu!r} / {arch} mix precisions with different "
-            f"peak throughputs ({sorted(peaks)} FLOP/s); fit one precision at a time"
+            f"peak throughputs ({plain(sorted(peaks))} FLOP/s); fit one precision at a time"
         )
     peak = float(peaks[0])
     laws, skipped = _fit_laws(ops, arch, operations, law_params)
 
     required, optional = model_input_columns(arch, model_name)
-    runs = runs[runs["energy_j"].notna()].reset_index(drop=True)
-    present = [c for c in optional if c in runs.columns and c != "gpu" and runs[c].notna().all()]
+    runs, present, input_notes = _select_inputs(runs, required, optional)
     X = runs[required + present].copy()
     for column in X.columns:
         X[column] = X[column].astype(str) if column == "model" else X[column].astype(float)
     y = runs["energy_j"].astype(float)
     if len(runs) < 10:
-        raise DataError(f"{len(runs)} run measurements of {gpu!r} / {arch}: need at least 10")
+        left_out = f" ({'; '.join(input_notes)})" if input_notes else ""
+        raise DataError(
+            f"{len(runs)} usable run measurements of {gpu!r} / {arch}{left_out}: need at least 10"
+        )
     train, test, stratify, notes = _split(runs, test_size, random_state)
+    notes = input_notes + notes
     model = energy_model({gpu: dict(laws)}, arch=arch, peak_flops={gpu: peak})
     final = model.steps[-1][1] if hasattr(model, "steps") else model
     duration = pd.to_numeric(runs["duration_s"], errors="coerce").to_numpy(dtype=float)
@@ -423,6 +727,13 @@ def fit_coefficients(
     metrics |= _quality(y.iloc[train].to_numpy(), model.predict(X.iloc[train]), "train")
     metrics |= _quality(y.iloc[test].to_numpy(), model.predict(X.iloc[test]), "test")
     notes += [f"{op}: {why}; skipped" for op, why in skipped.items()]
+    physics = check_physics(model, X)
+    metrics["physics.min_energy_j"] = physics.min_energy_j
+    metrics["physics.passed"] = float(physics.passed)
+    if not physics.passed:
+        notes.append(
+            "physics check failed, this model will not be promoted: " + "; ".join(physics.problems)
+        )
 
     op_ids = sorted(int(i) for i in ops["import_id"].unique())
     run_ids = sorted(int(i) for i in runs["import_id"].unique())
@@ -457,4 +768,9 @@ def fit_coefficients(
         operation_data=used_ops,
         data=data,
         notes=notes,
+        energy_model=model_name,
+        precision=",".join(sorted(map(str, ops["precision"].dropna().unique())))
+        if "precision" in ops.columns
+        else "",
+        physics=physics,
     )

@@ -125,6 +125,11 @@ ALLOWED_ESTIMATORS: dict[str, frozenset[str]] = {
             "residuals_",
         }
     ),
+    # Operator latency laws: tables of coefficients and GPU specs (plain numbers and
+    # strings, keyed by GPU name or (GPU, operator) tuples).
+    "powerfit.operators.OperatorTimeModel": frozenset(
+        {"laws_", "n_features_in_", "n_rows_", "specs_", "transfer_"}
+    ),
 }
 
 #: Hyper-parameters whose value must be ``None`` when loading (they name folders).
@@ -165,6 +170,10 @@ def _class_for(path: str) -> type:
         from powerfit.models import StepEnergyRegressor
 
         return StepEnergyRegressor
+    if path == "powerfit.operators.OperatorTimeModel":
+        from powerfit.operators import OperatorTimeModel
+
+        return OperatorTimeModel
     raise UnsafeModelError(f"refusing to build {path!r}: not an allowlisted powerfit estimator")
 
 

@@ -356,7 +356,7 @@ def log_fit(
         tags[DIGEST_TAG] = _logged_digest(name, version)
         for key, value in tags.items():
             client.set_model_version_tag(name, str(version), key, value)
-        promoted, champion = update_champion(client, name, version, force=promote)
+        promoted, champion = update_champion(client, name, version, force=promote, fit=fit)
     return FitResult(
         run_id=run.info.run_id,
         model_name=name,
@@ -369,7 +369,7 @@ def log_fit(
         coefficients=dict(fit.coefficients),
         laws=dict(fit.laws),
         pipeline=fit.model,
-        notes=list(fit.notes) + ([] if promoted else [f"champion stays version {champion}"]),
+        notes=list(fit.notes),
         fit=fit,
     )
 
@@ -394,6 +394,7 @@ def fit_and_log(
     energy_model: str | EnergyModelFactory = "paper",
     law_params: Mapping[str, Any] | None = None,
     extra_trusted_types: Sequence[str] = (),
+    precision: str | None = None,
 ) -> FitResult:
     """Fit the laws and energy model of a GPU and architecture, record and register them.
 
@@ -427,6 +428,9 @@ def fit_and_log(
         Keyword arguments of :class:`~powerfit.laws.PowerLawEfficiency`.
     extra_trusted_types : sequence of str
         Non-powerfit types of a custom energy model that skops may load.
+    precision : str, optional
+        Fit only the measurements of this precision (``fp32``, ``tf32``, ``bf16``,
+        ...); without it the measurements must all be of one precision.
 
     Returns
     -------
@@ -452,6 +456,7 @@ def fit_and_log(
             law_params=law_params,
             test_size=test_size,
             random_state=random_state,
+            precision=precision,
         )
         shown_url = store.url
     return log_fit(

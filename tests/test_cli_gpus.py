@@ -1,0 +1,77 @@
+"""``powerfit gpus``: list the catalogue and store GPUs, add one the catalogue lacks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from powerfit.cli import main
+
+RTX4090 = "NVIDIA GeForce RTX 4090"
+NEUSIGHT_GPUS = (
+    "NVIDIA A100 80GB PCIe", "NVIDIA A100-PCIE-40GB", "NVIDIA H100 80GB HBM3", "NVIDIA L4",
+    "Tesla P100-PCIE-16GB", "Tesla P4", "Tesla T4", "Tesla V100-PCIE-32GB",
+    "NVIDIA GeForce RTX 2080 Ti",
+)  # fmt: skip
+
+
+def _json(capsys, argv):
+    assert main(argv) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_gpus_json_lists_the_nine_gpus_with_specs_and_laws(tmp_path, capsys):
+    gpus = {
+        g["name"]: g for g in _json(capsys, ["gpus", "--json", "--db", str(tmp_path / "s.db")])
+    }
+    assert set(NEUSIGHT_GPUS) <= set(gpus)
+    for name in NEUSIGHT_GPUS:
+        gpu = gpus[name]
+        assert gpu["origin"] == "catalogue" and gpu["peak_flops"]["fp32"] > 0
+        assert gpu["memory_bandwidth"] > 0 and gpu["power_limit_w"] > 0 and gpu["sm_count"] > 0
+    assert "mayaki2025-a100" in gpus["NVIDIA A100 80GB PCIe"]["profiles"]
+    assert main(["gpus", "--db", str(tmp_path / "s.db")]) == 0
+    table = capsys.readouterr().out
+    assert "Tesla P4" in table and "mayaki2025-rtx2080ti" in table
+
+
+def test_gpus_add_then_ingest_an_rtx_4090(tmp_path, capsys):
+    db = str(tmp_path / "s.db")
+    data = tmp_path / "ops.csv"
+    data.write_text(
+        "gpu,arch,operation,batch_size,seq_len,d_model,precision,flops,duration_s\n"
+        f"{RTX4090},transformer,qkv_projections,8,128,512,fp16,1e10,1e-3\n"
+    )
+    assert main(["ingest", str(data), "--db", db]) == 1
+    assert "powerfit gpus add" in capsys.readouterr().err
+    argv = ["gpus", "add", RTX4090, "--peak-flops", "fp32=82.6T,fp16=165.2e12",
+            "--memory-bandwidth", "1.008e12", "--tdp", "450", "--sm-count", "128",
+            "--db", db]  # fmt: skip
+    assert main(argv) == 0
+    assert "added 'NVIDIA GeForce RTX 4090'" in capsys.readouterr().out
+    assert main(argv) == 1
+    assert "already in the store" in capsys.readouterr().err
+    assert main(["ingest", str(data), "--db", db]) == 0
+    assert "1 rows into operation_measurements" in capsys.readouterr().out
+    gpus = {g["name"]: g for g in _json(capsys, ["gpus", "--json", "--db", db])}
+    added = gpus[RTX4090]
+    assert added["origin"] == "user" and added["operation_rows"] == 1
+    assert added["peak_flops"] == {"fp32": 82.6e12, "fp16": 165.2e12}
+    assert (added["power_limit_w"], added["sm_count"]) == (450.0, 128)
+
+
+@pytest.mark.parametrize(
+    ("peaks", "message"),
+    [("fp33=1e12", "precision among"), ("fp32=abc", "not a number"), ("fp32=-1", "> 0")],
+)
+def test_gpus_add_refuses_bad_peaks(tmp_path, capsys, peaks, message):
+    db = str(tmp_path / "s.db")
+    assert main(["gpus", "add", "My GPU", "--peak-flops", peaks, "--db", db]) == 1
+    assert message in capsys.readouterr().err
+
+
+def test_gpus_add_refuses_a_catalogue_gpu(tmp_path, capsys):
+    argv = ["gpus", "add", "Tesla T4", "--peak-flops", "fp32=8e12", "--db", str(tmp_path / "s.db")]
+    assert main(argv) == 1
+    assert "in powerfit's catalogue" in capsys.readouterr().err
