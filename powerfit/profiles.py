@@ -52,6 +52,10 @@ class Profile:
         NVML name of the GPU.
     peak_flops : float
         Peak throughput the coefficients were derived with [FLOP/s].
+    precision : str
+        Precision of the measurements behind the coefficients (``tf32`` for the
+        published A100 data, ``fp32`` for the RTX 2080 Ti: see
+        :func:`powerfit.store.readers.mayaki_precision` for the evidence).
     laws : dict of str to tuple of float
         Operation → (eta_max [fraction], k [TFLOP^-alpha], alpha [-]).
     intercept : float or None
@@ -68,6 +72,7 @@ class Profile:
     arch: str
     gpu: str
     peak_flops: float
+    precision: str
     laws: dict[str, tuple[float, float, float]]
     intercept: float | None = None
     coef: dict[str, float] = field(default_factory=dict)
@@ -229,6 +234,7 @@ def load_profile(name: str) -> Profile:
         arch=raw["arch"],
         gpu=raw["gpu"],
         peak_flops=float(raw["peak_flops"]),
+        precision=raw["precision"],
         laws=laws,
         intercept=intercept,
         coef=coef,

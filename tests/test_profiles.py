@@ -74,3 +74,15 @@ def test_profiles_listing_and_errors():
     assert energy is None and set(table["op"]) == set(lstm.laws)
     rtx = load_profile("mayaki2025-rtx2080ti")
     assert rtx.peak_flops == 11.34e12
+
+
+def test_every_profile_says_the_precision_of_the_data_behind_it():
+    import pandas as pd
+
+    from powerfit.profiles import available_profiles, load_profile
+    from powerfit.store.readers import mayaki_precision
+
+    for name in available_profiles():
+        profile = load_profile(name)
+        labelled = mayaki_precision(pd.Series([profile.gpu])).iloc[0]
+        assert profile.precision == labelled, name

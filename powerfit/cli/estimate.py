@@ -186,6 +186,7 @@ def _run_one(profile: Any, arch: str, args: argparse.Namespace) -> int:
     result = {
         "profile": profile.name,
         "gpu": profile.gpu,
+        "precision": profile.precision,
         "arch": arch,
         "config": config,
         "energy_j": energy,
@@ -196,7 +197,7 @@ def _run_one(profile: Any, arch: str, args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
         return 0
     print(
-        f"profile {profile.name} ({profile.gpu}), {arch}: "
+        f"profile {profile.name} ({profile.gpu}, {profile.precision}), {arch}: "
         + ", ".join(f"{k}={v:g}" for k, v in config.items())
     )
     print(_table(operations))
