@@ -86,6 +86,8 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from powerfit.hf import ModelConfig
+from powerfit.operators import OPERATOR_COLUMNS, load_operator_model
+from powerfit.operators import _frame as _checked_frame
 
 __all__ = [
     "GRAPH_COLUMNS",
@@ -733,24 +735,6 @@ def parameter_count(config: ModelConfig) -> int:
 # Time
 # --------------------------------------------------------------------------------------
 
-#: Memory bandwidth [B/s] of the catalogue's GPUs (data sheets; NeuSight's device files
-#: for the PCIe cards).
-MEMORY_BANDWIDTH: dict[str, float] = {
-    "NVIDIA A100 80GB PCIe": 1935e9,
-    "NVIDIA A100-PCIE-40GB": 1555e9,
-    "NVIDIA A100-SXM4-80GB": 2039e9,
-    "NVIDIA A100-SXM4-40GB": 1555e9,
-    "NVIDIA H100 80GB HBM3": 3352e9,
-    "NVIDIA H100 PCIe": 2039e9,
-    "NVIDIA H200": 4800e9,
-    "Tesla V100-SXM2-32GB": 900e9,
-    "Tesla V100-PCIE-32GB": 900e9,
-    "Tesla T4": 320e9,
-    "NVIDIA L4": 300e9,
-    "NVIDIA A10": 600e9,
-    "NVIDIA GeForce RTX 2080 Ti": 616e9,
-}
-
 
 def _gpu(name: str):
     from powerfit.hardware import get_gpu
@@ -770,19 +754,15 @@ def roofline_latency(graph: pd.DataFrame, gpu: str) -> np.ndarray:
 
     Peak is the catalogue's dense peak at the row's precision
     (:func:`powerfit.hardware.peak_flops`; FP32 CUDA cores for memory-bound rows),
-    bandwidth :data:`MEMORY_BANDWIDTH`. A lower bound: no launch overhead, no
+    bandwidth the catalogue's. A lower bound: no launch overhead, no
     efficiency loss.
     """
     spec = _gpu(gpu)
-    bw = getattr(spec, "memory_bandwidth", None) or MEMORY_BANDWIDTH.get(spec.name)
+    bw = spec.memory_bandwidth
     if not bw:
         raise ValueError(f"no memory bandwidth known for {spec.name}")
     peak = _row_peaks(graph, spec)
     return np.maximum(graph.flop.to_numpy() / peak, graph["bytes"].to_numpy() / bw)
-
-
-#: The operator model's input columns (``powerfit.operators.OPERATOR_COLUMNS``).
-OPERATOR_COLUMNS = ("gpu", "op", "precision", "B", "M", "N", "K", "H")
 
 
 def _operator_frame(graph: pd.DataFrame, gpu: str) -> pd.DataFrame:
@@ -794,20 +774,15 @@ _BUNDLED: dict[str, Any] = {}
 
 
 def bundled_operator_model(precision: str) -> Any:
-    """The bundled operator model of a precision, or None (module or precision missing).
+    """The bundled operator model of a precision, or None (no bundle of that precision).
 
     Loaded once per process (:func:`powerfit.operators.load_operator_model`).
     """
     if precision not in _BUNDLED:
         try:
-            from powerfit.operators import load_operator_model
-        except ImportError:
+            _BUNDLED[precision] = load_operator_model(precision=precision)
+        except ValueError:
             _BUNDLED[precision] = None
-        else:
-            try:
-                _BUNDLED[precision] = load_operator_model(precision=precision)
-            except ValueError:
-                _BUNDLED[precision] = None
     return _BUNDLED[precision]
 
 
@@ -1417,12 +1392,7 @@ def _step_sums(X: pd.DataFrame, optimizer: str, loss: bool, specs_only: bool):
 
 
 def _step_frame(X: Any) -> pd.DataFrame:
-    if not isinstance(X, pd.DataFrame):
-        raise TypeError(f"X must be a pandas DataFrame with columns {STEP_COLUMNS}")
-    missing = [c for c in STEP_COLUMNS if c not in X.columns]
-    if missing:
-        raise ValueError(f"X lacks column(s) {missing}; expected {STEP_COLUMNS}")
-    return X
+    return _checked_frame(X, STEP_COLUMNS)
 
 
 class StepTimeRegressor(RegressorMixin, BaseEstimator):

@@ -71,7 +71,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from powerfit.hardware import get_gpu
+from powerfit.hardware import GPUS, get_gpu
 from powerfit.hardware import peak_flops as _catalogue_peak
 from powerfit.laws import efficiency
 from powerfit.pipeline import LawsCloneMixin, check_configs, law_coefficients
@@ -95,22 +95,8 @@ _REFERENCE_TIME = 1e-2  # [s] unit of c / v_max in the step-time corrections
 #: never decreases there.
 _SMALLEST_SIZE = 1e-4
 
-#: Memory bandwidth of the catalogue's GPUs [B/s] (NVIDIA data sheets).
-MEMORY_BANDWIDTH: dict[str, float] = {
-    "NVIDIA A100 80GB PCIe": 1.935e12,
-    "NVIDIA A100-PCIE-40GB": 1.555e12,
-    "NVIDIA A100-SXM4-80GB": 2.039e12,
-    "NVIDIA A100-SXM4-40GB": 1.555e12,
-    "NVIDIA H100 80GB HBM3": 3.35e12,
-    "NVIDIA H100 PCIe": 2.0e12,
-    "NVIDIA H200": 4.8e12,
-    "Tesla V100-SXM2-32GB": 0.9e12,
-    "Tesla V100-PCIE-32GB": 0.9e12,
-    "Tesla T4": 0.32e12,
-    "NVIDIA L4": 0.3e12,
-    "NVIDIA A10": 0.6e12,
-    "NVIDIA GeForce RTX 2080 Ti": 0.616e12,
-}
+#: Memory bandwidth of the catalogue's GPUs [B/s] (:mod:`powerfit.hardware`).
+MEMORY_BANDWIDTH: dict[str, float] = {gpu.name: gpu.memory_bandwidth for gpu in GPUS}
 
 #: Dense operations of a training step: name -> (correction group, law used, per layer,
 #: calls of that size per layer).

@@ -309,12 +309,13 @@ def _groups(X: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
     return {k: np.sort(np.concatenate(v)) for k, v in out.items()}
 
 
-def _frame(X: Any) -> pd.DataFrame:
+def _frame(X: Any, columns: tuple[str, ...] = OPERATOR_COLUMNS) -> pd.DataFrame:
+    """``X`` itself, once checked to be a DataFrame holding ``columns``."""
     if not isinstance(X, pd.DataFrame):
-        raise TypeError(f"X must be a pandas DataFrame with columns {OPERATOR_COLUMNS}")
-    missing = [c for c in OPERATOR_COLUMNS if c not in X.columns]
+        raise TypeError(f"X must be a pandas DataFrame with columns {columns}")
+    missing = [c for c in columns if c not in X.columns]
     if missing:
-        raise ValueError(f"X lacks column(s) {missing}; expected {OPERATOR_COLUMNS}")
+        raise ValueError(f"X lacks column(s) {missing}; expected {columns}")
     return X
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -80,13 +81,9 @@ def ingested_store(data_home, tmp_path_factory):
         yield opened
 
 
-@pytest.fixture
-def postgres_schema_url(postgres_url):
-    """URL of a fresh, empty PostgreSQL schema (search_path), dropped afterwards.
-
-    Each test gets its own schema on the shared server, so tests of other modules and
-    concurrent test runs are never disturbed; only the schema created here is dropped.
-    """
+@contextlib.contextmanager
+def _fresh_postgres_schema(postgres_url: str):
+    """URL of a new, empty PostgreSQL schema (search_path), dropped on exit."""
     import uuid
 
     import sqlalchemy as sa
@@ -102,6 +99,24 @@ def postgres_schema_url(postgres_url):
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_schema_url(postgres_url):
+    """URL of a fresh, empty PostgreSQL schema (search_path), dropped afterwards.
+
+    Each test gets its own schema on the shared server, so tests of other modules and
+    concurrent test runs are never disturbed; only the schema created here is dropped.
+    """
+    with _fresh_postgres_schema(postgres_url) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def postgres_module_schema_url(postgres_url):
+    """As :func:`postgres_schema_url`, one schema shared by a test module."""
+    with _fresh_postgres_schema(postgres_url) as url:
+        yield url
 
 
 # --------------------------------------------------------------------- MLflow tracking

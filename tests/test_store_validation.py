@@ -11,14 +11,12 @@ import codecs
 import gzip
 import json
 import re
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 
 from powerfit.cli import main
 from powerfit.exceptions import DataError
@@ -303,26 +301,6 @@ def _published_variant(folder: Path) -> Path:
 
 
 # ------------------------------------------------------------------------- stores
-@pytest.fixture(scope="module")
-def _postgres_store_url():
-    import os
-
-    url = os.environ.get("POWERFIT_TEST_POSTGRES_URL")
-    if not url:
-        pytest.skip("POWERFIT_TEST_POSTGRES_URL is not set")
-    name = f"powerfit_test_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    scoped = sa.make_url(url).update_query_dict({"options": f"-csearch_path={name}"})
-    try:
-        yield scoped.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-        admin.dispose()
-
-
 @pytest.fixture(
     scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 )
@@ -331,7 +309,7 @@ def backend_store(request, tmp_path_factory):
     if request.param == "sqlite":
         url = str(tmp_path_factory.mktemp("validation") / "store.db")
     else:
-        url = request.getfixturevalue("_postgres_store_url")
+        url = request.getfixturevalue("postgres_module_schema_url")
     folder = tmp_path_factory.mktemp("seed")
     with open_store(url) as store:
         store.ingest(_csv(folder / "seed.csv", RUNS))

@@ -41,6 +41,7 @@ from powerfit.exceptions import StoreError, mask_urls
 __all__ = [
     "BUSY_TIMEOUT_S",
     "CONNECT_TIMEOUT_S",
+    "check_sqlite_file",
     "create_engine",
     "default_home",
     "default_url",
@@ -148,7 +149,11 @@ def create_engine(url: str | os.PathLike[str] | None = None, **kwargs: object) -
         if parsed.get_backend_name() == "sqlite":
             database = parsed.database
             if database and database != ":memory:" and not database.startswith("file:"):
-                _check_sqlite_file(Path(database), resolved)
+                check_sqlite_file(
+                    Path(database),
+                    f"the store {mask_url(resolved)}",
+                    str(Path(database) / "powerfit.db"),
+                )
                 Path(database).parent.mkdir(parents=True, exist_ok=True)
             connect_args = dict(kwargs.pop("connect_args", {}) or {})  # type: ignore[call-overload]
             connect_args.setdefault("timeout", BUSY_TIMEOUT_S)
@@ -188,19 +193,36 @@ def sqlite_file_state(path: Path) -> str:
     return "sqlite" if header == _SQLITE_HEADER else "other"
 
 
-def _check_sqlite_file(path: Path, url: str) -> None:
-    """Refuse a folder, or an existing non-empty file that is not a SQLite database."""
+def check_sqlite_file(
+    path: Path, label: str, example: str, error: type[Exception] = StoreError
+) -> str:
+    """Refuse a folder, or an existing non-empty file that is not a SQLite database.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The SQLite file a URL names.
+    label : str
+        What the path is, for messages (its URL masked), e.g. ``"the store sqlite:///…"``.
+    example : str
+        A correct value to suggest when the path is a folder.
+    error : type of Exception, default StoreError
+        The exception to raise.
+
+    Returns
+    -------
+    str
+        :func:`sqlite_file_state` of the path ('missing', 'empty' or 'sqlite').
+    """
     try:
         state = sqlite_file_state(path)
     except OSError as exc:
-        raise StoreError(f"cannot read the store {mask_url(url)}: {exc}") from exc
+        raise error(f"cannot read {label}: {exc}") from None
     if state == "folder":
-        raise StoreError(
-            f"the store {mask_url(url)} names a folder, not a SQLite file; "
-            f"give a file path such as {path / 'powerfit.db'}"
-        )
+        raise error(f"{label} names a folder, not a SQLite file; give a file such as {example}")
     if state == "other":
-        raise StoreError(f"the store {mask_url(url)} is not a SQLite database (file {path})")
+        raise error(f"{label} is not a SQLite database (file {path})")
+    return state
 
 
 def _configure_sqlite(engine: Engine, *, in_memory: bool) -> None:

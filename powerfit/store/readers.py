@@ -1315,12 +1315,13 @@ def _check_names(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
     gpus = {}
     for name in out["gpu"].dropna().unique():
         try:
-            gpus[name] = ctx.gpu(name)[0]
-            ctx.resolved[gpus[name].name] = ctx.gpu(name)
+            resolved = ctx.gpu(name)
         except ValueError as exc:
             raise ctx.fail(
                 str(exc), position=_first(out["gpu"] == name), column=origin.get("gpu", "gpu")
             ) from None
+        gpus[name] = resolved[0]
+        ctx.resolved[resolved[0].name] = resolved
     missing_gpu = out["gpu"].isna()
     if missing_gpu.any():
         raise ctx.fail(

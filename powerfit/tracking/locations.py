@@ -44,7 +44,7 @@ from urllib.parse import urlsplit
 
 from powerfit.exceptions import TrackingError
 from powerfit.store import default_home
-from powerfit.store.engine import mask_url, sqlite_file_state
+from powerfit.store.engine import check_sqlite_file, mask_url
 
 __all__ = [
     "DEFAULT_TRACKING_TIMEOUT_S",
@@ -245,8 +245,10 @@ def check_tracking_uri(uri: str, timeout_s: float | None = None) -> None:
         _check_server(uri, timeout)
     elif scheme == "sqlite" or scheme.split("+")[0] in ("postgresql", "mysql", "mariadb", "mssql"):
         path = _sqlite_path(uri.split("?", 1)[0])
-        if path is not None and not _check_sqlite_file(path, uri):
-            return
+        if path is not None:
+            label, example = f"tracking URI {mask_url(uri)}", f"sqlite:///{path / 'mlflow.db'}"
+            if check_sqlite_file(path, label, example, TrackingError) != "sqlite":
+                return
         _check_database(uri, timeout)
 
 
@@ -276,23 +278,6 @@ def _reason(exc: BaseException) -> str:
         return found.group(1).strip()
     first = text.splitlines()[0] if text.strip() else type(exc).__name__
     return mask_url(first)[:300]
-
-
-def _check_sqlite_file(path: Path, uri: str) -> bool:
-    """Refuse a folder or a non-SQLite file; True when the file exists (check it)."""
-    where = mask_url(uri)
-    try:
-        state = sqlite_file_state(path)
-    except OSError as exc:
-        raise TrackingError(f"cannot read the tracking store {where}: {exc}") from None
-    if state == "folder":
-        raise TrackingError(
-            f"tracking URI {where} names a folder, not a SQLite file; "
-            f"give a file such as sqlite:///{path / 'mlflow.db'}"
-        )
-    if state == "other":
-        raise TrackingError(f"tracking URI {where} is not a SQLite database (file {path})")
-    return state == "sqlite"
 
 
 def _check_database(uri: str, timeout: float) -> None:
