@@ -18,12 +18,19 @@ Sections:
   interpreter's start);
 * ``fit`` — fitting every efficiency law of the published per-operation data and
   the energy model on the published training steps;
-* ``ingest`` — bulk insert into SQLite (``experiments/bench_ingest.py``);
+* ``ingest`` — bulk insert into SQLite and PostgreSQL (COPY; the server of
+  ``POWERFIT_TEST_POSTGRES_URL``, in a scratch schema) (``experiments/bench_ingest.py``);
 * ``mlflow`` — log + register one fit, and cold load + predict
   (``experiments/bench_mlflow.py``), where present.
 
-Run: ``python experiments/benchmarks.py [--only estimate,step,cli] [--out FILE.json]``
-(default ``experiments/results/benchmarks.json``).
+* ``concurrency`` — concurrent ``powerfit ingest`` writers on one store and
+  concurrent ``powerfit fit`` runs on one MLflow server
+  (``experiments/bench_concurrency.py``), where present.
+
+Run: ``python experiments/benchmarks.py [--only estimate,step,cli] [--out FILE.json]
+[--update-readme README.md]`` (default ``experiments/results/benchmarks.json``);
+``--update-readme`` rewrites the README's benchmark table (between the markers
+``<!-- benchmarks:start -->`` and ``<!-- benchmarks:end -->``) from this run.
 The machine (CPU, cores, Python, NumPy, load average) is recorded beside the figures,
 and a table of every figure against its target closes the output (``summary``).
 """
@@ -310,7 +317,76 @@ TARGETS = {
     ("cli", "estimate_input_s"): (5.0, False),
     ("cli", "estimate_input_peak_rss_mb"): (300.0, False),
     ("cli", "estimate_one_cold_s"): (0.5, False),
+    ("ingest", "sqlite_total_s"): (2.0, False),
+    ("ingest", "postgresql_total_s"): (2.0, False),
 }
+
+#: The README's table: (section, figure, what it is, unit). Units: ``s``, ``rate``
+#: (configurations/s), ``x`` (a ratio), ``MB``.
+README_ROWS = (
+    ("estimate", "api_s", "energy of 1 M Transformer configurations, public API", "s"),
+    ("estimate", "numpy_s", "the same formula as bare NumPy", "s"),
+    ("estimate", "loop_s_extrapolated", "a per-configuration Python loop (scaled)", "s"),
+    ("step", "step_api_over_paper_throughput", "step model, Python API, vs paper API", "x"),
+    ("step", "step_pyfunc_over_paper_throughput", "step model via `mlflow.pyfunc`, signed", "x"),
+    ("step", "step_pyfunc_unsigned_over_paper_throughput", "the same, no signature", "x"),
+    ("cli", "estimate_input_s", "`powerfit estimate --input`, 1 M configurations", "s"),
+    ("cli", "estimate_input_peak_rss_mb", "its peak resident memory", "MB"),
+    ("cli", "estimate_one_cold_s", "`powerfit estimate`, one configuration, cold", "s"),
+    ("fit", "laws_s", "fit every published efficiency law", "s"),
+    ("fit", "energy_model_with_1000_bootstraps_s", "energy model, 1000 bootstraps", "s"),
+    ("ingest", "sqlite_total_s", "ingest 100 k rows into SQLite (parse, validate, insert)", "s"),
+    ("ingest", "postgresql_total_s", "the same into PostgreSQL (COPY)", "s"),
+    ("mlflow", "log_register_s", "MLflow: log + register one fit (warm)", "s"),
+    ("mlflow", "cold_load_predict_s", "MLflow: cold process, load + predict 10 k", "s"),
+)
+
+
+def _figure(value: float, unit: str) -> str:
+    if unit == "x":
+        return f"{value:.3g}×"
+    if unit == "MB":
+        return f"{value:.0f} MB"
+    return f"{value:.3g} s"
+
+
+def readme_table(results: dict[str, Any]) -> str:
+    """The README's Markdown benchmark table of one run (figures, targets, met)."""
+    m = results.get("machine", {})
+    lines = [
+        f"Measured {str(m.get('date', '?'))[:10]} on {m.get('cpu', '?')}, "
+        f"{m.get('cores', '?')} cores, Python {m.get('python', '?')}, "
+        f"NumPy {m.get('numpy', '?')} (load average {m.get('load_average_1min', 0):.1f}) "
+        "by `python experiments/benchmarks.py --update-readme README.md`:",
+        "",
+        "| what | figure | target |",
+        "|---|---|---|",
+    ]
+    for section, name, what, unit in README_ROWS:
+        figures = results.get(section)
+        value = figures.get(name) if isinstance(figures, dict) else None
+        if not isinstance(value, (int, float)):
+            continue
+        target = TARGETS.get((section, name))
+        if target is None:
+            goal = ""
+        else:
+            bound, larger = target
+            met = value >= bound if larger else value <= bound
+            goal = f"{'≥' if larger else '≤'} {_figure(bound, unit)} {'✓' if met else 'missed'}"
+        lines.append(f"| {what} | {_figure(float(value), unit)} | {goal} |")
+    return "\n".join(lines) + "\n"
+
+
+def update_readme(path: Path, table: str) -> None:
+    """Replace the text between the README's benchmark markers with ``table``."""
+    start, end = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+    text = path.read_text(encoding="utf-8")
+    if start not in text or end not in text:
+        raise SystemExit(f"{path}: no {start} ... {end} markers")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{table}{end}{tail}", encoding="utf-8")
 
 
 def target_table(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -399,6 +475,7 @@ def _sibling(name: str):
         return None
     spec = importlib.util.spec_from_file_location(f"powerfit_bench_{name}", path)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -423,8 +500,11 @@ def main(argv: list[str] | None = None) -> int:
         default=1_000_000,
         help="configurations of the estimate, step and cli sections (default 1,000,000)",
     )
+    parser.add_argument(
+        "--update-readme", type=Path, help="rewrite this README's benchmark table from the run"
+    )
     args = parser.parse_args(argv)
-    wanted = args.only.split(",") if args.only else [*SECTIONS, "ingest", "mlflow"]
+    wanted = args.only.split(",") if args.only else [*SECTIONS, "ingest", "mlflow", "concurrency"]
     summary: dict[str, object] = {"machine": machine()}
     for name in wanted:
         if name in SECTIONS:
@@ -453,6 +533,9 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(summary, indent=2, default=float))
     print(json.dumps(summary, indent=2, default=float))
     print(f"wrote {args.out}", file=sys.stderr)
+    if args.update_readme is not None:
+        update_readme(args.update_readme, readme_table(summary))
+        print(f"updated the benchmark table of {args.update_readme}", file=sys.stderr)
     return 0
 
 

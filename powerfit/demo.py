@@ -81,7 +81,8 @@ def compare_candidates(
 
     inputs = configs.drop(columns=["model"]).astype(float)
     energy = pd.Series(
-        pd.DataFrame(model.predict(inputs)).iloc[:, 0].to_numpy(), index=configs.index
+        pd.DataFrame(model.predict(configs.drop(columns=["model"]))).iloc[:, 0].to_numpy(),
+        index=configs.index,
     )
     flops = configuration_flops(inputs, "transformer", per="model", training=True).sum(axis=1)
     table = pd.DataFrame(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
 
@@ -81,24 +80,11 @@ def ingested_store(data_home, tmp_path_factory):
         yield opened
 
 
-@contextlib.contextmanager
 def _fresh_postgres_schema(postgres_url: str):
     """URL of a new, empty PostgreSQL schema (search_path), dropped on exit."""
-    import uuid
+    from powerfit.store.engine import scratch_schema
 
-    import sqlalchemy as sa
-
-    name = f"powerfit_test_{uuid.uuid4().hex[:16]}"
-    admin = sa.create_engine(postgres_url)
-    with admin.begin() as conn:
-        conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
-    url = sa.make_url(postgres_url).update_query_dict({"options": f"-csearch_path={name}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
-        admin.dispose()
+    return scratch_schema(postgres_url, prefix="powerfit_test")
 
 
 @pytest.fixture
@@ -168,3 +154,45 @@ def recorded_fits(ingested_store, mlflow_db_template, tmp_path_factory):
     first = fit_and_log(url, "NVIDIA A100 80GB PCIe", "transformer", tracking_uri=uri)
     second = fit_and_log(url, "NVIDIA A100 80GB PCIe", "transformer", tracking_uri=uri)
     return uri, first, second
+
+
+def _run_with_terminal_stderr(args: list[str], cwd) -> tuple[int, str, str]:
+    """Run the CLI in a subprocess with stderr on a pseudo-terminal; (code, stdout, terminal)."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import subprocess
+    import sys
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "powerfit", *args], cwd=cwd, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave,
+    )  # fmt: skip
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not data:
+            break
+        chunks.append(data)
+    out = process.stdout.read().decode()
+    code = process.wait()
+    os.close(master)
+    return code, out, b"".join(chunks).decode(errors="replace")
+
+
+@pytest.fixture
+def cli_on_terminal():
+    """Run ``python -m powerfit ARGS`` with stderr on a pseudo-terminal.
+
+    Returns the function ``(args, cwd) -> (exit code, stdout, what the terminal got)``.
+    """
+    return _run_with_terminal_stderr

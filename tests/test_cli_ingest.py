@@ -63,6 +63,27 @@ def test_set_overrides(db, tmp_path, capsys):
     assert "COLUMN=VALUE" in capsys.readouterr().err
 
 
+def test_set_on_a_column_the_file_has_is_an_error(db, tmp_path, capsys):
+    given = tmp_path / "given.csv"
+    given.write_text("gpu,arch,n_layers,batch_size,duration_s\na100,lstm,1,64,0.5\n")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("gpu,arch,n_layers,batch_size,duration_s\na100,,1,64,0.5\n")
+    assert main(["ingest", str(empty), str(given), "--db", db, "--set", "arch=gru"]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"{given}, data row 1 (line 2), column 'arch': --set arch=gru would replace the "
+        "file's own values of this column (here 'lstm')"
+    ) in err
+    assert _stats(db, capsys) == COUNTS_ZERO  # the other file was not written either
+    # A column empty in every row is filled.
+    assert main(["ingest", str(empty), "--db", db, "--set", "arch=gru", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    assert (result["rows"], result["overrides"]) == (1, {"arch": "gru"})
+    with pytest.raises(SystemExit):
+        main(["ingest", "--help"])
+    assert "never silently replaced" in " ".join(capsys.readouterr().out.split())
+
+
 def test_db_actions(db, capsys):
     assert main(["db", "current", "--db", db]) == 0
     assert "empty" in capsys.readouterr().out

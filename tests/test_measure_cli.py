@@ -57,12 +57,16 @@ def test_steps_file_has_the_canonical_columns_and_valid_values(outputs):
 
 def test_outputs_ingest_into_a_fresh_store(outputs, tmp_path):
     pytest.importorskip("sqlalchemy")
+    from powerfit.exceptions import DataError
     from powerfit.store import open_store
 
-    # The store knows GPUs only; CPU measurements go in under a GPU name.
+    # The files name the device they measured (a CPU, stored as 'measured'); --set gpu
+    # may not replace it.
     with open_store(tmp_path / "store.db") as store:
         for path in outputs:
-            result = store.ingest(path, overrides={"gpu": "NVIDIA A100 80GB PCIe"})
+            with pytest.raises(DataError, match=r"column 'gpu': --set gpu=.* would replace"):
+                store.ingest(path, overrides={"gpu": "NVIDIA A100 80GB PCIe"})
+            result = store.ingest(path)
             assert not result.duplicate
         counts = store.counts()
     assert counts["operation_measurements"] == 16

@@ -231,6 +231,38 @@ def test_unknown_override_column(store, tmp_path):
         store.ingest(path, overrides={"colour": "red"})
 
 
+def test_override_never_replaces_values_the_file_has(store, tmp_path):
+    path = _write(tmp_path, "runs.csv", RUNS_CSV)
+    f = str(path).replace("\\", "\\\\")
+    # Another value, or even the same one: the file's column is not replaced.
+    for key, value in (("n_layers", "12"), ("arch", "transformer")):
+        with pytest.raises(
+            DataError,
+            match=rf"{f}, data row 1 \(line 2\), column '{key}': --set {key}={value} would "
+            r"replace the file's own values of this column",
+        ):
+            store.ingest(path, overrides={key: value})
+    codecarbon = _write(tmp_path, "emissions.csv", EMISSIONS)  # has gpu_count 1
+    with pytest.raises(DataError, match=r"column 'gpu_count': --set gpu_count=4 would replace"):
+        store.ingest(codecarbon, overrides={**CONFIG, "gpu_count": "4"})
+    # A column with a value in a later row only is refused at that row.
+    header = "gpu,arch,n_layers,batch_size,duration_s,d_ff\n"
+    rows = "a100,lstm,1,8,0.5,\na100,lstm,1,8,0.6,  \na100,lstm,1,8,0.7,256\n"
+    later = _write(tmp_path, "later.csv", header + rows)
+    with pytest.raises(DataError, match=r"data row 3 \(line 4\), column 'd_ff'.*\(here 256"):
+        store.ingest(later, overrides={"d_ff": "512"})
+    assert store.counts()["imports"] == 0
+
+
+def test_override_fills_a_column_empty_in_every_row(store, tmp_path):
+    header = "gpu,arch,n_layers,batch_size,duration_s,d_ff,model\n"
+    path = _write(tmp_path, "runs.csv", header + "a100,lstm,1,8,0.5,,\na100,lstm,1,8,0.6,, \n")
+    result = store.ingest(path, overrides={"d_ff": "512", "model": "lstm"})
+    assert (result.rows, result.overrides) == (2, {"d_ff": "512", "model": "lstm"})
+    runs = store.run_measurements()
+    assert runs["d_ff"].tolist() == [512, 512] and runs["model"].tolist() == ["lstm"] * 2
+
+
 def test_forced_format(store, tmp_path):
     path = _write(tmp_path, "ops.csv", OPS_CSV)
     with pytest.raises(DataError, match="column 'operation': unknown column"):

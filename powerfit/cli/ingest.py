@@ -13,8 +13,10 @@ Add measurement files to the store, one transaction per file. Every file is read
 and validated before anything is written (one bad value refuses the whole file,
 and the error names the file, the data row and the column); a file already
 ingested with the same --set values adds nothing, and the same file with other
---set values is a new import. Columns a format does not know are refused unless
---ignore-extra-columns is given.
+--set values is a new import. --set COLUMN=VALUE fills a column the file lacks
+(or leaves empty in every row); it never replaces values the file has: that is
+an error naming the file and the column. Columns a format does not know are
+refused unless --ignore-extra-columns is given.
 
 formats (detected from the columns): the four processed files of Mayaki &
 Charpenay (2025), NeuSight's operator files (ops/test/*.csv.gz,
@@ -61,8 +63,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="COLUMN=VALUE",
         dest="overrides",
         help="value of a canonical column for every row (CodeCarbon and powerfit "
-        "formats); repeat for several columns. The values are part of the import's "
-        "identity: the same file with other values is a new import",
+        "formats); repeat for several columns. It fills a column the file lacks or "
+        "leaves empty in every row; a column the file has values in is an error "
+        "naming the file and the column (never silently replaced). The values are "
+        "part of the import's identity: the same file with other values is a new import",
     )
     parser.add_argument(
         "--ignore-extra-columns",

@@ -48,6 +48,7 @@ __all__ = [
     "mask_url",
     "mask_urls",
     "resolve_url",
+    "scratch_schema",
     "transaction",
 ]
 
@@ -328,3 +329,40 @@ def transaction(
                     conn.connection.dbapi_connection.execute("PRAGMA foreign_keys = ON")
     except SQLAlchemyError as exc:
         raise StoreError(f"store {mask_url(engine.url)}: {mask_urls(str(exc))}") from exc
+
+
+@contextlib.contextmanager
+def scratch_schema(url: str, prefix: str = "powerfit_scratch") -> Iterator[str]:
+    """URL of a new, empty schema on the PostgreSQL server at ``url``, dropped on exit.
+
+    For tests and benchmarks that need a database of their own on a shared server:
+    the returned URL sets ``search_path`` to the new schema, so a store opened on it
+    creates its tables there.
+
+    Parameters
+    ----------
+    url : str
+        A PostgreSQL URL (its user may create schemas).
+    prefix : str, default 'powerfit_scratch'
+        Start of the schema's name (a random suffix follows).
+
+    Yields
+    ------
+    str
+        The URL of the schema (password not hidden: it is for connecting).
+    """
+    import uuid
+
+    name = f"{prefix}_{uuid.uuid4().hex[:16]}"
+    admin = sa.create_engine(url)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{name}"'))
+        scoped = sa.make_url(url).update_query_dict({"options": f"-csearch_path={name}"})
+        try:
+            yield scoped.render_as_string(hide_password=False)
+        finally:
+            with admin.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+    finally:
+        admin.dispose()

@@ -2,9 +2,11 @@
 
 A file is read and validated completely (:func:`powerfit.store.readers.read_measurements`)
 before anything is written; then its import row, any GPU it references and all its
-measurement rows are inserted in one transaction, with SQLAlchemy Core
-``executemany`` (not ORM objects one by one): a refused or interrupted file writes
-nothing.
+measurement rows are inserted in one transaction: a refused or interrupted file
+writes nothing. The measurement rows go in bulk, never as ORM objects one by one:
+on SQLite through the driver's ``executemany``, on PostgreSQL (psycopg 3) with
+``COPY ... FROM STDIN`` inside that same transaction, elsewhere with Core
+``executemany`` (:func:`_insert_many`). Every path stores the same values.
 
 Identity of an import
 ---------------------
@@ -38,7 +40,7 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from powerfit._version import __version__
 from powerfit.hardware import GPU, get_gpu
@@ -48,7 +50,7 @@ from powerfit.store.readers import Measurements, import_identity, read_measureme
 
 __all__ = ["IngestResult", "gpu_row", "ingest_file", "ingest_measurements"]
 
-#: Rows per executemany batch (also the progress bar's step).
+#: Rows per write (one executemany or one COPY; also the progress bar's step).
 CHUNK_ROWS = 20_000
 #: Files with at least this many rows get a progress bar (on a terminal).
 PROGRESS_MIN_ROWS = 50_000
@@ -201,9 +203,9 @@ def _gpu_ids(
     return ids
 
 
-def _column_values(name: str, series: pd.Series) -> list[object]:
+def _column_values(series: pd.Series, integer: bool) -> list[object]:
     """A column as a list of Python scalars (ints for integer columns), None if missing."""
-    if name in _INT_COLUMNS:
+    if integer:
         numbers = series.to_numpy(dtype=float, na_value=np.nan)
         if not np.isnan(numbers).any():
             return numbers.astype(np.int64).tolist()
@@ -217,38 +219,76 @@ def _column_values(name: str, series: pd.Series) -> list[object]:
     return values
 
 
-def _tuples(frame: pd.DataFrame) -> tuple[list[str], list[tuple[object, ...]]]:
+def _tuples(table: sa.Table, frame: pd.DataFrame) -> tuple[list[str], list[tuple[object, ...]]]:
     """Columns with at least one value, and the rows as tuples of Python scalars.
 
-    Columns missing in every row are left out: the database fills them with NULL.
+    Values of the table's integer columns are Python ints, of the others floats or
+    strings as in the frame. Columns missing in every row are left out: the
+    database fills them with the column's default (NULL where it has none).
     """
     columns = [c for c in frame.columns if frame[c].notna().any()]
-    return columns, list(zip(*(_column_values(c, frame[c]) for c in columns), strict=True))
+    values = (
+        _column_values(frame[c], isinstance(table.columns[c].type, sa.Integer)) for c in columns
+    )
+    return columns, list(zip(*values, strict=True))
 
 
 def _insert_many(conn: Connection, table: sa.Table, frame: pd.DataFrame) -> None:
-    """Core executemany of a frame's rows into ``table`` (columns named as in the table).
+    """Write a frame's rows (columns named as in ``table``) by the backend's bulk path.
 
-    On SQLite the compiled INSERT is handed to the driver's ``executemany`` with
-    positional tuples, skipping SQLAlchemy's per-row parameter processing (3x faster
-    for 100,000 rows; no column of these tables needs a bind processor). Other
-    backends get dictionaries through SQLAlchemy (insertmanyvalues where supported).
+    The rows go in ``conn``'s open transaction:
+
+    * SQLite: the compiled INSERT is handed to the driver's ``executemany`` with
+      positional tuples, skipping SQLAlchemy's per-row parameter processing (3x faster
+      for 100,000 rows; no column of these tables needs a bind processor).
+    * PostgreSQL through psycopg 3: ``COPY ... FROM STDIN`` (:func:`_copy_rows`).
+    * Other backends and drivers: Core ``executemany`` of dictionaries
+      (insertmanyvalues where supported).
+
+    Every path writes the same values: the tuples of :func:`_tuples`; columns empty in
+    every row of the frame get the column's default (NULL where it has none).
     """
-    columns, rows = _tuples(frame)
-    if conn.dialect.name == "sqlite":
+    columns, rows = _tuples(table, frame)
+    dialect = conn.dialect
+    if dialect.name == "sqlite":
+        preparer = dialect.identifier_preparer
         marks = ", ".join("?" for _ in columns)
-        names = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
-        sql = f"INSERT INTO {table.name} ({names}) VALUES ({marks})"
+        names = ", ".join(preparer.quote(c) for c in columns)
+        sql = f"INSERT INTO {preparer.format_table(table)} ({names}) VALUES ({marks})"
         conn.exec_driver_sql(sql, rows)
+    elif dialect.name == "postgresql" and dialect.driver == "psycopg":
+        _copy_rows(conn, table, columns, rows)
     else:
         conn.execute(sa.insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
 
 
-_INT_COLUMNS = {
-    "batch_size", "seq_len", "d_model", "n_heads", "d_ff", "input_size", "hidden_size",
-    "n_layers", "vocab_size", "n_params", "repeats", "source_row", "m", "n", "k", "h",
-    "gpu_count",
-}  # fmt: skip
+def _copy_rows(
+    conn: Connection, table: sa.Table, columns: list[str], rows: list[tuple[object, ...]]
+) -> None:
+    """``COPY table (columns) FROM STDIN`` of ``rows`` through psycopg 3 (PostgreSQL).
+
+    The rows go through the connection's own DBAPI connection, so inside its open
+    transaction (the import row is already written there): a failure or a killed
+    process leaves nothing. psycopg writes the text format of COPY: each value as
+    PostgreSQL reads it (floats by :func:`repr`, the shortest text that reads back
+    the same double; NULL as ``\\N``; backslashes escaped), parsed by the server with
+    the column's type, so that the stored values are those ``executemany`` stores
+    (``tests/test_store_copy.py``). A database error is raised as SQLAlchemy's
+    :class:`~sqlalchemy.exc.DBAPIError` (so :func:`~powerfit.store.engine.transaction`
+    reports it as a :class:`~powerfit.exceptions.StoreError`).
+    """
+    preparer = conn.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(c) for c in columns)
+    sql = f"COPY {preparer.format_table(table)} ({names}) FROM STDIN"
+    driver = conn.connection.driver_connection
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        with driver.cursor() as cursor, cursor.copy(sql) as copy:
+            write = copy.write_row
+            for row in rows:
+                write(row)
+    except dbapi_error as exc:
+        raise DBAPIError.instance(sql, None, exc, dbapi_error, dialect=conn.dialect) from exc
 
 
 def _table_frame(measurements: Measurements, import_id: int, gpu_ids: Mapping[str, int]):
@@ -363,7 +403,9 @@ def ingest_file(
     format : str, optional
         Reader name; detected from the columns when omitted.
     overrides : mapping, optional
-        Canonical column values for every row (CodeCarbon and powerfit formats);
+        Canonical column values for every row (CodeCarbon and powerfit formats):
+        they fill columns the file lacks or leaves empty, and a column the file has
+        values in is refused (see :func:`~powerfit.store.readers.read_measurements`);
         part of the import's identity.
     ignore_extra_columns : bool, default False
         Ignore columns the format does not know instead of refusing the file.
@@ -375,7 +417,8 @@ def ingest_file(
     Raises
     ------
     DataError
-        For invalid content; the store is unchanged.
+        For invalid content, or an override of a column the file fills; the store
+        is unchanged.
     StoreError
         For a database error; the store is unchanged.
     """

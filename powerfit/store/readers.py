@@ -52,7 +52,9 @@ Formats (detected from the columns; force one with ``format=``):
     ``cpu_energy``, ``ram_energy`` [kWh]. CodeCarbon does not record the model,
     so the configuration columns (``arch``, ``n_layers``, ``batch_size``, ... with
     our canonical names) must be extra columns of the file or given as
-    ``overrides`` (``powerfit ingest --set arch=transformer``). An optional
+    ``overrides`` (``powerfit ingest --set arch=transformer``; an override fills a
+    column the file lacks or leaves empty, and is refused for a column the file
+    fills, in this and the ``powerfit-*`` formats). An optional
     ``steps`` column or override (default 1) is the number of training steps in
     the span: duration and energies are divided by it and stored as ``repeats``.
     The GPU is the ``gpu`` column, else parsed from ``gpu_model``
@@ -1095,7 +1097,9 @@ def read_measurements(
     overrides : mapping of str to value, optional
         Canonical column values applied to every row (e.g. ``{"arch":
         "transformer", "n_layers": 6}``) — for the ``codecarbon`` and ``powerfit-*``
-        formats, whose files may lack configuration columns. They are part of the
+        formats, whose files may lack configuration columns. A value fills a column
+        the file lacks or leaves empty in every row; a column the file gives a value
+        in any row is refused (never silently replaced). They are part of the
         import's identity.
     ignore_extra_columns : bool, default False
         Ignore columns the format does not know instead of refusing the file
@@ -1150,28 +1154,8 @@ def read_measurements(
         raw = raw.drop(columns=list(ignored))
     if len(raw) == 0:
         raise ValidationError("no data rows (only a header)", source=source)
-    normalised: dict[str, str] = {}
-    if overrides:
-        if not spec.overrides:
-            raise DataError(
-                f"--set/overrides apply to the codecarbon and powerfit-* formats, not {format}",
-                source=source,
-            )
-        allowed = set(_OPERATION_ORDER if spec.kind == "operation" else _RUN_ORDER)
-        allowed |= {"steps"} if format == "codecarbon" else set()
-        raw = raw.copy()
-        for key, value in overrides.items():
-            if key not in allowed:
-                close = suggest(key, allowed)
-                did = f"did you mean {close!r}? " if close else ""
-                raise DataError(
-                    f"unknown column {key!r} in overrides (--set); {did}known: "
-                    f"{', '.join(sorted(allowed))}",
-                    source=source,
-                )
-            raw[key] = value
-            normalised[key] = _normal_value(value)
     ctx = _Ctx(source, raw, text, gpus)
+    normalised = _apply_overrides(ctx, format, overrides) if overrides else {}
     columns, origin = spec.convert(ctx)
     rows = _finish(ctx, spec, columns, origin)
     return Measurements(
@@ -1185,6 +1169,59 @@ def read_measurements(
         ignored_columns=ignored,
         gpus=dict(ctx.resolved),
     )
+
+
+def _apply_overrides(ctx: _Ctx, format: str, overrides: Mapping[str, object]) -> dict[str, str]:
+    """Put the ``--set`` values in every row of ``ctx.raw``; return them normalised.
+
+    A value fills a column the file lacks, or one that is empty in every row (no
+    value, or only blanks). A column the file already gives a value in any row is
+    refused rather than silently replaced: the error names the file, the first data
+    row with a value and the column.
+
+    Raises
+    ------
+    DataError
+        For a format without overrides, an unknown column, or a column the file
+        already fills.
+    """
+    spec = FORMATS[format]
+    if not spec.overrides:
+        raise DataError(
+            f"--set/overrides apply to the codecarbon and powerfit-* formats, not {format}",
+            source=ctx.source,
+        )
+    allowed = set(_OPERATION_ORDER if spec.kind == "operation" else _RUN_ORDER)
+    allowed |= {"steps"} if format == "codecarbon" else set()
+    raw = ctx.raw.copy()
+    normalised: dict[str, str] = {}
+    for key, value in overrides.items():
+        if key not in allowed:
+            close = suggest(key, allowed)
+            did = f"did you mean {close!r}? " if close else ""
+            raise DataError(
+                f"unknown column {key!r} in overrides (--set); {did}known: "
+                f"{', '.join(sorted(allowed))}",
+                source=ctx.source,
+            )
+        if key in raw.columns:
+            given = raw[key].notna() & (raw[key].astype(str).str.strip() != "")
+            if given.any():
+                pos = _first(given)
+                there = raw[key].iloc[pos]
+                there = there.item() if isinstance(there, np.generic) else there
+                raise ctx.fail(
+                    f"--set {key}={value} would replace the file's own values of this "
+                    f"column (here {there!r}); remove --set {key}, or the "
+                    "column from the file (--set fills only a column that is missing or "
+                    "empty in every row)",
+                    position=pos,
+                    column=key,
+                )
+        raw[key] = value
+        normalised[key] = _normal_value(value)
+    ctx.raw = raw
+    return normalised
 
 
 def _finish(

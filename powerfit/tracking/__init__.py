@@ -34,6 +34,7 @@ __all__ = [
     "fit_and_log",
     "fit_operator_laws",
     "history",
+    "log_step_time_model",
     "model_name_for",
     "verify_model",
 ]
@@ -41,6 +42,7 @@ __all__ = [
 _LAZY = {
     "FitResult": "powerfit.tracking.recording",
     "fit_and_log": "powerfit.tracking.recording",
+    "log_step_time_model": "powerfit.tracking.recording",
     "fit_operator_laws": "powerfit.tracking.operators",
     "OperatorFitResult": "powerfit.tracking.operators",
     "history": "powerfit.tracking.versions",

@@ -60,8 +60,9 @@ SPEC_VERSION = 1
 
 #: The classes a specification may build, and the fitted attributes each may carry.
 #: Adding a class here is a security decision: it must be a ``BaseEstimator`` whose
-#: ``__init__`` only stores its arguments and whose methods never touch files, the
-#: network or processes.
+#: ``__init__`` only stores its arguments and whose methods touch no file (other than
+#: powerfit's own package data and a file that the input rows name), no network and
+#: no process.
 ALLOWED_ESTIMATORS: dict[str, frozenset[str]] = {
     "sklearn.pipeline.Pipeline": frozenset(),
     "powerfit.laws.PowerLawEfficiency": frozenset(
@@ -130,6 +131,11 @@ ALLOWED_ESTIMATORS: dict[str, frozenset[str]] = {
     "powerfit.operators.OperatorTimeModel": frozenset(
         {"laws_", "n_features_in_", "n_rows_", "specs_", "transfer_"}
     ),
+    # Step time of a Hugging Face config on a GPU: per-GPU (scale, launch [s]) pairs.
+    # Its predict reads powerfit's bundled operator laws and GPU catalogue (fixed
+    # package files, named by a validated precision) and, when a row's ``config`` is
+    # not JSON text, the config.json file that the row names: a path the caller gave.
+    "powerfit.graph.StepTimeRegressor": frozenset({"calibrations_", "n_features_in_"}),
 }
 
 #: Hyper-parameters whose value must be ``None`` when loading (they name folders).
@@ -174,6 +180,10 @@ def _class_for(path: str) -> type:
         from powerfit.operators import OperatorTimeModel
 
         return OperatorTimeModel
+    if path == "powerfit.graph.StepTimeRegressor":
+        from powerfit.graph import StepTimeRegressor
+
+        return StepTimeRegressor
     raise UnsafeModelError(f"refusing to build {path!r}: not an allowlisted powerfit estimator")
 
 
@@ -413,7 +423,7 @@ def save_model(sk_model: Any, path: str, mlflow_model: Any = None, **kwargs: Any
 
 
 class _PyfuncModel:
-    """What ``mlflow.pyfunc.load_model`` wraps: predict energy [J] of configurations."""
+    """What ``mlflow.pyfunc.load_model`` wraps: the estimator's ``predict``."""
 
     def __init__(self, model: Any) -> None:
         self.model = model
@@ -422,7 +432,27 @@ class _PyfuncModel:
         return self.model
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
+        _refuse_config_paths(self.model, model_input)
         return np.asarray(self.model.predict(model_input))
+
+
+def _refuse_config_paths(model: Any, model_input: Any) -> None:
+    """A served step-time model takes ``config`` as JSON text only, never a file path.
+
+    In Python, :class:`~powerfit.graph.StepTimeRegressor` also opens a
+    ``config.json`` path the caller gives; through pyfunc (a model server, Spark) the
+    caller is remote, and a path would make the server open one of its own files.
+    """
+    if type(model).__name__ != "StepTimeRegressor" or not isinstance(model_input, pd.DataFrame):
+        return
+    if "config" not in model_input:
+        return
+    for i, value in enumerate(model_input["config"]):
+        if not (isinstance(value, str) and value.lstrip().startswith("{")):
+            raise UnsafeModelError(
+                f"row {i}, column 'config': a served step-time model takes the model's "
+                "config.json as JSON text, not a file path or another value"
+            )
 
 
 def _load_pyfunc(path: str) -> _PyfuncModel:

@@ -47,11 +47,10 @@ from powerfit.tracking.locations import resolve_tracking_uri, using_tracking_uri
 from powerfit.tracking.recording import (
     MODEL_NAME,
     _experiment_id,
-    _logged_digest,
     _scalar_params,
     pip_requirements,
+    tag_model_version,
 )
-from powerfit.tracking.verify import DIGEST_TAG
 
 __all__ = ["OPERATOR_KIND_TAG", "OperatorFitResult", "fit_operator_laws", "operator_model_name"]
 
@@ -232,11 +231,11 @@ def fit_operator_laws(
     """
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
 
     from powerfit.operators import OperatorTimeModel
     from powerfit.store.engine import mask_url
     from powerfit.tracking.flavor import SPEC_FILE, to_spec
+    from powerfit.tracking.registry import create_registered_model_once
 
     X, y, found, notes, shown_url = _read(store_url, gpu, precision)
     model = OperatorTimeModel(precision=found, max_rows=max_rows, random_state=random_state)
@@ -268,17 +267,15 @@ def fit_operator_laws(
     with using_tracking_uri(uri):
         client = MlflowClient(uri)
         experiment_id = _experiment_id(client, uri)
-        try:
-            client.get_registered_model(name)
-        except MlflowException:
-            client.create_registered_model(
-                name,
-                tags=dict([OPERATOR_KIND_TAG, ("powerfit.precision", found)]),
-                description=(
-                    f"powerfit operator latency laws ({found}): operator rows (gpu, op, "
-                    "precision, B, M, N, K, H) in, latency [s] out."
-                ),
-            )
+        create_registered_model_once(
+            client,
+            name,
+            tags=dict([OPERATOR_KIND_TAG, ("powerfit.precision", found)]),
+            description=(
+                f"powerfit operator latency laws ({found}): operator rows (gpu, op, "
+                "precision, B, M, N, K, H) in, latency [s] out."
+            ),
+        )
         with mlflow.start_run(
             experiment_id=experiment_id, run_name=f"operators / {found}", tags=tags
         ) as run:
@@ -299,9 +296,7 @@ def fit_operator_laws(
                     await_registration_for=0,
                 )
         version = int(info.registered_model_version)
-        tags[DIGEST_TAG] = _logged_digest(name, version)
-        for key, value in tags.items():
-            client.set_model_version_tag(name, str(version), key, value)
+        tag_model_version(client, name, version, tags)
     return OperatorFitResult(
         run_id=run.info.run_id,
         model_name=name,

@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -52,10 +52,22 @@ from powerfit.tracking.locations import (
 )
 from powerfit.tracking.verify import DIGEST_TAG, download_model
 
-__all__ = ["FitResult", "fit_and_log", "log_fit", "model_signature", "pip_requirements"]
+__all__ = [
+    "STEP_TIME_MODEL_NAME",
+    "FitResult",
+    "as_model_input",
+    "fit_and_log",
+    "log_fit",
+    "log_step_time_model",
+    "model_signature",
+    "pip_requirements",
+    "step_time_signature",
+]
 
 #: Artifact path of the model inside a run.
 MODEL_NAME = "model"
+#: Default registered-model name of the step-time model (:func:`log_step_time_model`).
+STEP_TIME_MODEL_NAME = "powerfit-step-time"
 
 
 @dataclass
@@ -128,16 +140,27 @@ def pip_requirements() -> list[str]:
     ]
 
 
+#: Configuration columns holding text; every other configuration column is a count.
+TEXT_COLUMNS = ("gpu", "model")
+
+
 def model_signature(arch: str, columns: Sequence[str] | None = None) -> Any:
     """The model's signature: configuration columns in, energy [J] out.
 
-    The shape columns are required and declared ``Any``: MLflow converts neither
-    int64 to double nor float to long, so a numeric type would reject either the
-    integers of a CSV file or the floats of a DataFrame (and an integer column with
-    a missing value). powerfit's own checks then validate the values, with the same
-    :class:`~powerfit.exceptions.DataError` (row and column named) as the library.
-    ``d_ff`` (``seq_len`` for LSTM/GRU) and ``gpu`` are optional. Columns outside
-    the signature are dropped by MLflow before the model sees them.
+    Every configuration column is a count (layers, batch, tokens, widths, heads) and
+    is declared ``long``; ``gpu`` and ``model`` are ``string``. These are types MLflow
+    checks column by column (an int64 column passes unchanged, an int32 one is
+    widened): a column declared ``Any`` is instead copied value by value in Python,
+    which made :func:`mlflow.pyfunc.load_model`'s ``predict`` ~20 times slower than
+    the model itself on a million configurations. MLflow refuses a float column for a
+    ``long`` one, naming the column (``Can not safely convert float64 to int64``):
+    pass whole numbers as integers (:func:`as_model_input` converts a frame whose
+    float columns hold whole numbers). powerfit's own checks then validate the
+    values, with the same :class:`~powerfit.exceptions.DataError` (row and column
+    named) as the library. ``d_ff`` (``seq_len`` for LSTM/GRU) and ``gpu`` are
+    optional (give ``d_ff = 0`` for "4 d_model" in a table where only some rows
+    set it). Columns outside the signature are dropped by MLflow before the model
+    sees them.
 
     Parameters
     ----------
@@ -146,21 +169,57 @@ def model_signature(arch: str, columns: Sequence[str] | None = None) -> Any:
         The columns the model was trained with: the optional columns among them
         (e.g. ``vocab_size``, ``n_params``, ``model`` of the step model) are
         declared too. Default: those of the paper's model.
+
+    Returns
+    -------
+    mlflow.models.ModelSignature
     """
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema
-    from mlflow.types.schema import AnyType
 
     required, optional = model_input_columns(arch)
     if columns is not None:
         extra = [c for c in columns if c not in required and c not in optional]
         optional = [*optional[:-1], *extra, optional[-1]]
-    inputs = [ColSpec(AnyType(), name) for name in required]
-    inputs += [
-        ColSpec("string" if name in ("gpu", "model") else AnyType(), name, required=False)
-        for name in optional
-    ]
+
+    def spec(name: str, needed: bool) -> Any:
+        return ColSpec("string" if name in TEXT_COLUMNS else "long", name, required=needed)
+
+    inputs = [spec(name, True) for name in required] + [spec(name, False) for name in optional]
     return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double")]))
+
+
+def as_model_input(X: Any, signature: Any) -> Any:
+    """``X`` with its whole-number float columns as int64 where ``signature`` says ``long``.
+
+    What MLflow's schema check accepts for a registered model's ``predict``. The
+    measurement store reads counts as floats; a float column with a fraction or a
+    missing value is left as it is (MLflow then refuses it, naming the column).
+
+    Parameters
+    ----------
+    X : pandas.DataFrame
+        Configurations.
+    signature : mlflow.models.ModelSignature
+        The model's signature (:func:`model_signature`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy when a column was converted, else ``X`` itself.
+    """
+    import numpy as np
+    from mlflow.types import DataType
+
+    longs = [c.name for c in signature.inputs.inputs if c.type == DataType.long and c.name in X]
+    converted = {}
+    for name in longs:
+        values = X[name]
+        if values.dtype.kind == "f":
+            array = values.to_numpy()
+            if np.all(np.isfinite(array)) and np.all(array == np.round(array)):
+                converted[name] = values.astype("int64")
+    return X.assign(**converted) if converted else X
 
 
 def trusted_types(model: Any, extra: Sequence[str] = ()) -> list[str]:
@@ -184,13 +243,54 @@ def trusted_types(model: Any, extra: Sequence[str] = ()) -> list[str]:
     return sorted(set(untrusted))
 
 
+def _log_model_version(
+    model: Any, name: str, signature: Any, input_example: Any, trusted: Sequence[str]
+) -> int:
+    """Log ``model`` in the active run (powerfit's flavour: skops for
+    ``mlflow.sklearn`` trusting the types ``trusted``, the JSON specification for
+    ``mlflow.pyfunc``) as a new version of the registered model ``name``; the
+    version number."""
+    from mlflow.models import Model
+
+    from powerfit.tracking import flavor
+
+    info = Model.log(
+        artifact_path=None,
+        name=MODEL_NAME,
+        flavor=flavor,
+        sk_model=model,
+        signature=signature,
+        input_example=input_example,
+        pip_requirements=pip_requirements(),
+        serialization_format="skops",
+        skops_trusted_types=list(trusted),
+        registered_model_name=name,
+        await_registration_for=0,
+    )
+    return int(info.registered_model_version)
+
+
+def tag_model_version(client: Any, name: str, version: int, tags: Mapping[str, str]) -> None:
+    """Set ``tags`` and the artifacts' digest (:data:`DIGEST_TAG`) on a model version."""
+    for key, value in {**tags, DIGEST_TAG: _logged_digest(name, version)}.items():
+        client.set_model_version_tag(name, str(version), key, value)
+
+
 def _experiment_id(client: Any, tracking_uri: str) -> str:
+    from mlflow.exceptions import MlflowException
+
     experiment = client.get_experiment_by_name(EXPERIMENT_NAME)
     if experiment is not None:
         return experiment.experiment_id
-    return client.create_experiment(
-        EXPERIMENT_NAME, artifact_location=artifact_location(tracking_uri)
-    )
+    try:
+        return client.create_experiment(
+            EXPERIMENT_NAME, artifact_location=artifact_location(tracking_uri)
+        )
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        # Another process created it since the check (several first fits at once).
+        return client.get_experiment_by_name(EXPERIMENT_NAME).experiment_id
 
 
 def _scalar_params(params: Mapping[str, Any], prefix: str) -> dict[str, str]:
@@ -230,6 +330,8 @@ def _coefficients_document(fit: FittedCoefficients) -> dict[str, Any]:
         "laws": laws,
         "energy": energy,
         "skipped_operations": fit.skipped,
+        "laws_from": fit.laws_from,
+        "laws_precision": fit.laws_precision,
         "metrics": fit.metrics,
         "data": fit.data,
     }
@@ -243,6 +345,8 @@ def _write_artifacts(fit: FittedCoefficients, folder: Path) -> None:
     )
     for op, law in fit.laws.items():
         rows = fit.operation_data[fit.operation_data["operation"] == op]
+        if rows.empty:
+            continue  # laws reused from a profile (laws_from): nothing measured to plot
         figure = law_figure(law, rows["flops"], rows["efficiency"], title=f"{op} on {fit.gpu}")
         save_png(figure, folder / "plots" / f"law_{op}.png")
     mape = 100 * fit.metrics["test_mape"]
@@ -267,6 +371,7 @@ def _params(fit: FittedCoefficients, store_url: str, test_size: float, seed: int
         "n_train": str(len(fit.X_train)),
         "n_test": str(len(fit.X_test)),
         "store_url": mask_password(store_url),
+        "laws_from": fit.laws_from or "-",
         "data.operation_import_ids": ",".join(map(str, fit.data["operation_import_ids"])),
         "data.run_import_ids": ",".join(map(str, fit.data["run_import_ids"])),
         "data.n_operation_rows": str(fit.data["n_operation_rows"]),
@@ -314,14 +419,13 @@ def log_fit(
     """
     import mlflow
     from mlflow import MlflowClient
-    from mlflow.models import Model
 
-    from powerfit.tracking import flavor
     from powerfit.tracking.registry import ensure_registered_model, update_champion
 
     uri = resolve_tracking_uri(tracking_uri)
     name = register or model_name_for(fit.gpu, fit.arch)
     trusted = trusted_types(fit.model, extra_trusted_types)
+    signature = model_signature(fit.arch, list(fit.X_train.columns))
     with using_tracking_uri(uri):
         client = MlflowClient(uri)
         experiment_id = _experiment_id(client, uri)
@@ -339,23 +443,9 @@ def log_fit(
             with tempfile.TemporaryDirectory(prefix="powerfit-artifacts-") as folder:
                 _write_artifacts(fit, Path(folder))
                 mlflow.log_artifacts(folder)
-            info = Model.log(
-                artifact_path=None,
-                name=MODEL_NAME,
-                flavor=flavor,
-                sk_model=fit.model,
-                signature=model_signature(fit.arch, list(fit.X_train.columns)),
-                input_example=fit.X_train.head(3),
-                pip_requirements=pip_requirements(),
-                serialization_format="skops",
-                skops_trusted_types=trusted,
-                registered_model_name=name,
-                await_registration_for=0,
-            )
-        version = int(info.registered_model_version)
-        tags[DIGEST_TAG] = _logged_digest(name, version)
-        for key, value in tags.items():
-            client.set_model_version_tag(name, str(version), key, value)
+            example = as_model_input(fit.X_train.head(3), signature)
+            version = _log_model_version(fit.model, name, signature, example, trusted)
+        tag_model_version(client, name, version, tags)
         promoted, champion = update_champion(client, name, version, force=promote, fit=fit)
     return FitResult(
         run_id=run.info.run_id,
@@ -395,6 +485,8 @@ def fit_and_log(
     law_params: Mapping[str, Any] | None = None,
     extra_trusted_types: Sequence[str] = (),
     precision: str | None = None,
+    laws_from: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Fit the laws and energy model of a GPU and architecture, record and register them.
 
@@ -431,6 +523,11 @@ def fit_and_log(
     precision : str, optional
         Fit only the measurements of this precision (``fp32``, ``tf32``, ``bf16``,
         ...); without it the measurements must all be of one precision.
+    laws_from : str, optional
+        Reuse this bundled profile's efficiency laws and fit only the energy model
+        (a lab that measured training steps only); recorded as ``powerfit.laws_from``.
+    progress : callable, optional
+        Called with the name of each fitting stage as it starts.
 
     Returns
     -------
@@ -457,6 +554,8 @@ def fit_and_log(
             test_size=test_size,
             random_state=random_state,
             precision=precision,
+            laws_from=laws_from,
+            progress=progress,
         )
         shown_url = store.url
     return log_fit(
@@ -468,4 +567,170 @@ def fit_and_log(
         test_size=test_size,
         random_state=random_state,
         extra_trusted_types=extra_trusted_types,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# The step-time model of real (Hugging Face) configurations, the GPU a column
+# --------------------------------------------------------------------------------------
+
+
+def step_time_signature() -> Any:
+    """Signature of :class:`powerfit.graph.StepTimeRegressor`: one row per training step.
+
+    ``gpu`` (name), ``config`` (the model's ``config.json`` as JSON text; a path to
+    the file also works, read where the model runs), ``batch_size`` and ``seq_len``
+    (``long``) are required, ``precision`` (``fp32``, ``tf32``, ``bf16``...) is
+    optional; out: the step time [s] (``double``).
+
+    Returns
+    -------
+    mlflow.models.ModelSignature
+    """
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema
+
+    inputs = [
+        ColSpec("string", "gpu"),
+        ColSpec("string", "config"),
+        ColSpec("long", "batch_size"),
+        ColSpec("long", "seq_len"),
+        ColSpec("string", "precision", required=False),
+    ]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema([ColSpec("double")]))
+
+
+def _step_time_metrics(model: Any, X_test: Any, y_test: Any) -> tuple[dict, dict]:
+    """(coefficients, metrics) of a fitted step-time model, as MLflow metrics."""
+    import numpy as np
+
+    from powerfit.tracking.operators import _slug
+
+    coefficients = {}
+    for gpu, (scale, launch_s) in sorted(model.calibrations_.items()):
+        coefficients[f"calibration.{_slug(gpu)}.scale"] = float(scale)
+        coefficients[f"calibration.{_slug(gpu)}.launch_s"] = float(launch_s)
+    metrics: dict[str, float] = {}
+    if X_test is not None:
+        y = np.asarray(y_test, dtype=float)
+        error = np.asarray(model.predict(X_test), dtype=float) - y
+        metrics = {
+            "test_mape": float(np.mean(np.abs(error) / y)),
+            "test_mae_s": float(np.mean(np.abs(error))),
+            "n_test": float(len(y)),
+        }
+    return coefficients, metrics
+
+
+def log_step_time_model(
+    model: Any,
+    *,
+    X_test: Any = None,
+    y_test: Any = None,
+    tracking_uri: str | None = None,
+    register: str | None = None,
+    promote: bool = False,
+) -> FitResult:
+    """Record a fitted :class:`~powerfit.graph.StepTimeRegressor` and register it.
+
+    One MLflow run in powerfit's experiment (params: the hyper-parameters
+    ``model.*`` and the calibrated GPUs; metrics: each GPU's calibration
+    ``calibration.<gpu>.scale`` [-] and ``.launch_s`` [s], and with held-out steps
+    ``test_mape`` [fraction] and ``test_mae_s`` [s]), the model in powerfit's MLflow
+    format (sklearn flavour with skops, and the JSON specification that
+    :func:`mlflow.pyfunc.load_model` reads: :mod:`powerfit.tracking.flavor`) with
+    :func:`step_time_signature`, and a new version of ``register``, tagged with the
+    SHA-256 of its files. One registered model serves every GPU: the GPU is an input
+    column (uncalibrated GPUs are predicted from the operator laws alone).
+
+    Parameters
+    ----------
+    model : StepTimeRegressor
+        Fitted (:meth:`~powerfit.graph.StepTimeRegressor.fit`).
+    X_test, y_test : pandas.DataFrame and array-like, optional
+        Held-out measured steps (columns of :func:`step_time_signature`) and their
+        times [s]: recorded as ``test_mape``, which the champion rule compares
+        (:mod:`powerfit.tracking.registry`), and their first rows as the input example.
+    tracking_uri : str, optional
+        As in :func:`fit_and_log`.
+    register : str, optional
+        Registered model name; default :data:`STEP_TIME_MODEL_NAME`. Its
+        ``powerfit.kind`` tag is ``step-time-model`` (not listed by
+        :func:`~powerfit.tracking.history`).
+    promote : bool, default False
+        Move the alias ``champion`` to the new version even if it is not better.
+
+    Returns
+    -------
+    FitResult
+        ``coefficients`` holds the calibrations, ``pipeline`` the model, ``laws`` is
+        empty.
+
+    Raises
+    ------
+    TypeError
+        ``model`` is not a :class:`~powerfit.graph.StepTimeRegressor`.
+    sklearn.exceptions.NotFittedError
+        It is not fitted.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+    from sklearn.utils.validation import check_is_fitted
+
+    from powerfit.graph import StepTimeRegressor
+    from powerfit.tracking.registry import (
+        STEP_TIME_KIND,
+        ensure_registered_model,
+        update_champion,
+    )
+
+    if not isinstance(model, StepTimeRegressor):
+        raise TypeError(f"expected a StepTimeRegressor, got {type(model).__name__}")
+    check_is_fitted(model, "calibrations_")
+    coefficients, metrics = _step_time_metrics(model, X_test, y_test)
+    uri = resolve_tracking_uri(tracking_uri)
+    name = register or STEP_TIME_MODEL_NAME
+    gpus = ", ".join(sorted(model.calibrations_)) or "none calibrated"
+    signature = step_time_signature()
+    example = None
+    if X_test is not None:
+        columns = [c.name for c in signature.inputs.inputs if c.name in X_test]
+        example = as_model_input(X_test[columns].head(3), signature)
+    with using_tracking_uri(uri):
+        client = MlflowClient(uri)
+        experiment_id = _experiment_id(client, uri)
+        ensure_registered_model(
+            client,
+            name,
+            gpus,
+            "hf-config",
+            kind=STEP_TIME_KIND,
+            description=(
+                "powerfit step-time model: (gpu, Hugging Face config.json, batch_size, "
+                "seq_len[, precision]) in, time of one training step [s] out; "
+                "calibrated on measured steps of: " + gpus
+            ),
+        )
+        tags = {"powerfit.kind": STEP_TIME_KIND, "powerfit.gpus": gpus}
+        with mlflow.start_run(
+            experiment_id=experiment_id, run_name=f"step time / {gpus}", tags=tags
+        ) as run:
+            params = _scalar_params(model.get_params(deep=False), "model.")
+            mlflow.log_params(params | {"calibrated_gpus": gpus})
+            mlflow.log_metrics(coefficients | metrics)
+            version = _log_model_version(model, name, signature, example, trusted_types(model))
+        tag_model_version(client, name, version, tags)
+        promoted, champion = update_champion(client, name, version, force=promote)
+    return FitResult(
+        run_id=run.info.run_id,
+        model_name=name,
+        version=version,
+        promoted=promoted,
+        champion_version=champion,
+        model_uri=f"models:/{name}/{version}",
+        tracking_uri=uri,
+        metrics=metrics,
+        coefficients=coefficients,
+        laws={},
+        pipeline=model,
     )

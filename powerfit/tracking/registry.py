@@ -41,6 +41,7 @@ __all__ = [
     "KIND_TAG",
     "REASON_TAG",
     "SPLIT_ARTIFACT",
+    "STEP_TIME_KIND",
     "ChampionDecision",
     "decide_champion",
     "ensure_registered_model",
@@ -51,8 +52,10 @@ __all__ = [
 CHAMPION_ALIAS = "champion"
 #: Held-out metric deciding promotion; lower is better.
 CHAMPION_METRIC = "test_mape"
-#: Tag (key, value) marking the registered models powerfit manages.
+#: Tag (key, value) marking the energy models powerfit manages.
 KIND_TAG = ("powerfit.kind", "energy-model")
+#: ``powerfit.kind`` of a step-time model (:func:`powerfit.tracking.log_step_time_model`).
+STEP_TIME_KIND = "step-time-model"
 #: Model-version tag holding why the champion moved or stayed.
 REASON_TAG = "powerfit.champion_reason"
 #: Run artifact listing the digests of the training and held-out runs.
@@ -80,23 +83,82 @@ class ChampionDecision:
     reason: str
 
 
-def ensure_registered_model(client: Any, name: str, gpu: str, arch: str) -> None:
-    """Create the registered model ``name`` (tagged) unless it exists."""
+def ensure_registered_model(
+    client: Any,
+    name: str,
+    gpu: str,
+    arch: str,
+    *,
+    kind: str = KIND_TAG[1],
+    description: str | None = None,
+) -> None:
+    """Create the registered model ``name`` (tagged) unless it exists.
+
+    Parameters
+    ----------
+    client : mlflow.MlflowClient
+    name : str
+        Registered model name.
+    gpu, arch : str
+        Recorded as the tags ``powerfit.gpu`` and ``powerfit.arch``.
+    kind : str, default 'energy-model'
+        The tag ``powerfit.kind`` (:data:`KIND_TAG`); only energy models are listed
+        by :func:`powerfit.tracking.history`. Set on an existing model too.
+    description : str, optional
+        Default: an energy model's (configurations in, energy [J] out).
+    """
+
+    if description is None:
+        description = (
+            f"powerfit energy model for {arch} training on {gpu}: configurations in, "
+            "energy of one training step [J] out."
+        )
+    created = create_registered_model_once(
+        client,
+        name,
+        tags={KIND_TAG[0]: kind, "powerfit.gpu": gpu, "powerfit.arch": arch},
+        description=description,
+    )
+    if not created:
+        client.set_registered_model_tag(name, KIND_TAG[0], kind)
+
+
+def create_registered_model_once(
+    client: Any, name: str, tags: dict[str, str], description: str
+) -> bool:
+    """Create the registered model ``name`` unless it exists; safe when several race.
+
+    Parameters
+    ----------
+    client : mlflow.MlflowClient
+    name : str
+        Registered model name.
+    tags : dict of str to str
+        Tags of a new model.
+    description : str
+        Description of a new model.
+
+    Returns
+    -------
+    bool
+        True when this call created it; False when it existed (or another process
+        created it between the check and the creation: several first fits at once
+        against one tracking server).
+    """
     from mlflow.exceptions import MlflowException
 
     try:
         client.get_registered_model(name)
+        return False
     except MlflowException:
-        client.create_registered_model(
-            name,
-            tags={KIND_TAG[0]: KIND_TAG[1], "powerfit.gpu": gpu, "powerfit.arch": arch},
-            description=(
-                f"powerfit energy model for {arch} training on {gpu}: configurations in, "
-                "energy of one training step [J] out."
-            ),
-        )
-    else:
-        client.set_registered_model_tag(name, *KIND_TAG)
+        pass
+    try:
+        client.create_registered_model(name, tags=tags, description=description)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return False
+    return True
 
 
 def _metric(client: Any, name: str, version: int) -> float:
@@ -194,6 +256,7 @@ def _same_evidence(
     import mlflow.pyfunc
 
     from powerfit.tracking.fitting import row_digests
+    from powerfit.tracking.recording import as_model_input
 
     X, y = fit.X_test, fit.y_test.to_numpy(dtype=float)
     keep = np.ones(len(X), dtype=bool)
@@ -216,7 +279,9 @@ def _same_evidence(
     X, y = X[keep], y[keep]
     try:
         champion = mlflow.pyfunc.load_model(f"models:/{name}/{current}")
-        old = _mape(y, np.asarray(champion.predict(X), dtype=float).reshape(-1))
+        signature = champion.metadata.signature
+        inputs = X if signature is None else as_model_input(X, signature)
+        old = _mape(y, np.asarray(champion.predict(inputs), dtype=float).reshape(-1))
     except Exception as exc:  # any failure to load or score falls back, and says why
         why = f"champion version {current} could not be scored ({type(exc).__name__}: {exc})"
         return _stored_rule(client, name, version, current, why[:500])
