@@ -718,6 +718,7 @@ def evaluate(
     seeds: int | None = None,
     paper_bootstrap: int = 100,
     n_jobs: int = 1,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Evaluation:
     """Run every protocol with every model and collect the metrics.
 
@@ -742,6 +743,8 @@ def evaluate(
     n_jobs : int, default 1
         Processes running the (protocol, seed) splits side by side (joblib);
         -1: every core. The results do not depend on it.
+    progress : callable, optional
+        Called as ``progress(done, total)`` after each (protocol, seed) split.
 
     Returns
     -------
@@ -776,13 +779,24 @@ def evaluate(
                 )
             tasks.append((protocol.name, seed, train, test))
     if n_jobs == 1 or len(tasks) == 1:
-        parts = [_run_split(runs, factories, names, n_bootstrap, *task) for task in tasks]
+        results: Iterable[list[dict]] = (
+            _run_split(runs, factories, names, n_bootstrap, *task) for task in tasks
+        )
     else:
         from joblib import Parallel, delayed
 
-        parts = Parallel(n_jobs=n_jobs)(
+        try:  # results as they come (joblib >= 1.3), for the progress
+            parallel = Parallel(n_jobs=n_jobs, return_as="generator")
+        except TypeError:
+            parallel = Parallel(n_jobs=n_jobs)
+        results = parallel(
             delayed(_run_split)(runs, factories, names, n_bootstrap, *task) for task in tasks
         )
+    parts = []
+    for part in results:
+        parts.append(part)
+        if progress is not None:
+            progress(len(parts), len(tasks))
     rows = [row for part in parts for row in part]
     detail = pd.DataFrame(rows)
     return Evaluation(

@@ -15,6 +15,12 @@ Conventions
   catalogue keeps the public data sheets and notes the differences.
 * GPUs are looked up by the name NVML reports (``nvidia-smi --query-gpu=name``),
   case- and space-insensitively, or by a short alias (``a100``, ``h100-sxm``...).
+* A bare family name shared by several variants (``a100``, ``h100``, ``v100``)
+  means the variant whose measurements powerfit's bundled laws were fitted on:
+  ``a100`` the A100 80GB PCIe (the paper's), ``h100`` the H100 80GB HBM3 and
+  ``v100`` the V100 PCIe 32GB (NeuSight's); the other variants have their own
+  aliases (``a100-sxm4-40gb``, ``h100-pcie``, ``v100-sxm2``). ``powerfit gpus``
+  lists every name with the laws it has.
 
 The paper's own peak values are kept apart in :data:`PAPER_PEAK_FLOPS` because the
 published data use two different values for the same RTX 2080 Ti.
@@ -223,7 +229,7 @@ GPUS: tuple[GPU, ...] = (
         "fp32",
         32 * _GIB,
         300.0,
-        ("v100", "v100-sxm2", "Tesla V100-SXM2-16GB"),
+        ("v100-sxm2", "Tesla V100-SXM2-16GB"),
         memory_bandwidth=900 * _GB,
         sm_count=80,
         boost_clock_hz=1530e6,
@@ -235,7 +241,7 @@ GPUS: tuple[GPU, ...] = (
         "fp32",
         32 * _GIB,
         250.0,
-        ("v100-pcie", "Tesla V100-PCIE-16GB"),
+        ("v100", "v100-pcie", "Tesla V100-PCIE-16GB"),
         memory_bandwidth=900 * _GB,
         sm_count=80,
         boost_clock_hz=1380e6,

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from sklearn.pipeline import Pipeline
 
+    from powerfit.laws import PowerLawEfficiency
     from powerfit.pipeline import OperationDurations
 
 # NumPy, pandas, scikit-learn and the estimators are imported where they are used:
@@ -101,6 +102,45 @@ class Profile:
         if self.arch != "transformer":
             columns = ["batch_size", "input_size", "hidden_size", "n_layers"]
         return transformer.fit(pd.DataFrame(np.ones((1, len(columns))), columns=columns))
+
+    def law_estimators(self) -> dict[str, PowerLawEfficiency]:
+        """The published laws as fitted :class:`~powerfit.laws.PowerLawEfficiency` objects.
+
+        For code that expects fitted laws (``powerfit fit --laws-from``): each has
+        the published ``eta_max_`` [fraction], ``k_`` [TFLOP^-alpha] and
+        ``alpha_`` [-]; what only a fit knows is marked unknown (``r2_``, ``rmse_``
+        and the standard errors NaN, ``n_samples_fit_`` 0: no measurement of this
+        store was used).
+
+        Returns
+        -------
+        dict of str to PowerLawEfficiency
+            Operation → law, in the profile's order.
+
+        Examples
+        --------
+        >>> law = load_profile("mayaki2025-a100").law_estimators()["qkv_projections"]
+        >>> law.eta_max_, law.k_, law.alpha_, law.n_samples_fit_
+        (0.6938, 10.37, 0.78, 0)
+        """
+        import numpy as np
+
+        from powerfit.laws import PowerLawEfficiency
+
+        out = {}
+        for op, (eta_max, k, alpha) in self.laws.items():
+            law = PowerLawEfficiency()
+            law.eta_max_, law.k_, law.alpha_ = float(eta_max), float(k), float(alpha)
+            law.stderr_ = {"eta_max": np.nan, "k": np.nan, "alpha": np.nan}
+            law.correlation_ = np.full((3, 3), np.nan)
+            law.r2_ = law.rmse_ = float("nan")
+            law.n_samples_fit_ = 0
+            law.inlier_mask_ = np.zeros(0, dtype=bool)
+            law.converged_ = True
+            law.n_features_in_ = 1
+            law.feature_names_in_ = np.asarray(["flops"], dtype=object)
+            out[op] = law
+        return out
 
     def pipeline(self) -> Pipeline:
         """The profile as a ready-to-predict pipeline: configurations → energy [J].

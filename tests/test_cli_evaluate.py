@@ -83,3 +83,18 @@ def test_steps_suite_reports_every_gpu_with_training_labels(data_home, monkeypat
     assert a100["steps"] == 10 and a100["neusight_published"] == 7.6
     # the operator graph timed by the A100's own laws beats the roofline
     assert 0 < a100["in-gpu"] < a100["roofline"]
+
+
+@pytest.mark.slow
+def test_progress_on_a_terminal_only(env, tmp_path, cli_on_terminal):
+    args = ["evaluate", "--protocol", "random", "--seeds", "2", "--bootstrap", "0", "--jobs", "1"]
+    code, out, terminal = cli_on_terminal(args, tmp_path)
+    assert code == 0, terminal
+    assert "protocol splits" in terminal and "2/2" in terminal
+    assert "MAPE [%]" in out
+    code, out, terminal = cli_on_terminal([*args, "--json"], tmp_path)
+    assert code == 0, terminal
+    assert json.loads(out)["table"]  # stdout is pure JSON
+    assert "protocol splits" not in terminal
+    # not a terminal: nothing but the table
+    assert main(args) == 0

@@ -20,6 +20,9 @@ from powerfit.hardware import GPUS, PAPER_PEAK_FLOPS, get_gpu, peak_flops
         ("NVIDIA GeForce RTX 2080 Ti", "NVIDIA GeForce RTX 2080 Ti"),
         ("  nvidia geforce rtx 2080 ti ", "NVIDIA GeForce RTX 2080 Ti"),
         ("a100", "NVIDIA A100 80GB PCIe"),
+        ("v100", "Tesla V100-PCIE-32GB"),  # NeuSight's V100, not the SXM2
+        ("v100-sxm2", "Tesla V100-SXM2-32GB"),
+        ("h100", "NVIDIA H100 80GB HBM3"),
     ],
 )
 def test_lookup_by_nvml_name_or_alias(nvml_name, canonical):
@@ -98,3 +101,28 @@ def test_every_catalogue_gpu_has_bandwidth_and_sms():
         # FP32 peak = 2 FLOP · FP32 lanes · clock: lanes per SM are 64 or 128.
         lanes = gpu.peak_flops["fp32"] / (2 * gpu.sm_count * gpu.boost_clock_hz)
         assert lanes == pytest.approx(64, rel=0.06) or lanes == pytest.approx(128, rel=0.06)
+
+
+def test_a_family_name_means_the_variant_with_bundled_laws():
+    """A bare family name shared by several catalogue GPUs (a100, h100, v100) resolves
+    to the variant whose measurements the bundled laws were fitted on (the module
+    notes): `--gpu v100` gets laws, not a V100 nobody measured."""
+    import re
+
+    from powerfit.store.gpus import _law_gpus
+
+    fitted = {
+        gpu
+        for gpu, labels in _law_gpus().items()
+        if any(not label.endswith("(transferred)") for label in labels)
+    }
+    tokens = {gpu.name: set(re.split(r"[\s\-]+", gpu.name.lower())) for gpu in GPUS}
+    families = [
+        alias
+        for gpu in GPUS
+        for alias in gpu.aliases
+        if sum(alias.lower() in words for words in tokens.values()) > 1
+    ]
+    assert {"a100", "h100", "v100"} <= set(families)
+    for alias in families:
+        assert get_gpu(alias).name in fitted, alias

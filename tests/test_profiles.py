@@ -86,3 +86,16 @@ def test_every_profile_says_the_precision_of_the_data_behind_it():
         profile = load_profile(name)
         labelled = mayaki_precision(pd.Series([profile.gpu])).iloc[0]
         assert profile.precision == labelled, name
+
+
+def test_law_estimators_predict_the_published_laws():
+    import numpy as np
+    import pandas as pd
+
+    from powerfit.laws import efficiency
+
+    profile = load_profile("mayaki2025-rtx2080ti")
+    flops = pd.DataFrame({"flops": np.logspace(8, 13, 6)})  # the name the laws know
+    for op, law in profile.law_estimators().items():
+        assert np.allclose(law.predict(flops), efficiency(flops["flops"], *profile.laws[op]))
+        assert law.n_samples_fit_ == 0 and np.isnan(law.r2_)  # nothing of ours was fitted

@@ -278,6 +278,60 @@ def _stdin_is_terminal() -> bool:
         return False
 
 
+def progress_bar(
+    total: int | None, label: str, *, quiet: bool = False, unit: str = "stage"
+) -> Any:
+    """A progress bar on stderr for a command that takes more than a few seconds.
+
+    Shown only when stderr is a terminal and ``quiet`` is false (pass ``args.json``:
+    machine-readable runs stay silent); nothing is written otherwise. The bar is
+    removed when closed (like :mod:`powerfit.store.ingest`'s).
+
+    Parameters
+    ----------
+    total : int or None
+        Units of work (stages, splits...); None while not known yet.
+    label : str
+        What is being done, shown before the bar.
+    quiet : bool, default False
+        Show nothing.
+    unit : str, default 'stage'
+
+    Returns
+    -------
+    tqdm.tqdm or None
+        None when nothing is shown; callers check before ``update``/``close``.
+    """
+    try:
+        terminal = bool(sys.stderr is not None and sys.stderr.isatty())
+    except (AttributeError, ValueError, OSError):  # closed or replaced stderr
+        terminal = False
+    if quiet or not terminal:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit=unit, file=sys.stderr, leave=False)
+
+
+@contextlib.contextmanager
+def busy(label: str, *, quiet: bool = False) -> Iterator[None]:
+    """A one-stage :func:`progress_bar` (a running indicator) around a block.
+
+    Parameters
+    ----------
+    label : str
+        What is being done.
+    quiet : bool, default False
+        Show nothing (pass ``args.json``).
+    """
+    bar = progress_bar(1, label, quiet=quiet)
+    try:
+        yield
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def add_format_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``--json`` switch shared by commands that print results."""
     parser.add_argument(

@@ -6,8 +6,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
-from powerfit.cli import add_format_arguments
+from powerfit.cli import add_format_arguments, busy, progress_bar
 
 HELP = """\
 Fit the paper's model, powerfit's training-step model and a gradient-boosting
@@ -34,6 +35,8 @@ NeuSight's measured training steps of real models (BERT-large, GPT-2 large, GPT-
 XL/2.7B, OPT-1.3B) from their operator graphs: MAPE per GPU in every mode (in-GPU,
 calibrated, specs-only, roofline), interval coverage, beside NeuSight's published
 errors (see powerfit.step_evaluation.evaluate_steps).
+
+Progress is shown on stderr when it is a terminal (not with --json).
 
 examples:
   powerfit evaluate
@@ -124,14 +127,10 @@ def _sources(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     """Run ``powerfit evaluate``."""
-    import numpy as np
-
     if getattr(args, "suite", "energy") == "operators":
         return _run_operators(args)
     if getattr(args, "suite", "energy") == "steps":
         return _run_steps(args)
-    from powerfit import evaluation as ev
-
     if (args.test or args.predictions) and not args.train:
         raise ValueError("--test and --predictions need --train")
     if args.train and not args.test:
@@ -140,6 +139,28 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--bootstrap must be >= 0")
     if not 0 < args.confidence < 1:
         raise ValueError("--confidence must be in (0, 1)")
+    bar = progress_bar(None, "fitting the efficiency laws", quiet=args.json, unit="split")
+    try:
+        return _run_energy(args, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _run_energy(args: argparse.Namespace, bar: Any) -> int:
+    """``powerfit evaluate`` (energy suite), advancing ``bar`` (None: no progress)."""
+    import numpy as np
+
+    from powerfit import evaluation as ev
+
+    def progress(done: int, total: int) -> None:
+        if bar is None:
+            return
+        if bar.total != total:
+            bar.reset(total=total)
+            bar.set_description_str("protocol splits")
+        bar.update(done - bar.n)
+
     runs_source, ops_source = _sources(args)
     laws = ev.fit_laws(ev.load_operations(ops_source, args.arch), args.arch)
     if args.train:
@@ -183,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
         confidence=args.confidence,
         seeds=args.seeds,
         n_jobs=args.jobs,
+        progress=progress,
     )
     if args.json:
         table = result.table.replace({np.nan: None})
@@ -210,7 +232,8 @@ def _run_operators(args: argparse.Namespace) -> int:
 
     from powerfit.operators import coefficient_table, evaluate_operators, format_operator_table
 
-    table = evaluate_operators()
+    with busy("evaluating the operator laws", quiet=args.json):
+        table = evaluate_operators()
     laws = coefficient_table(table.attrs["full_model"])
     if args.json:
         records = table.replace({np.nan: None}).to_dict(orient="records")
@@ -236,7 +259,8 @@ def _run_steps(args: argparse.Namespace) -> int:
     from powerfit.step_evaluation import evaluate_steps
 
     start = time.perf_counter()
-    table = evaluate_steps()
+    with busy("timing the measured training steps", quiet=args.json):
+        table = evaluate_steps()
     seconds = time.perf_counter() - start
     if args.json:
         records = table.replace({np.nan: None}).to_dict(orient="records")

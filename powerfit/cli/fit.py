@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
-from powerfit.cli import add_format_arguments, add_tracking_timeout_argument
+from powerfit.cli import add_format_arguments, add_tracking_timeout_argument, progress_bar
 
 HELP = """\
 Fit one efficiency law per operation and the energy model of a GPU and architecture
@@ -16,12 +17,24 @@ new version when it passes the physics check (energy > 0 everywhere, never less 
 more layers, tokens or batch) and its MAPE is lower than the champion's on the same
 held-out runs (or with --promote); the reason is a note and a model-version tag.
 
+A lab that measured only training steps (no operation measurements) fits the
+energy model alone with --laws-from PROFILE: the published efficiency laws of a
+bundled profile (powerfit estimate --list-profiles) are reused and recorded as the
+tag powerfit.laws_from. The profile's laws must be of the steps' precision
+(tf32 laws do not time fp32 steps); an explicit --precision reuses them for steps
+of another precision anyway, with a note. Runs on several GPUs (CodeCarbon's
+'4 x NVIDIA A100-SXM4-40GB') are fitted per GPU: the model predicts one GPU's
+energy of a step.
+
+Progress is shown on stderr when it is a terminal (not with --json).
+
 Tracking store: --tracking-uri, else MLFLOW_TRACKING_URI, else
 sqlite:///<powerfit home>/mlflow.db with artifacts in <powerfit home>/mlartifacts.
 
 examples:
   powerfit fit --gpu "NVIDIA A100 80GB PCIe" --arch transformer
   powerfit fit --gpu a100 --arch lstm --register my-lstm-model --promote --json
+  powerfit fit --gpu a100-sxm4-40gb --laws-from mayaki2025-a100   # steps only
   powerfit fit --gpu rtx2080ti --db sqlite:////data/powerfit.db \\
       --tracking-uri http://localhost:5000
 """
@@ -48,6 +61,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--precision", metavar="P",
         help="fit only the measurements of this precision: fp32, tf32, fp16, bf16, amp-fp16, "
         "amp-bf16 (required when the store mixes precisions)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--laws-from", metavar="PROFILE",
+        help="reuse this bundled profile's efficiency laws and fit only the energy model on "
+        "the store's training steps (for a store without operation measurements)",
     )  # fmt: skip
     parser.add_argument("--register", metavar="NAME", help="registered model name")
     parser.add_argument("--db", metavar="URL", help="measurement store URL or SQLite file")
@@ -112,25 +130,61 @@ def _run_operators(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Stages of ``powerfit fit`` shown by its progress bar: those of
+#: :func:`~powerfit.tracking.fitting.fit_coefficients`, then the MLflow recording.
+_STAGES = 6
+
+
+def _fit_and_log(args: argparse.Namespace) -> Any:
+    """Fit and record (:func:`~powerfit.tracking.fitting.fit_coefficients`, then
+    :func:`~powerfit.tracking.recording.log_fit`), with a progress bar."""
+    from powerfit.store import open_store, resolve_url
+    from powerfit.tracking.fitting import fit_coefficients
+    from powerfit.tracking.recording import log_fit
+
+    bar = progress_bar(_STAGES, "powerfit fit", quiet=args.json)
+
+    def stage(name: str) -> None:
+        if bar is not None:
+            bar.set_description_str(name)
+            bar.update(1)
+
+    try:
+        with open_store(resolve_url(args.db)) as store:
+            fit = fit_coefficients(
+                store,
+                args.gpu,
+                args.arch,
+                energy_model=args.model,
+                test_size=args.test_size,
+                random_state=args.seed,
+                precision=args.precision,
+                laws_from=args.laws_from,
+                progress=stage,
+            )
+            shown_url = store.url
+        stage("recording in MLflow")
+        return log_fit(
+            fit,
+            tracking_uri=args.tracking_uri,
+            register=args.register,
+            promote=args.promote,
+            store_url=shown_url,
+            test_size=args.test_size,
+            random_state=args.seed,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``powerfit fit``."""
     if getattr(args, "operators", False):
         return _run_operators(args)
     from powerfit.store.engine import mask_url
-    from powerfit.tracking import fit_and_log
 
-    result = fit_and_log(
-        args.db,
-        args.gpu,
-        args.arch,
-        tracking_uri=args.tracking_uri,
-        register=args.register,
-        promote=args.promote,
-        test_size=args.test_size,
-        random_state=args.seed,
-        energy_model=args.model,
-        precision=args.precision,
-    )
+    result = _fit_and_log(args)
     if args.json:
         print(
             json.dumps(
@@ -142,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
                     "champion_version": result.champion_version,
                     "model_uri": result.model_uri,
                     "tracking_uri": mask_url(result.tracking_uri),
+                    "laws_from": result.fit.laws_from,
                     "coefficients": result.coefficients,
                     "metrics": result.metrics,
                     "notes": result.notes,
@@ -152,13 +207,17 @@ def run(args: argparse.Namespace) -> int:
         return 0
     fit = result.fit
     precision = fit.precision or "unknown precision"
-    print(f"{fit.gpu}, {fit.arch}, {precision}: laws on {fit.data['n_operation_rows']} "
-          "operation rows, "
+    laws = (
+        f"laws of profile {fit.laws_from} ({fit.laws_precision})"
+        if fit.laws_from
+        else f"laws on {fit.data['n_operation_rows']} operation rows"
+    )
+    print(f"{fit.gpu}, {fit.arch}, {precision}: {laws}, "
           f"energy model on {len(fit.X_train)} runs, evaluated on {len(fit.X_test)}")  # fmt: skip
     print("efficiency laws  (eta_max [% of peak], k [TFLOP^-alpha], alpha, R²)")
     for op, law in result.laws.items():
-        print(f"  {op:<20} {100 * law.eta_max_:8.3f} {law.k_:12.5g} {law.alpha_:7.4f} "
-              f"{law.r2_:7.4f}")  # fmt: skip
+        r2 = "      -" if fit.laws_from else f"{law.r2_:7.4f}"  # published: no fit of ours
+        print(f"  {op:<20} {100 * law.eta_max_:8.3f} {law.k_:12.5g} {law.alpha_:7.4f} {r2}")
     energy = {k: v for k, v in result.coefficients.items() if k == "h" or k.startswith("h.")}
     if energy:
         print("energy model  (h [J], h_i [W])")

@@ -212,6 +212,11 @@ class FittedCoefficients:
         Precision of the operation measurements (comma-separated if several).
     physics : PhysicsCheck or None
         The physics check of the fitted model (:func:`check_physics`).
+    laws_from : str or None
+        The bundled profile whose published laws were reused instead of fitting
+        laws on the store's operation measurements (``powerfit fit --laws-from``).
+    laws_precision : str
+        Precision of the laws (of the operation measurements, or of the profile).
     """
 
     gpu: str
@@ -233,6 +238,8 @@ class FittedCoefficients:
     energy_model: str = "paper"
     precision: str = ""
     physics: PhysicsCheck | None = None
+    laws_from: str | None = None
+    laws_precision: str = ""
 
 
 def _store_summary(store: Any) -> str:
@@ -517,7 +524,9 @@ def version_tags(fit: FittedCoefficients) -> dict[str, str]:
     ``powerfit.gpu``, ``powerfit.arch``, ``powerfit.precision`` (of the operation
     measurements the laws were fitted on), ``powerfit.energy_model`` (``paper``,
     ``step`` or ``custom``), ``powerfit.data_sha256`` and ``powerfit.physics``
-    (:meth:`PhysicsCheck.summary`, when the fit was checked).
+    (:meth:`PhysicsCheck.summary`, when the fit was checked); with reused laws
+    (``laws_from``) also ``powerfit.laws_from`` (the profile's name) and
+    ``powerfit.laws_precision``.
     """
     tags = {
         "powerfit.gpu": fit.gpu,
@@ -526,6 +535,9 @@ def version_tags(fit: FittedCoefficients) -> dict[str, str]:
         "powerfit.energy_model": fit.energy_model,
         "powerfit.data_sha256": fit.data["sha256"],
     }
+    if fit.laws_from:
+        tags["powerfit.laws_from"] = fit.laws_from
+        tags["powerfit.laws_precision"] = fit.laws_precision or "unknown"
     if fit.physics is not None:
         tags["powerfit.physics"] = fit.physics.summary()[:4000]
     return tags
@@ -600,6 +612,146 @@ def _select_inputs(
     return runs.reset_index(drop=True), present, notes
 
 
+def _profiles_hint(arch: str, precision: str | None = None) -> str:
+    """The bundled profiles with laws for ``arch`` (and ``precision``), for a message."""
+    from powerfit.profiles import available_profiles, load_profile
+
+    listed = []
+    for name in available_profiles():
+        profile = load_profile(name)
+        if profile.arch == arch and precision in (None, profile.precision):
+            listed.append(f"{name}: {profile.precision} laws of {profile.gpu}")
+    return "; ".join(listed) or "none bundled"
+
+
+def _no_measurements(store: Any, kind: str, gpu: str, arch: str) -> DataError:
+    message = (
+        f"no {kind} measurements for GPU {gpu!r} and architecture {arch!r} in the store "
+        f"{store.url}. "
+    )
+    if kind == "operation":  # the hint first: the CLI shows the first 600 characters
+        message += (
+            "To fit the energy model on training steps alone, measure the operations "
+            "(`powerfit measure ops`, then ingest them) or reuse a bundled profile's "
+            f"efficiency laws with --laws-from PROFILE (laws_from= in Python; "
+            f"{_profiles_hint(arch)}). "
+        )
+    return DataError(message + f"It holds: {_store_summary(store)}")
+
+
+def _gpu_peak(store: Any, gpu: str, precision: str) -> float | None:
+    """Peak [FLOP/s] of a catalogue or store GPU at ``precision`` (None: not known)."""
+    from powerfit.hardware import get_gpu
+    from powerfit.store.gpus import store_gpus
+    from powerfit.store.validation import peak_precision
+
+    try:
+        spec = get_gpu(gpu)
+    except ValueError:
+        stored = store_gpus(store.engine).get(gpu)
+        if stored is None:
+            return None
+        spec = stored[0]
+    return spec.peak_flops.get(peak_precision(precision))
+
+
+def _reused_laws(
+    store: Any,
+    name: str,
+    gpu: str,
+    arch: str,
+    run_precision: str | None,
+    explicit_precision: bool,
+    operations: Any,
+) -> tuple[Any, dict[str, Any], float, list[str]]:
+    """(profile, laws, peak [FLOP/s], notes) of ``fit_coefficients(laws_from=name)``.
+
+    The rules: the profile must be of ``arch``; its laws' precision must be that of
+    the run measurements, unless the precision was chosen explicitly (then a note
+    says the laws are of another precision); on another GPU than the profile's the
+    laws are applied as fractions of that GPU's peak at the laws' precision.
+    """
+    from powerfit.profiles import load_profile
+
+    profile = load_profile(name)
+    if profile.arch != arch:
+        raise DataError(
+            f"profile {name!r} has laws of {profile.arch} operations, not {arch}; "
+            f"profiles for {arch}: {_profiles_hint(arch)}"
+        )
+    notes: list[str] = []
+    if run_precision is not None and run_precision != profile.precision:
+        if not explicit_precision:
+            raise DataError(
+                f"profile {name!r} holds {profile.precision} laws but the run measurements "
+                f"of {gpu!r} / {arch} are {run_precision}: an efficiency is a fraction of one "
+                f"precision's peak, and {profile.precision} laws do not time "
+                f"{run_precision} operations. Choose a profile of {run_precision} laws "
+                f"({_profiles_hint(arch, run_precision)}), measure the operations at "
+                f"{run_precision} "
+                f"(`powerfit measure ops`), or pass --precision {run_precision} "
+                f"(precision= in Python) to reuse the {profile.precision} laws for these "
+                f"{run_precision} steps anyway"
+            )
+        notes.append(
+            f"{profile.precision} laws of profile {name} reused for {run_precision} steps "
+            f"(precision {run_precision} chosen explicitly): durations are those of "
+            f"{profile.precision} operations"
+        )
+    if gpu == profile.gpu:
+        peak = profile.peak_flops
+    else:
+        found = _gpu_peak(store, gpu, profile.precision)
+        if found is None:
+            raise DataError(
+                f"profile {name!r} holds {profile.precision} laws of {profile.gpu}; {gpu!r} "
+                f"has no {profile.precision} peak to apply them to (powerfit gpus shows its "
+                "specs)"
+            )
+        peak = float(found)
+        notes.append(
+            f"laws of {profile.gpu} (profile {name}) applied to {gpu} as fractions of its "
+            f"{profile.precision} peak ({peak:.4g} FLOP/s)"
+        )
+    laws = profile.law_estimators()
+    if operations is not None:
+        unknown = [op for op in operations if op not in laws]
+        if unknown:
+            raise DataError(
+                f"profile {name!r} has no law for {', '.join(map(repr, unknown))}; "
+                f"it has {', '.join(laws)}"
+            )
+        laws = {op: laws[op] for op in operations}
+    laws = {op: law for op, law in laws.items() if op not in NO_LAW_OPERATIONS}
+    return profile, laws, peak, notes
+
+
+def _per_gpu_energy(runs: pd.DataFrame) -> tuple[pd.Series, list[str]]:
+    """Energy of one GPU's share of each step [J]: the measured total over ``gpu_count``.
+
+    A data-parallel step on N GPUs runs the configuration (``batch_size`` per GPU)
+    on each of them: its measured energy is N times one GPU's. The energy models
+    predict one GPU's energy per step, so the total is divided by ``gpu_count``
+    (missing: 1).
+    """
+    energy = runs["energy_j"].astype(float)
+    if "gpu_count" not in runs.columns:
+        return energy, []
+    count = pd.to_numeric(runs["gpu_count"], errors="coerce").fillna(1).astype(float)
+    several = count > 1
+    if not several.any():
+        return energy, []
+    counts = ", ".join(
+        f"{int(n)} on {int(c)} GPUs" for c, n in count[several].value_counts().items()
+    )
+    note = (
+        f"{int(several.sum())} of {len(runs)} runs ran on several GPUs ({counts}): their "
+        "energy is divided by their GPU count; the model predicts one GPU's energy per "
+        "step (batch_size per GPU)"
+    )
+    return energy / count, [note]
+
+
 def fit_coefficients(
     store: Any,
     gpu: str,
@@ -611,6 +763,8 @@ def fit_coefficients(
     test_size: float = 0.33,
     random_state: int = 0,
     precision: str | None = None,
+    laws_from: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> FittedCoefficients:
     """Fit the efficiency laws and the energy model of one GPU and architecture.
 
@@ -640,6 +794,18 @@ def fit_coefficients(
         Use only the measurements of this precision (``fp32``, ``tf32``, ``fp16``,
         ``bf16``, ``amp-fp16``, ``amp-bf16``); default all, which must then be of
         one precision (:func:`powerfit.store.queries.single_precision`).
+    laws_from : str, optional
+        A bundled profile (:func:`powerfit.profiles.available_profiles`) whose
+        published efficiency laws are reused, for a store with training steps but
+        no operation measurements: only the energy model is fitted, on the store's
+        runs. The profile must be of ``arch`` and its laws of the runs' precision;
+        an explicit ``precision`` of other runs reuses them anyway, with a note. On
+        another GPU than the profile's, the laws are applied as fractions of that
+        GPU's peak at the laws' precision (a note says so). Recorded as the tags
+        ``powerfit.laws_from`` and ``powerfit.laws_precision`` (:func:`version_tags`).
+    progress : callable, optional
+        Called with the name of each stage as it starts (reading the store, the
+        laws, the energy model, its evaluation, the physics check).
 
     Returns
     -------
@@ -649,12 +815,23 @@ def fit_coefficients(
     ------
     DataError
         No measurements of that GPU and architecture (the message lists what the
-        store holds), or too few runs to split.
+        store holds; without operation measurements it names ``--laws-from`` and
+        ``powerfit measure ops``), too few runs to split, or a profile of another
+        architecture or precision.
     ConvergenceError
         An efficiency law did not converge (names the operation).
+
+    Notes
+    -----
+    Runs on several GPUs (``gpu_count`` > 1, e.g. CodeCarbon's
+    ``4 x NVIDIA A100-SXM4-40GB``) are fitted on their energy per GPU: a
+    data-parallel step on N GPUs costs N times one GPU's step with the same
+    per-GPU batch, so the models predict one GPU's energy of a step.
     """
     from powerfit.hardware import get_gpu
+    from powerfit.store.queries import single_precision
 
+    stage = progress or (lambda name: None)
     arch = arch.lower()
     if arch not in _flops.OPERATIONS:
         raise DataError(f"arch must be one of {', '.join(_flops.ARCHITECTURES)}, got {arch!r}")
@@ -668,45 +845,69 @@ def fit_coefficients(
         energy_model = ENERGY_MODELS[energy_model]
     if not 0 < test_size < 1:
         raise ValueError(f"test_size must be in (0, 1), got {plain(test_size)!r}")
+    if laws_from is not None and law_params:
+        raise ValueError("law_params has no effect with laws_from: the laws are not fitted")
     try:
         gpu = get_gpu(gpu).name
     except ValueError:
         pass
-    ops = store.operation_measurements(gpu, arch, precision=precision)
+    stage("reading the store")
     runs = store.run_measurements(gpu, arch, precision=precision)
-    if ops.empty or runs.empty:
-        kind = "operation" if ops.empty else "run"
-        raise DataError(
-            f"no {kind} measurements for GPU {gpu!r} and architecture {arch!r} in the store "
-            f"{store.url}. It holds: {_store_summary(store)}"
+    law_notes: list[str] = []
+    if laws_from is None:
+        ops = store.operation_measurements(gpu, arch, precision=precision)
+        if ops.empty or runs.empty:
+            raise _no_measurements(store, "operation" if ops.empty else "run", gpu, arch)
+        single_precision(ops, f"operation measurements of {gpu!r} / {arch}")
+        single_precision(runs, f"run measurements of {gpu!r} / {arch}")
+        peaks = ops["peak_flops"].dropna().unique()
+        if len(peaks) != 1:
+            raise DataError(
+                f"the operation measurements of {gpu!r} / {arch} mix precisions with "
+                f"different peak throughputs ({plain(sorted(peaks))} FLOP/s); fit one "
+                "precision at a time"
+            )
+        peak = float(peaks[0])
+        stage("fitting the efficiency laws")
+        laws, skipped = _fit_laws(ops, arch, operations, law_params)
+        laws_precision = ",".join(sorted(map(str, ops["precision"].dropna().unique())))
+        run_precision = laws_precision
+    else:
+        if runs.empty:
+            raise _no_measurements(store, "run", gpu, arch)
+        run_precision = single_precision(runs, f"run measurements of {gpu!r} / {arch}") or ""
+        profile, laws, peak, law_notes = _reused_laws(
+            store, laws_from, gpu, arch, run_precision or None, precision is not None, operations
         )
-    from powerfit.store.queries import single_precision
-
-    single_precision(ops, f"operation measurements of {gpu!r} / {arch}")
-    single_precision(runs, f"run measurements of {gpu!r} / {arch}")
-    peaks = ops["peak_flops"].dropna().unique()
-    if len(peaks) != 1:
-        raise DataError(
-            f"the operation measurements of {gpu!r} / {arch} mix precisions with different "
-            f"peak throughputs ({plain(sorted(peaks))} FLOP/s); fit one precision at a time"
+        laws_precision = profile.precision
+        skipped = {}
+        ops = pd.DataFrame(
+            {
+                "operation": pd.Series(dtype=str),
+                "flops": pd.Series(dtype=float),
+                "efficiency": pd.Series(dtype=float),
+                "import_id": pd.Series(dtype="int64"),
+            }
         )
-    peak = float(peaks[0])
-    laws, skipped = _fit_laws(ops, arch, operations, law_params)
 
     required, optional = model_input_columns(arch, model_name)
     runs, present, input_notes = _select_inputs(runs, required, optional)
     X = runs[required + present].copy()
     for column in X.columns:
         X[column] = X[column].astype(str) if column == "model" else X[column].astype(float)
-    y = runs["energy_j"].astype(float)
+    y, count_notes = _per_gpu_energy(runs)
     if len(runs) < 10:
         left_out = f" ({'; '.join(input_notes)})" if input_notes else ""
         raise DataError(
             f"{len(runs)} usable run measurements of {gpu!r} / {arch}{left_out}: need at least 10"
         )
     train, test, stratify, notes = _split(runs, test_size, random_state)
-    notes = input_notes + notes
-    model = energy_model({gpu: dict(laws)}, arch=arch, peak_flops={gpu: peak})
+    notes = law_notes + input_notes + count_notes + notes
+    stage("fitting the energy model")
+    pipeline_laws = (
+        laws if laws_from is None else {op: law.coefficients_ for op, law in laws.items()}
+    )
+    model = energy_model({gpu: dict(pipeline_laws)}, arch=arch, peak_flops={gpu: peak})
     final = model.steps[-1][1] if hasattr(model, "steps") else model
     duration = pd.to_numeric(runs["duration_s"], errors="coerce").to_numpy(dtype=float)
     if hasattr(final, "predict_time") and np.all(np.isfinite(duration) & (duration > 0)):
@@ -714,19 +915,22 @@ def fit_coefficients(
     else:
         model.fit(X.iloc[train], y.iloc[train])
 
+    stage("evaluating on the held-out runs")
     metrics: dict[str, float] = {}
     coefficients: dict[str, float] = {}
     for op, law in laws.items():
         for key, value in law.coefficients_.items():
             coefficients[f"law.{op}.{key}"] = float(value)
-        metrics[f"law.{op}.r2"] = float(law.r2_)
-        metrics[f"law.{op}.n"] = float(law.n_samples_fit_)
+        if laws_from is None:
+            metrics[f"law.{op}.r2"] = float(law.r2_)
+            metrics[f"law.{op}.n"] = float(law.n_samples_fit_)
     if hasattr(final, "coefficients_"):
         for key, value in final.coefficients_.items():
             coefficients["h" if key == "intercept" else f"h.{key}"] = float(value)
     metrics |= _quality(y.iloc[train].to_numpy(), model.predict(X.iloc[train]), "train")
     metrics |= _quality(y.iloc[test].to_numpy(), model.predict(X.iloc[test]), "test")
     notes += [f"{op}: {why}; skipped" for op, why in skipped.items()]
+    stage("checking the physics")
     physics = check_physics(model, X)
     metrics["physics.min_energy_j"] = physics.min_energy_j
     metrics["physics.passed"] = float(physics.passed)
@@ -739,15 +943,19 @@ def fit_coefficients(
     run_ids = sorted(int(i) for i in runs["import_id"].unique())
     hashes = _import_hashes(store, sorted(set(op_ids) | set(run_ids)))
     used_ops = ops[ops["operation"].isin(list(laws))]
-    digest = hashlib.sha256((_frame_sha256(used_ops) + _frame_sha256(runs)).encode()).hexdigest()
+    digest = hashlib.sha256((_frame_sha256(used_ops) + _frame_sha256(runs)).encode())
+    if laws_from is not None:
+        digest.update(f"laws_from={laws_from}".encode())
     data = {
         "operation_import_ids": op_ids,
         "run_import_ids": run_ids,
         "import_sha256": {str(i): hashes.get(i, "") for i in sorted(hashes)},
         "n_operation_rows": len(used_ops),
         "n_run_rows": len(runs),
-        "sha256": digest,
+        "sha256": digest.hexdigest(),
     }
+    if laws_from is not None:
+        data["laws_from"] = laws_from
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         X_train, X_test = X.iloc[train], X.iloc[test]
@@ -769,8 +977,8 @@ def fit_coefficients(
         data=data,
         notes=notes,
         energy_model=model_name,
-        precision=",".join(sorted(map(str, ops["precision"].dropna().unique())))
-        if "precision" in ops.columns
-        else "",
+        precision=run_precision,
         physics=physics,
+        laws_from=laws_from,
+        laws_precision=laws_precision,
     )
