@@ -56,9 +56,11 @@ the backward/forward latency ratios NeuSight traced per node (A100, BERT-large,
 GPT-2 large, OPT-1.3B): ≈ 2.7 for softmax and attention dropout, 1.8 for dropout,
 1.7 for LayerNorm, 1.4 for GELU and tanh, 3.2 for ``pow``, 4.9 for OPT's clamp.
 
-FLOP of memory-bound operators (a convention; PyTorch's counter counts none): per
-element 1 for the arithmetic ones, 5 for softmax (max, subtract, exp, sum, divide), 7
-for a normalisation, 8 for GELU; ``bytes`` counts every tensor read and written once.
+FLOP and bytes of every row are :func:`powerfit.flops.operator_flops` and
+:func:`powerfit.flops.operator_bytes` (memory-bound operators: a convention, PyTorch's
+counter counts none: per element 1 for the arithmetic ones, 5 for softmax, 8 for a
+normalisation and GELU, 4 for tanh); ``bytes`` counts every tensor read and written
+once.
 
 Precision: ``fp32`` (CUDA cores), ``tf32`` (products on tensor cores, tensors in
 FP32), ``fp16``/``bf16`` (everything in half precision), ``amp-fp16``/``amp-bf16``
@@ -67,7 +69,10 @@ softmax, normalisations, the loss and the optimizer in FP32).
 
 Time: :func:`step_time` sums each row's latency predicted by an operator model (the
 per-(GPU, operator) laws of :mod:`powerfit.operators`), or by a roofline
-(:func:`roofline_latency`) when none is given. Energy: :func:`step_energy` multiplies
+(:func:`roofline_latency`) when none is given. Only FP32 laws are bundled: in other
+precisions the memory-bound rows are timed by the FP32 laws on their own bytes and the
+matrix products by the roofline at their precision's peak plus the FP32 law's fixed
+cost per call (:func:`operator_latency`). Energy: :func:`step_energy` multiplies
 it by a bounded power law of the step's utilisation, fitted where energy was measured
 and transferred elsewhere (:mod:`powerfit.power`). A whole run: :func:`run_energy`.
 """
@@ -85,6 +90,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
+from powerfit.flops import operator_bytes, operator_flops
 from powerfit.hf import ModelConfig
 from powerfit.operators import OPERATOR_COLUMNS, load_operator_model
 from powerfit.operators import _frame as _checked_frame
@@ -92,9 +98,9 @@ from powerfit.operators import _frame as _checked_frame
 __all__ = [
     "GRAPH_COLUMNS",
     "PRECISIONS",
+    "ROW_SOURCES",
     "STEP_COLUMNS",
     "Calibration",
-    "PowerModel",
     "StepEstimate",
     "StepTimeRegressor",
     "bundled_operator_model",
@@ -105,6 +111,7 @@ __all__ = [
     "neusight_step_graph",
     "neusight_training_steps",
     "operator_latency",
+    "operator_latency_sources",
     "parameter_count",
     "roofline_latency",
     "run_energy",
@@ -146,23 +153,6 @@ PRECISIONS: dict[str, tuple[str, str, str, str]] = {
 }
 
 _BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2}
-
-#: memory-bound operators: op -> (tensors read of size B×H, FLOP per element).
-_ELEMENTWISE = {
-    "add": (2, 1),
-    "mul": (2, 1),
-    "div": (2, 1),
-    "pow": (2, 1),
-    "addu": (1, 1),
-    "mulu": (1, 1),
-    "divu": (1, 1),
-    "powu": (1, 1),
-    "relu": (1, 1),
-    "tanh": (1, 1),
-    "gelu": (1, 8),
-    "softmax": (1, 5),
-    "ln": (1, 7),
-}
 
 _ACT_OP = {"gelu": "gelu", "relu": "relu", "silu": "gelu"}
 _GELU_NEW = ("mulu", "powu", "mulu", "add", "mulu", "tanh", "addu", "mul")
@@ -595,13 +585,21 @@ def training_step_graph(
 
 
 def _flop_bytes(op: str, B: int, M: int, N: int, K: int, H: int, dtype: str, reads=None):
+    """FLOP and bytes of one call [FLOP, B], as :mod:`powerfit.flops` counts them.
+
+    ``reads``: the B×H tensors the call reads when it reads more (or fewer) than its
+    operator does (e.g. AdamW's ``addcdiv`` as a ``div`` of three tensors).
+    """
     size = _BYTES[dtype]
     if op in MATMUL_OPS:
-        return 2.0 * B * M * N * K, float(size * B * (M * K + K * N + M * N))
-    n_in, per = _ELEMENTWISE[op]
-    n_in = n_in if reads is None else reads
-    elements = float(B) * H
-    return per * elements, float(size * elements * (n_in + 1))
+        return float(operator_flops(op, B, M, N, K)), float(
+            operator_bytes(op, B, M, N, K, bytes_per_element=size)
+        )
+    if reads is None:
+        moved = float(operator_bytes(op, B, H=H, bytes_per_element=size))
+    else:  # ``reads`` tensors read, one written
+        moved = size * float(B) * H * (reads + 1)
+    return float(operator_flops(op, B, H=H)), moved
 
 
 def _backward(row: _Row, builder: _Builder) -> list[tuple[str, str, int, int, int, int, int, int]]:
@@ -806,6 +804,108 @@ def _as_used(model: Any, specs_only: bool) -> Any:
     return twin
 
 
+def _model_for(precision: str, operator_model: Any) -> Any:
+    """The operator model that times rows of ``precision`` (None: no laws of it)."""
+    model = operator_model
+    if model is None or getattr(model, "precision", precision) != precision:
+        model = bundled_operator_model(precision)
+    return model
+
+
+#: Where a row's latency comes from (:func:`operator_latency_sources`).
+ROW_SOURCES = ("laws", "fp32 bandwidth laws", "roofline")
+
+
+def operator_latency_sources(
+    graph: pd.DataFrame, gpu: str, operator_model: Any = None, specs_only: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Latency of one run of each row [s], where each comes from, and why.
+
+    See :func:`operator_latency` for the parameters and the rules.
+
+    Returns
+    -------
+    latency : numpy.ndarray
+        Latency [s] of each row.
+    source : numpy.ndarray of str
+        Per row, one of :data:`ROW_SOURCES`: ``laws`` (the laws of its precision),
+        ``fp32 bandwidth laws`` (a memory-bound row of a precision without laws,
+        timed by the FP32 laws on its own bytes) or ``roofline``.
+    notes : list of str
+        One line per precision without laws, saying which rows fell back to what.
+    """
+    X = _operator_frame(graph, gpu).reset_index(drop=True)
+    out = np.full(len(X), np.nan)
+    source = np.full(len(X), "laws", dtype=object)
+    notes: list[str] = []
+    precisions = X["precision"].astype(str).to_numpy()
+    products = X["op"].isin(list(MATMUL_OPS)).to_numpy()
+    for precision in sorted(set(precisions)):
+        mask = precisions == precision
+        model = _model_for(precision, operator_model)
+        if model is not None:
+            out[mask] = np.asarray(_as_used(model, specs_only).predict(X.loc[mask]), dtype=float)
+            continue
+        fp32 = _model_for("fp32", operator_model)
+        fp32 = None if fp32 is None else _as_used(fp32, specs_only)
+        parts = []
+        mm = np.flatnonzero(mask & products)
+        if mm.size:
+            rows = graph.iloc[mm]
+            out[mm] = roofline_latency(rows, gpu)
+            source[mm] = "roofline"
+            spec = _gpu(gpu)
+            peak = spec.peak_flops.get(precision)
+            at = (
+                f"the {precision} peak ({peak / 1e12:.4g} TFLOP/s)"
+                if peak
+                else f"the fp32 peak (no {precision} peak of {spec.name} in the catalogue)"
+            )
+            launch = _fixed_costs(fp32, rows, gpu)
+            if launch is not None:
+                out[mm] += launch
+                at += " plus the fp32 laws' fixed cost per call (t0)"
+            parts.append(f"{precision} matrix products ({mm.size} rows): roofline at {at}")
+        mem = np.flatnonzero(mask & ~products)
+        if mem.size:
+            if fp32 is not None and hasattr(fp32, "predict_memory_bound"):
+                out[mem] = fp32.predict_memory_bound(X.loc[mem])
+                source[mem] = "fp32 bandwidth laws"
+                parts.append(
+                    f"{precision} memory-bound operators ({mem.size} rows): fp32 bandwidth "
+                    f"laws on their own {precision} bytes"
+                )
+            else:
+                out[mem] = roofline_latency(graph.iloc[mem], gpu)
+                source[mem] = "roofline"
+                parts.append(
+                    f"{precision} memory-bound operators ({mem.size} rows): roofline "
+                    "(no fp32 laws either)"
+                )
+        notes.append(f"no {precision} operator laws: " + "; ".join(parts))
+    return out, source, notes
+
+
+def _fixed_costs(fp32: Any, rows: pd.DataFrame, gpu: str) -> np.ndarray | None:
+    """The FP32 matmul laws' fixed cost t0 [s] per call of each product row, or None.
+
+    ``t0`` is the additive fixed cost of one call in the law ``t = t0 + max(compute,
+    memory)`` (:mod:`powerfit.operators`), as NeuSight timed isolated calls: host
+    dispatch, kernel launch and synchronisation, which a half-precision or TF32
+    product pays as an FP32 one does (it is the same term the FP32 rows of a step
+    get). None when the model has no such laws (any other operator model).
+    """
+    if fp32 is None or not hasattr(fp32, "law"):
+        return None
+    t0 = {}
+    for op in rows["op"].unique():
+        law, _origin = fp32.law(gpu, str(op))
+        if "t0" not in law:
+            return None
+        t0[op] = float(law["t0"])
+    return rows["op"].map(t0).to_numpy(float)
+
+
 def operator_latency(
     graph: pd.DataFrame, gpu: str, operator_model: Any = None, specs_only: bool = False
 ) -> np.ndarray:
@@ -822,30 +922,34 @@ def operator_latency(
         :data:`OPERATOR_COLUMNS` (:class:`powerfit.operators.OperatorTimeModel`). A
         model with a ``precision`` attribute predicts the rows of that precision only;
         the others (and all rows when no model is given) use the bundled model of
-        their precision (:func:`powerfit.operators.load_operator_model`), and the
-        roofline where there is none (with a ``RuntimeWarning``: only FP32 laws are
-        bundled).
+        their precision (:func:`powerfit.operators.load_operator_model`).
     specs_only : bool, default False
         Predict as if this GPU had never been measured (the model's transfer from
         specs).
+
+    Notes
+    -----
+    Rows of a precision without laws (only FP32 laws are bundled; TF32, FP16 and BF16
+    rows have none) are timed, with a ``RuntimeWarning`` that names them:
+
+    * memory-bound operators by the FP32 laws on their own bytes
+      (:meth:`powerfit.operators.OperatorTimeModel.predict_memory_bound`): their
+      latency is bytes over the bandwidth at an efficiency that depends on the bytes
+      and the row length, not on the arithmetic (TF32 rows are the FP32 kernels and
+      get exactly the FP32 latencies; FP16/BF16 rows move half the bytes);
+    * matrix products by the roofline max(FLOP / peak, bytes / bandwidth) at their
+      precision's (tensor-core) peak, plus the FP32 matmul law's fixed cost ``t0``
+      of the same GPU and operator (the launch cost is the host's, shared by every
+      precision; the efficiency below the peak is not: tensor-core kernels were not
+      measured). A lower bound of their time, hence the wide interval of such
+      estimates (:func:`powerfit.step_evaluation.half_width_for`).
+
+    Without FP32 laws (an operator model of another kind, or none bundled), all such
+    rows use the roofline.
     """
-    X = _operator_frame(graph, gpu).reset_index(drop=True)
-    out = np.full(len(X), np.nan)
-    precisions = X["precision"].astype(str).to_numpy()
-    for precision in sorted(set(precisions)):
-        mask = precisions == precision
-        model = operator_model
-        if model is None or getattr(model, "precision", precision) != precision:
-            model = bundled_operator_model(precision)
-        if model is None:
-            warnings.warn(
-                f"no operator laws for {precision} rows: latencies from the roofline",
-                RuntimeWarning,
-                stacklevel=2,
-            )
-            out[mask] = roofline_latency(graph.iloc[np.flatnonzero(mask)], gpu)
-            continue
-        out[mask] = np.asarray(_as_used(model, specs_only).predict(X.loc[mask]), dtype=float)
+    out, _source, notes = operator_latency_sources(graph, gpu, operator_model, specs_only)
+    for note in notes:
+        warnings.warn(note, RuntimeWarning, stacklevel=2)
     return out
 
 
@@ -891,7 +995,10 @@ class Calibration:
     graphs; ``launch`` ∈ [0, 20 µs] is the host overhead per operator launch that
     isolated operator benchmarks do not see. Both bounds are physical: an operator
     law off by more than 25 % should be refitted, not calibrated, and a kernel
-    launch of eager PyTorch costs a few µs.
+    launch of eager PyTorch costs a few µs. (A negative launch term, the fixed cost
+    of an isolated call hidden when a step's kernels are queued back to back, fits
+    the V100's three steps at ≈ −19 µs but did not lower the A100's
+    leave-one-step-out error, 7.5 % against 7.1 %; it is not used.)
 
     ``mape_before``/``mape_after`` [%] are in-sample; ``mape_loo`` [%] is the
     leave-one-step-out error of the calibrated sums. ``used`` is False when the
@@ -917,6 +1024,11 @@ class Calibration:
         return self.scale * summed_s + self.launch_s * n_ops
 
 
+#: Fewest measured steps with which :func:`fit_calibration` fits the launch term besides
+#: the scale (two coefficients, at least two degrees of freedom left to check them).
+MIN_STEPS_FOR_LAUNCH = 4
+
+
 def fit_calibration(
     gpu: str, summed_s: np.ndarray, n_ops: np.ndarray, measured_s: np.ndarray
 ) -> Calibration:
@@ -928,7 +1040,8 @@ def fit_calibration(
         GPU name.
     summed_s, n_ops, measured_s : array-like
         Per measured step: the summed operator latencies [s], the operator launches
-        [-] and the measured step time [s].
+        [-] and the measured step time [s]. With fewer than
+        :data:`MIN_STEPS_FOR_LAUNCH` steps only the scale is fitted.
     """
     from scipy.optimize import lsq_linear
 
@@ -939,11 +1052,11 @@ def fit_calibration(
         raise ValueError("no measured steps to calibrate on")
     lo = [Calibration.BOUNDS["scale"][0], Calibration.BOUNDS["launch_s"][0]]
     hi = [Calibration.BOUNDS["scale"][1], Calibration.BOUNDS["launch_s"][1]]
-    if s.size == 1:  # one step: the scale alone
-        hi[1] = 1e-12
+    if s.size < MIN_STEPS_FOR_LAUNCH:  # too few steps for two coefficients: the scale alone
+        hi[1] = lo[1] + 1e-12
     A = np.column_stack([s / y, n / y])
     fit = lsq_linear(A, np.ones_like(y), bounds=(lo, hi))
-    scale, launch = (float(v) for v in fit.x)
+    scale, launch = (float(np.clip(v, a, b)) for v, a, b in zip(fit.x, lo, hi, strict=True))
     before = float(np.mean(np.abs(s - y) / y) * 100)
     after = float(np.mean(np.abs(scale * s + launch * n - y) / y) * 100)
     return Calibration(gpu, scale, launch, int(s.size), before, after)
@@ -952,35 +1065,6 @@ def fit_calibration(
 # --------------------------------------------------------------------------------------
 # Energy and a whole run
 # --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PowerModel:
-    """Board power during a step, bounded by idle and TDP [W].
-
-    ``P = P_idle + (TDP − P_idle) · u^γ`` with ``u`` ∈ [0, 1] the time-weighted
-    compute utilisation of the step (achieved FLOP/s over peak, per operator, weighted
-    by each operator's time). **Unfitted** unless a caller fits it on measured energy:
-    ``idle_fraction`` (P_idle / TDP, default 0.2) and ``gamma`` (default 0.5, power
-    rises fast at low utilisation because memory traffic also costs power) are priors;
-    the interval spans ``u`` from 0 to 1 around them.
-    """
-
-    idle_fraction: float = 0.2
-    gamma: float = 0.5
-    fitted: bool = False
-
-    def power(self, tdp_w: float, utilisation: float) -> float:
-        u = float(np.clip(utilisation, 0.0, 1.0))
-        idle = self.idle_fraction * tdp_w
-        return idle + (tdp_w - idle) * u**self.gamma
-
-    def interval(self, tdp_w: float, utilisation: float) -> tuple[float, float]:
-        """Power interval [W]: half and double the utilisation term, clipped."""
-        u = float(np.clip(utilisation, 0.0, 1.0))
-        lo = self.power(tdp_w, u / 2)
-        hi = self.power(tdp_w, min(1.0, 2 * u + 0.1))
-        return lo, hi
 
 
 def utilisation(graph: pd.DataFrame, latency_s: np.ndarray, gpu: str) -> float:
@@ -1004,28 +1088,27 @@ def step_energy(
     """Energy of one step [J] with its interval: (energy, low, high, power [W]).
 
     ``power_model``: a :class:`powerfit.power.PowerFit` (``power(u)``,
-    ``interval(u)``), a :class:`PowerModel` (the unfitted prior), or None for the
-    bundled law of the GPU (:func:`powerfit.power.power_model_for`: fitted where
-    energy was measured, transferred elsewhere; the prior when nothing is bundled).
-    The interval here is the power's only (the step time taken as exact).
+    ``interval(u)``), or None for the bundled law of the GPU
+    (:func:`powerfit.power.power_model_for`: fitted where energy was measured,
+    transferred elsewhere; :func:`powerfit.power.prior_power` when nothing is
+    bundled). The interval here is the power's only (the step time taken as exact).
     """
     pm = _power_model(gpu) if power_model is None else power_model
     u = utilisation(graph, latency_s, gpu)
-    if isinstance(pm, PowerModel):
-        tdp = _gpu(gpu).power_limit_w
-        p = pm.power(tdp, u)
-        lo, hi = pm.interval(tdp, u)
-    else:
-        p = float(pm.power(u))
-        lo, hi = (float(v) for v in pm.interval(u))
+    p = float(pm.power(u))
+    lo, hi = (float(v) for v in pm.interval(u))
     return step_s * p, step_s * lo, step_s * hi, p
 
 
 def _power_model(gpu: str) -> Any:
     """The bundled power law of a GPU, else the unfitted prior."""
-    from powerfit.power import power_model_for
+    from powerfit.power import power_model_for, prior_power
 
-    return power_model_for(gpu) or PowerModel()
+    law = power_model_for(gpu)
+    if law is None:
+        spec = _gpu(gpu)
+        law = prior_power(spec.name, float(spec.power_limit_w))
+    return law
 
 
 def run_energy(
@@ -1088,6 +1171,16 @@ class StepEstimate:
     power_source: str = "prior"
     #: the step's utilisation is outside the ones the power law was fitted on
     power_outside: bool = True
+    #: per row, where its latency comes from (:data:`ROW_SOURCES`)
+    row_source: np.ndarray | None = None
+
+    def roofline_share(self) -> float:
+        """Share [-] of the step time timed by the roofline (rows without laws)."""
+        if self.row_source is None:
+            return 1.0 if self.source == "roofline" else 0.0
+        t = self.latency_s * self.graph["count"].to_numpy()
+        total = float(t.sum())
+        return float(t[self.row_source == "roofline"].sum() / total) if total > 0 else 0.0
 
     def breakdown(self, by: str = "op") -> pd.DataFrame:
         """Time per ``op``, ``phase`` or ``name`` [s], largest first."""
@@ -1109,7 +1202,7 @@ def estimate_step(
     operator_model: Any = None,
     specs_only: bool = False,
     calibration: Calibration | None = None,
-    power_model: PowerModel | None = None,
+    power_model: Any = None,
     relative_error: float = 0.15,
     half_width: float | None = None,
 ) -> StepEstimate:
@@ -1122,25 +1215,26 @@ def estimate_step(
     ``power_model``: see :func:`step_energy` (default: the bundled law of the GPU).
     """
     graph = training_step_graph(config, batch_size, seq_len, precision, optimizer, checkpointing)
-    source = "operator model"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        lat = operator_latency(graph, gpu, operator_model, specs_only)
-    notes = [str(w.message) for w in caught]
-    if any("roofline" in n for n in notes):
-        source = "roofline"
+        lat, row_source, notes = operator_latency_sources(graph, gpu, operator_model, specs_only)
+    notes = notes + [str(w.message) for w in caught]
+    source = "roofline" if (row_source == "roofline").any() else "operator model"
     total = float(np.sum(lat * graph["count"].to_numpy()))
     if calibration is not None:
-        total = calibration.apply(total, n_ops=float(graph["count"].sum()))
-        lat = lat * calibration.scale + calibration.launch_s
+        summed = total
+        total = calibration.apply(summed, n_ops=float(graph["count"].sum()))
+        # rows share the calibrated total in proportion (a hidden launch overhead,
+        # launch < 0, must not make a small operator's latency negative)
+        lat = lat * (total / summed if summed > 0 else calibration.scale)
     pm = _power_model(gpu) if power_model is None else power_model
     e, lo, hi, p = step_energy(graph, gpu, lat, total, pm)
     u = utilisation(graph, lat, gpu)
-    if isinstance(pm, PowerModel):
-        power_source, power_outside = ("fitted" if pm.fitted else "prior"), True
+    if getattr(pm, "prior", False):
+        power_source = "prior"
     else:
         power_source = "fitted" if pm.fitted else "transferred"
-        power_outside = bool(pm.outside(u))
+    power_outside = bool(pm.outside(u))
     if half_width is None:
         t_lo, t_hi = total * (1 - relative_error), total * (1 + relative_error)
     else:
@@ -1159,6 +1253,7 @@ def estimate_step(
         warnings=notes,
         power_source=power_source,
         power_outside=power_outside,
+        row_source=row_source,
     )
 
 

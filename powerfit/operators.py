@@ -47,6 +47,24 @@ law in bytes over the bandwidth, with a row-length term for the reductions::
 with ``τ`` = 10 µs, ``η_max`` ≤ 1, ``0 < α ≤ 1`` (latency never decreases with
 size), ``h0`` ≥ 0 [elements].
 
+Other precisions
+----------------
+Only FP32 laws are measured (NeuSight's data). A memory-bound operator's latency
+depends on its precision only through the bytes it moves: the law above is keyed on
+``bytes`` (the size term, bytes/(BW·τ), and t = bytes/(BW·η)) and on the row length
+``H`` in *elements* (the reduction term H/(H + h0)), and
+:meth:`OperatorTimeModel.predict_memory_bound` evaluates the FP32 law of a (GPU,
+operator) on the bytes of each row's own element width (4 B for FP32 and TF32, whose
+memory-bound kernels are the FP32 ones, so their latencies are identical; 2 B for
+FP16/BF16, half the bytes for the same shape) and the same ``H``. That the fitted
+efficiency ``η(bytes, H)`` of a kernel carries over to 2-byte elements (same
+saturation in bytes, same row-length term in elements, same ``η_max``) is an
+**assumption**, not a fitted fact: half-precision kernels load more elements per
+vector access, which can make short rows cheaper than the law says; no half-precision
+operator was measured to check it. Matrix products have no such carry-over (other
+kernels, other units): :func:`powerfit.graph.operator_latency` times them by the
+roofline at their precision's peak, plus the FP32 law's fixed cost ``t0`` per call.
+
 Every coefficient is bounded in the fit (bounded least squares on log latency,
 robust ``soft_l1`` loss, several starts); the bounds are :data:`MATMUL_BOUNDS` and
 :data:`MEMORY_BOUNDS`.
@@ -54,20 +72,29 @@ robust ``soft_l1`` loss, several starts); the bounds are :data:`MATMUL_BOUNDS` a
 Transfer to a GPU without measurements
 --------------------------------------
 Its laws are built from its catalogue specs (peak of the precision, bandwidth, SM
-count, TDP) and the laws of the measured GPUs: the shape coefficients
-(``γ, n0, t0, t_split, η_mem`` and ``k, α, h0, η_max`` of memory-bound operators,
-with sizes normalised by the GPU's bandwidth) are the medians over the measured
-GPUs; the matrix-product ``η_max`` follows the board power per unit of peak,
-``x = TDP/peak`` [W/(TFLOP/s)]: ``η_max = min(η_cap, exp(a + b·log x))`` with
-``b ≥ 0`` and ``a`` fitted by least squares over the measured GPUs and ``η_cap`` the
-highest measured ``η_max`` (low-power boards such as the L4, 2.4 W/(TFLOP/s), and
-the T4, 8.6, cannot sustain their FP32 peak; the A100, 13-15, nearly can).
+count, TDP) and the laws of the *other* measured GPUs (a measured GPU predicted
+``specs_only`` never sees its own laws): the shape coefficients (``γ, n0, t0,
+t_split, η_mem`` and ``k, α, h0, η_max`` of memory-bound operators, with sizes
+normalised by the GPU's bandwidth) are the medians over those GPUs. The level of the
+matrix products follows the board power per unit of peak, ``x = TDP/peak``
+[W/(TFLOP/s)]: each measured GPU's efficiency FLOP/(t·peak) on
+:data:`REFERENCE_PRODUCTS` (model-like projections), pooled over ``linear`` and
+``bmm`` (both run the same SGEMM kernels, so how close a board gets to its peak is a
+property of the board, and pooling halves the noise of one operator's sweep), gives
+``e = min(e_cap, exp(a + b·log x))`` with ``b ≥ 0``, ``a`` by least squares and
+``e_cap`` the highest measured efficiency (low-power boards such as the L4, 2.4
+W/(TFLOP/s), and the T4, 8.6, cannot sustain their FP32 peak; the A100, 13-15, nearly
+can); the transferred law's ``η_max`` is the one at which it reaches ``e`` on the same
+products. Leave-one-GPU-out over NeuSight's eight GPUs, this puts the summed matrix
+products of the measured models within 14 % (mean |log ratio|) of the GPU's own laws,
+against 18 % when ``η_max`` itself was regressed per operator.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import weakref
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -85,6 +112,7 @@ __all__ = [
     "MEMORY_BOUNDS",
     "NEUSIGHT_EXCLUDED",
     "OPERATOR_COLUMNS",
+    "REFERENCE_PRODUCTS",
     "OperatorTimeModel",
     "coefficient_table",
     "evaluate_operators",
@@ -94,6 +122,9 @@ __all__ = [
     "neusight_operator_frame",
     "roofline_latency",
 ]
+
+#: model -> (its laws, GPU -> transfer coefficients without that GPU's laws).
+_TRANSFER_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 #: Columns of an operator table (see the module notes for the matmul layout).
 OPERATOR_COLUMNS = ("gpu", "op", "precision", "B", "M", "N", "K", "H")
@@ -350,7 +381,8 @@ class OperatorTimeModel(RegressorMixin, BaseEstimator):
         (GPU, op) -> fitted coefficients.
     transfer_ : dict of str to dict
         op -> coefficients shared for transfer (medians; for matrix products also
-        ``power_intercept``, ``power_slope`` and ``eta_cap`` of the η_max relation).
+        ``power_intercept``, ``power_slope`` and ``efficiency_cap`` of the efficiency
+        relation). A GPU predicted ``specs_only`` uses the same computed without it.
     specs_ : dict of str to dict
         Specs of the fitted GPUs.
     n_rows_ : dict of (str, str) to int
@@ -482,13 +514,18 @@ class OperatorTimeModel(RegressorMixin, BaseEstimator):
                 law = _fit_memory(moved, H, float(spec["memory_bandwidth"]), y[idx], wi)
             self.laws_[(gpu, kind)] = law
             self.n_rows_[(gpu, kind)] = len(idx)
-        self.transfer_ = _transfer_coefficients(self.laws_, self.specs_)
+        self.transfer_ = _transfer_coefficients(
+            self.laws_, self.specs_, _BYTES.get(self.precision, 4.0)
+        )
         self.n_features_in_ = len(OPERATOR_COLUMNS)
         return self
 
     # ----------------------------------------------------------------- predict
     def transferred_law(self, gpu: str, op: str) -> dict:
-        """Coefficients predicted for a GPU from its specs and the fitted GPUs' laws.
+        """Coefficients predicted for a GPU from its specs and the other GPUs' laws.
+
+        The laws of ``gpu`` itself, if it was fitted, are left out of the transfer
+        (the GPU is predicted as if it had never been measured).
 
         Parameters
         ----------
@@ -504,16 +541,64 @@ class OperatorTimeModel(RegressorMixin, BaseEstimator):
         """
         check_is_fitted(self)
         kind = operator_kind(op)
-        if kind not in self.transfer_:
-            raise ValueError(f"no GPU was measured on op {kind!r}; cannot transfer it")
-        shared = self.transfer_[kind]
+        transfer = self._transfer_for(gpu)
+        if kind not in transfer:
+            raise ValueError(f"no other GPU was measured on op {kind!r}; cannot transfer it")
+        shared = transfer[kind]
         if OPERATOR_KINDS[kind] != "matmul":
             return {n: shared[n] for n in _MEMORY_NAMES}
         law = {n: shared[n] for n in _MATMUL_NAMES}
-        x = np.log(_power_density(self._spec(gpu)))
-        eta = np.exp(shared["power_intercept"] + shared["power_slope"] * x)
-        law["eta_max"] = float(min(shared["eta_cap"], eta, 1.0))
+        spec = self._spec(gpu)
+        x = np.log(_power_density(spec))
+        target = np.exp(shared["power_intercept"] + shared["power_slope"] * x)
+        target = float(min(shared["efficiency_cap"], target))
+        law["eta_max"] = _eta_for_efficiency(law, spec, target, _BYTES.get(self.precision, 4.0))
         return law
+
+    def _transfer_for(self, gpu: str) -> dict:
+        """Transfer coefficients from the fitted GPUs other than ``gpu``.
+
+        A GPU predicted from its specs must not see its own laws: when ``gpu`` was
+        fitted, the medians and the η_max relation are recomputed without it (cached).
+        """
+        if not any(g == gpu for g, _k in self.laws_):
+            return self.transfer_
+        # cached per model outside its attributes (which are its serialised state),
+        # and dropped when the laws are replaced (a new fit)
+        laws, cache = _TRANSFER_CACHE.get(self, (None, {}))
+        if laws is not self.laws_:
+            cache = {}
+            _TRANSFER_CACHE[self] = (self.laws_, cache)
+        if gpu not in cache:
+            others = {key: c for key, c in self.laws_.items() if key[0] != gpu}
+            specs = {g: s for g, s in self.specs_.items() if g != gpu}
+            cache[gpu] = _transfer_coefficients(others, specs, _BYTES.get(self.precision, 4.0))
+        return cache[gpu]
+
+    def without_gpus(self, gpus: Any) -> OperatorTimeModel:
+        """A copy that never measured ``gpus``: their laws dropped, the transfer redone.
+
+        Parameters
+        ----------
+        gpus : iterable of str
+            GPU names (as fitted).
+
+        Returns
+        -------
+        OperatorTimeModel
+            Predicts ``gpus`` by transfer from the other GPUs' laws only.
+        """
+        import copy
+
+        check_is_fitted(self)
+        drop = set(gpus)
+        twin = copy.copy(self)
+        twin.laws_ = {k: c for k, c in self.laws_.items() if k[0] not in drop}
+        twin.n_rows_ = {k: n for k, n in self.n_rows_.items() if k[0] not in drop}
+        twin.transfer_ = _transfer_coefficients(
+            twin.laws_, twin.specs_, _BYTES.get(self.precision, 4.0)
+        )
+        return twin
 
     def law(self, gpu: str, op: str) -> tuple[dict, str]:
         """The law used for ``op`` on ``gpu``, and its origin (``'fit'``/``'transfer'``)."""
@@ -543,6 +628,55 @@ class OperatorTimeModel(RegressorMixin, BaseEstimator):
             out[idx] = self._latency(kind, law, X.iloc[idx], self._spec(gpu))
         return out
 
+    def predict_memory_bound(self, X: Any) -> np.ndarray:
+        """Latency [s] of memory-bound rows of any precision, on their own bytes.
+
+        Each row is timed by this model's law of its (GPU, operator) (fitted or
+        transferred, as :meth:`predict`) on the bytes it moves at the element width of
+        *its* precision (``precision`` column: 4 B for FP32/TF32, 2 B for FP16/BF16)
+        and its row length ``H`` [elements]: the law's inputs are bytes and ``H``, not
+        the model's precision (see "Other precisions" in the module notes for the
+        assumption this makes). Rows of the model's own precision get exactly
+        :meth:`predict`'s latencies.
+
+        Parameters
+        ----------
+        X : DataFrame with :data:`OPERATOR_COLUMNS`
+            Memory-bound rows only (no ``bmm``/``linear``).
+
+        Returns
+        -------
+        numpy.ndarray
+            Latency [s].
+
+        Raises
+        ------
+        ValueError
+            A matrix product, a precision of unknown element width, or a bad shape.
+        """
+        check_is_fitted(self)
+        X = _frame(X)
+        out = np.full(len(X), np.nan)
+        precision = X["precision"].astype(str).to_numpy()
+        unknown = sorted(set(precision) - set(_BYTES))
+        if unknown:
+            raise ValueError(
+                f"column 'precision': unknown element width of {unknown}; "
+                f"expected one of {sorted(_BYTES)}"
+            )
+        width = np.array([_BYTES[p] for p in precision])
+        for (gpu, kind), idx in _groups(X).items():
+            if OPERATOR_KINDS[kind] == "matmul":
+                raise ValueError(
+                    f"row {int(idx[0])}: op {kind!r} is a matrix product, not memory-bound"
+                )
+            law, _origin = self.law(gpu, kind)
+            B, H, _bpe = self._shape(X.iloc[idx], kind)
+            moved = operator_bytes(kind, B, H=H, bytes_per_element=width[idx])
+            bandwidth = float(self._spec(gpu)["memory_bandwidth"])
+            out[idx] = _memory_latency(law, moved, H, bandwidth)
+        return out
+
     # --------------------------------------------------------------- (de)serialise
     def to_dict(self) -> dict:
         """The fitted model as plain JSON-able data (see :meth:`from_dict`)."""
@@ -568,29 +702,85 @@ class OperatorTimeModel(RegressorMixin, BaseEstimator):
         model.specs_ = {g: dict(s) for g, s in data["specs"].items()}
         model.laws_ = {(e["gpu"], e["op"]): dict(e["coefficients"]) for e in data["laws"]}
         model.n_rows_ = {(e["gpu"], e["op"]): e.get("n_rows") for e in data["laws"]}
-        model.transfer_ = {k: dict(v) for k, v in data["transfer"].items()}
+        # the transfer is recomputed from the laws (the stored copy is for reading)
+        model.transfer_ = _transfer_coefficients(
+            model.laws_, model.specs_, _BYTES.get(model.precision, 4.0)
+        )
         model.n_features_in_ = len(OPERATOR_COLUMNS)
         return model
 
 
-def _transfer_coefficients(laws: dict, specs: dict) -> dict:
-    """Per op: median coefficients over the fitted GPUs; and the matmul power cap."""
+#: Model-like matrix products (NeuSight layout: M tokens, reduction N, output width K)
+#: over which a GPU's SGEMM efficiency is compared for transfer; shape [-].
+REFERENCE_PRODUCTS = np.array(
+    [(1, m, n, k) for m in (1024, 4096, 16384) for n in (1024, 2560, 4096) for k in (1024, 4096)],
+    dtype=float,
+)
+
+
+def _efficiencies(law: dict, spec: dict, products: np.ndarray, bytes_per_element: float):
+    """Efficiency FLOP/(t·peak) [-] of a matmul law on each of ``products`` (B, M, N, K)."""
+    B, M, N, K = products.T
+    t = _matmul_latency(law, _matmul_features(B, M, N, K, spec, bytes_per_element))
+    return 2.0 * B * M * N * K / (t * spec["peak_flops"])
+
+
+def _reference_efficiency(law: dict, spec: dict, bytes_per_element: float = 4.0) -> float:
+    """Geometric-mean efficiency FLOP/(t·peak) [-] of a matmul law on the reference products."""
+    eff = _efficiencies(law, spec, REFERENCE_PRODUCTS, bytes_per_element)
+    return float(np.exp(np.mean(np.log(eff))))
+
+
+def _eta_for_efficiency(law: dict, spec: dict, target: float, bytes_per_element: float) -> float:
+    """The η_max [-] in its bounds at which a matmul law reaches ``target`` on the references."""
+    from scipy.optimize import brentq
+
+    low, high = MATMUL_BOUNDS["eta_max"]
+
+    def gap(log_eta: float) -> float:
+        p = {**law, "eta_max": float(np.exp(log_eta))}
+        return np.log(_reference_efficiency(p, spec, bytes_per_element)) - np.log(target)
+
+    if gap(np.log(high)) <= 0:
+        return float(high)
+    if gap(np.log(low)) >= 0:
+        return float(low)
+    return float(np.exp(brentq(gap, np.log(low), np.log(high), xtol=1e-6)))
+
+
+def _transfer_coefficients(laws: dict, specs: dict, bytes_per_element: float = 4.0) -> dict:
+    """Per op: median coefficients over the fitted GPUs; and the SGEMM efficiency relation.
+
+    Matrix products: each fitted GPU's efficiency on :data:`REFERENCE_PRODUCTS`, pooled
+    (geometric mean) over its matmul ops (``linear`` and ``bmm`` run the same SGEMM
+    kernels, so how close a board gets to its peak is a property of the board), is
+    regressed on its power density: ``log e = a + b·log(TDP/peak)``, ``b ≥ 0``, capped
+    at the highest fitted efficiency (``efficiency_cap``).
+    """
     out: dict[str, dict] = {}
     for kind in sorted({k for _g, k in laws}):
         fitted = [c for (g, k), c in laws.items() if k == kind]
         names = _MATMUL_NAMES if OPERATOR_KINDS[kind] == "matmul" else _MEMORY_NAMES
         out[kind] = {n: float(np.median([c[n] for c in fitted])) for n in names}
-    for kind in [k for k in out if OPERATOR_KINDS[k] == "matmul"]:
-        pairs = [
-            (_power_density(specs[g]), c["eta_max"]) for (g, k), c in laws.items() if k == kind
-        ]
-        x, eta = np.log([p[0] for p in pairs]), np.log([p[1] for p in pairs])
+    per_gpu: dict[str, list[float]] = {}
+    for (g, k), c in laws.items():
+        if OPERATOR_KINDS[k] == "matmul":
+            eff = _reference_efficiency(c, specs[g], bytes_per_element)
+            per_gpu.setdefault(g, []).append(np.log(eff))
+    if per_gpu:
+        gpus = sorted(per_gpu)
+        x = np.log([_power_density(specs[g]) for g in gpus])
+        e = np.array([np.mean(per_gpu[g]) for g in gpus])
         slope = 0.0
-        if len(pairs) >= 2 and np.ptp(x) > 0:
-            slope = float(max(0.0, np.polyfit(x, eta, 1)[0]))
-        out[kind]["power_slope"] = slope
-        out[kind]["power_intercept"] = float(np.mean(eta - slope * x))
-        out[kind]["eta_cap"] = float(np.exp(eta.max()))
+        if len(gpus) >= 2 and np.ptp(x) > 0:
+            slope = float(max(0.0, np.polyfit(x, e, 1)[0]))
+        relation = {
+            "power_slope": slope,
+            "power_intercept": float(np.mean(e - slope * x)),
+            "efficiency_cap": float(np.exp(e.max())),
+        }
+        for kind in [k for k in out if OPERATOR_KINDS[k] == "matmul"]:
+            out[kind].update(relation)
     return out
 
 

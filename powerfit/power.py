@@ -65,6 +65,7 @@ __all__ = [
     "paper_model_config",
     "power_law",
     "power_model_for",
+    "prior_power",
 ]
 
 #: Bounds of the fitted parameters: fractions of the GPU's TDP and the exponent [-].
@@ -76,6 +77,11 @@ POWER_BOUNDS: dict[str, tuple[float, float]] = {
 
 #: Two-sided 90 % quantile of a standard normal [-].
 Z90 = 1.6448536269514722
+
+#: The unfitted prior where no power law is bundled (:func:`prior_power`): fractions
+#: of TDP at u = 0 and u = 1, and the exponent (0.5: power rises fast at low
+#: utilisation because memory traffic also costs power) [-].
+PRIOR = {"idle_fraction": 0.2, "max_fraction": 1.0, "gamma": 0.5}
 
 BUNDLE_NAME = "power_models.json"
 
@@ -117,6 +123,8 @@ class PowerFit:
         Utilisations measured [-] (empty range when transferred).
     n_runs, n_configs : int
         Published steps and distinct configurations behind the fit.
+    prior : bool
+        True for the unfitted prior (:func:`prior_power`): nothing measured behind it.
     """
 
     gpu: str
@@ -130,6 +138,7 @@ class PowerFit:
     n_runs: int = 0
     n_configs: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
+    prior: bool = False
 
     def power(self, utilisation: Any) -> np.ndarray:
         """Mean board power [W] at a utilisation [-]."""
@@ -490,9 +499,10 @@ def evaluate_energy_chain(
 
     Each configuration's step time is predicted from its graph
     (:func:`powerfit.graph.operator_latency`, bundled FP32 laws; TF32 products by the
-    roofline, as the CLI would), its power by the law fitted on the *other*
-    configurations of the GPU (GroupKFold) at the predicted utilisation, and the
-    energy interval is the shipped step-time interval
+    roofline at the TF32 peak plus the FP32 laws' fixed cost per call, memory-bound
+    operators by the FP32 bandwidth laws, as the CLI would), its power by the law
+    fitted on the *other* configurations of the GPU (GroupKFold) at the predicted
+    utilisation, and the energy interval is the shipped step-time interval
     (:func:`powerfit.step_evaluation.half_width_for`: these GPUs/precisions have no
     measured training step, so it is widened) times the power interval.
 
@@ -604,7 +614,8 @@ def build_power_bundle(data_home: Any = None, n_splits: int = 5) -> dict[str, An
         },
         "end_to_end": {
             "what": "predicted step time (graph, bundled FP32 laws, TF32 products by "
-            "the roofline) x power law fitted on the other configurations; energy "
+            "the roofline at the TF32 peak plus the FP32 laws' fixed cost per call) x "
+            "power law fitted on the other configurations; energy "
             "interval = shipped step-time interval x power interval",
             "scores": chain.to_dict(orient="records"),
         },
@@ -651,6 +662,34 @@ def load_power_bundle() -> dict[str, Any] | None:
         else:
             _BUNDLE["b"] = json.loads(text)
     return _BUNDLE["b"]
+
+
+def prior_power(gpu: str, tdp_w: float) -> PowerFit:
+    """The unfitted prior power law of a GPU (:data:`PRIOR`), used when none is bundled.
+
+    ``P_idle = 0.2·TDP``, ``P_max = TDP``, ``γ = 0.5``; its 90 % interval spans a
+    factor ``TDP / P_idle`` either way of the law (clipped to [0, TDP]): the prior
+    knows only that the board draws between idle and its limit.
+
+    Examples
+    --------
+    >>> law = prior_power("NVIDIA A100 80GB PCIe", 300.0)
+    >>> float(law.power(0.0)), float(law.power(1.0)), law.fitted, law.prior
+    (60.0, 300.0, False, True)
+    """
+    idle = PRIOR["idle_fraction"]
+    fit = PowerFit(
+        gpu,
+        float(tdp_w),
+        idle * float(tdp_w),
+        PRIOR["max_fraction"] * float(tdp_w),
+        PRIOR["gamma"],
+        float(np.log(1.0 / idle) / Z90),
+        fitted=False,
+        prior=True,
+    )
+    fit.check_bounds()
+    return fit
 
 
 def power_model_for(gpu: str, bundle: dict[str, Any] | None = None) -> PowerFit | None:

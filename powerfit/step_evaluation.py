@@ -9,16 +9,18 @@ operators' latencies are summed, in these modes:
 * ``specs-only``: the same laws, as if that GPU had never been measured;
 * ``in-gpu+cal``: with the per-GPU calibration (:class:`powerfit.graph.Calibration`)
   fitted leave-one-step-out on the other measured steps of that GPU;
-* ``specs-only+cal-other-gpus``: specs-only, calibrated on the other GPUs' steps;
+* ``specs-only+cal-other-gpus``: specs-only, calibrated on the other GPUs' steps
+  (their specs-only sums from laws that never saw the held-out GPU either);
 * ``roofline``: max(FLOP / peak, bytes / bandwidth) per operator;
 * ``trace_sum``: the sum of the latencies NeuSight measured for each traced node.
 
 Intervals: the nominal 90 % interval of a step time t is ``[t·e^−q, t·e^q]`` with
-``q = t₀.₉₅(n−1) · RMS(log(pred / measured))`` over n measured steps
-(:func:`interval_half_width`). Its coverage is checked out of sample two ways:
-``loo-step`` (q from every other step, all GPUs pooled) and ``loo-gpu`` (q from the
-other GPUs' steps only: the unseen-GPU case). :func:`evaluate_steps` returns the
-per-GPU table; :func:`step_time_intervals` the half-widths a CLI should use.
+``q = t₀.₉₅(n−1) · RMS(log(pred / measured))`` over n measured steps, every GPU
+weighing the same (:func:`interval_half_width`). Its coverage is checked out of
+sample two ways: ``loo-step`` (q from every other step, all GPUs pooled) and
+``loo-gpu`` (q from the other GPUs' steps only: the unseen-GPU case).
+:func:`evaluate_steps` returns the per-GPU table; :func:`step_time_intervals` the
+half-widths a CLI should use.
 """
 
 from __future__ import annotations
@@ -136,9 +138,10 @@ def step_predictions(data_home: Any = None) -> pd.DataFrame:
     if steps.empty:
         return pd.DataFrame(columns=[*cols, *MODES])
     model = _operator_model(data_home)
-    out = []
+    out, graphs = [], []
     for step in steps.itertuples(index=False):
         graph = neusight_step_graph(step)
+        graphs.append(graph)
         count = graph["count"].to_numpy()
         row = {c: getattr(step, c) for c in cols if c not in ("n_ops", "n_parameters")}
         row["n_parameters"] = from_hf_config(step.config).n_parameters
@@ -172,9 +175,18 @@ def step_predictions(data_home: Any = None) -> pd.DataFrame:
             )
     for gpu in frame.gpu.unique():
         others = frame[(frame.gpu != gpu) & np.isfinite(frame["specs-only"])]
-        if others.empty:
+        if others.empty or model is None:
             continue
-        cal = fit_calibration("others", others["specs-only"], others.n_ops, others.measured_s)
+        # the other GPUs' specs-only sums from laws that never saw this GPU either
+        blind = model.without_gpus([gpu])
+        summed = []
+        for i in others.index:
+            graph = graphs[i]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lat = operator_latency(graph, others.gpu[i], blind, specs_only=True)
+            summed.append(float(np.sum(lat * graph["count"].to_numpy())))
+        cal = fit_calibration("others", np.array(summed), others.n_ops, others.measured_s)
         mine = (frame.gpu == gpu).to_numpy()
         frame.loc[mine, "specs-only+cal-other-gpus"] = cal.apply(
             frame.loc[mine, "specs-only"].to_numpy(), frame.loc[mine, "n_ops"].to_numpy()
@@ -182,20 +194,29 @@ def step_predictions(data_home: Any = None) -> pd.DataFrame:
     return frame[[*cols, *MODES]]
 
 
-def interval_half_width(log_ratios: Any) -> float:
+def interval_half_width(log_ratios: Any, gpus: Any = None) -> float:
     """Half-width q [-] of a nominal 90 % interval ``[t·e^−q, t·e^q]``.
 
-    ``q = t₀.₉₅(n − 1) · sqrt(mean(r²))`` over the log ratios r = log(pred / measured)
-    of n measured steps (Student's t for the small samples at hand; the RMS, not the
-    standard deviation, so that a bias widens the interval). NaN below 2 steps.
+    ``q = t₀.₉₅(n − 1) · sqrt(Σ wᵢ rᵢ² / Σ wᵢ)`` over the log ratios r = log(pred /
+    measured) of n measured steps (Student's t for the small samples at hand; an RMS,
+    not a standard deviation, so that a bias widens the interval). With ``gpus`` (the
+    GPU of each step) every GPU weighs the same, ``wᵢ = 1 / (steps of its GPU)``: the
+    errors of one GPU's steps go together (one set of laws, one bias), so the GPU with
+    most steps (the A100, 10 of 13) must not set the width for all; without, wᵢ = 1.
+    NaN below 2 steps.
     """
     from scipy.stats import t as student_t
 
     r = np.asarray(log_ratios, dtype=float)
-    r = r[np.isfinite(r)]
+    ok = np.isfinite(r)
+    r = r[ok]
     if r.size < 2:
         return float("nan")
-    return float(student_t.ppf(0.95, r.size - 1) * np.sqrt(np.mean(r**2)))
+    w = np.ones(r.size)
+    if gpus is not None:
+        g = pd.Series(np.asarray(gpus, dtype=object)[ok])
+        w = 1.0 / g.map(g.value_counts()).to_numpy(float)
+    return float(student_t.ppf(0.95, r.size - 1) * np.sqrt(np.sum(w * r**2) / np.sum(w)))
 
 
 def _log_ratio(frame: pd.DataFrame, mode: str) -> np.ndarray:
@@ -224,7 +245,7 @@ def interval_coverage(frame: pd.DataFrame, modes: Any = INTERVAL_MODES) -> pd.Da
             q = np.full(len(frame), np.nan)
             for i in range(len(frame)):
                 keep = (np.arange(len(frame)) != i) if protocol == "loo-step" else gpus != gpus[i]
-                q[i] = interval_half_width(r[keep])
+                q[i] = interval_half_width(r[keep], gpus[keep])
             if protocol == "loo-gpu":
                 q = q * OUT_OF_RANGE_WIDEN
             for gpu in sorted(set(gpus)):
@@ -257,8 +278,8 @@ def step_time_intervals(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
         if mode not in frame:
             continue
         r = _log_ratio(frame, mode)
-        r = r[np.isfinite(r)]
-        out[mode] = {"half_width": interval_half_width(r), "n_steps": int(r.size)}
+        half = interval_half_width(r, frame.gpu.to_numpy())
+        out[mode] = {"half_width": half, "n_steps": int(np.isfinite(r).sum())}
     return out
 
 
@@ -300,8 +321,8 @@ def load_step_intervals() -> dict[str, Any] | None:
         return None
 
 
-#: Half-widths per mode when no bundle is there (≈ the bundled values of 2026-11-30).
-DEFAULT_HALF_WIDTH = {"in-gpu": 0.15, "in-gpu+cal": 0.13, "specs-only": 0.21, "roofline": 0.57}
+#: Half-widths per mode when no bundle is there (≈ the bundled values of 2026-12-01).
+DEFAULT_HALF_WIDTH = {"in-gpu": 0.17, "in-gpu+cal": 0.11, "specs-only": 0.30, "roofline": 0.48}
 
 
 def half_width_for(
@@ -311,7 +332,12 @@ def half_width_for(
 
     ``mode``: ``in-gpu``, ``in-gpu+cal``, ``specs-only`` or ``roofline``; ``outside``:
     the step is outside the measured ranges (×``widen_outside``); ``roofline``: some
-    rows were timed by the roofline (q is then at least the roofline's).
+    rows were timed by the roofline (matrix products of a precision without laws): q
+    is then at least the roofline's, and that floor is widened outside the measured
+    ranges too (the roofline's own q was measured on FP32 steps of the measured GPUs
+    only; a tensor-core product's distance to its roof was never measured).
+
+    ``q = widen^outside · max(q_mode, q_roofline if roofline else 0)``.
     """
     bundle = load_step_intervals() if bundle is None else bundle
     half = dict(DEFAULT_HALF_WIDTH)
@@ -319,8 +345,8 @@ def half_width_for(
     if bundle:
         half.update({k: float(v["half_width"]) for k, v in bundle["half_width"].items()})
         widen = float(bundle.get("widen_outside", widen))
-    q = half[mode] * (widen if outside else 1.0)
-    return max(q, half["roofline"]) if roofline else q
+    q = max(half[mode], half["roofline"]) if roofline else half[mode]
+    return q * (widen if outside else 1.0)
 
 
 def evaluate_steps(data_home: Any = None, frame: pd.DataFrame | None = None) -> pd.DataFrame:

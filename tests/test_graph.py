@@ -21,7 +21,6 @@ import pytest
 from powerfit.graph import (
     GRAPH_COLUMNS,
     Calibration,
-    PowerModel,
     bundled_operator_model,
     compare_products,
     estimate_step,
@@ -468,18 +467,30 @@ def test_calibration_is_bounded():
         5e-6, rel=1e-2
     )
     assert cal.mape_after < 0.1 < cal.mape_before
+    few = fit_calibration("a100", s[:3], n[:3], y[:3])  # too few steps for the launch term
+    assert few.launch_s == pytest.approx(0.0, abs=1e-11) and few.scale > 1.1
     wild = fit_calibration("a100", s, n, 3 * s)  # a 3x bias is not calibrated away
     lo, hi = Calibration.BOUNDS["scale"]
-    assert lo <= wild.scale <= hi and 0 <= wild.launch_s <= Calibration.BOUNDS["launch_s"][1]
+    low, high = Calibration.BOUNDS["launch_s"]
+    assert lo <= wild.scale <= hi and low <= wild.launch_s <= high
+    tiny = fit_calibration("a100", s, n, 0.01 * s)  # nor a 100x one, either way
+    assert tiny.scale == pytest.approx(lo) and tiny.launch_s == pytest.approx(low, abs=1e-11)
 
 
-def test_power_model_bounds():
-    pm = PowerModel()
-    assert pm.power(300.0, 0.0) == pytest.approx(60.0)
-    assert pm.power(300.0, 1.0) == pytest.approx(300.0)
-    assert pm.power(300.0, 5.0) == pytest.approx(300.0)
-    lo, hi = pm.interval(300.0, 0.4)
-    assert 60.0 <= lo < pm.power(300.0, 0.4) < hi <= 300.0
+def test_prior_power_law_is_bounded_by_idle_and_tdp():
+    from powerfit.power import prior_power
+
+    pm = prior_power("NVIDIA A100 80GB PCIe", 300.0)
+    assert pm.power(0.0) == pytest.approx(60.0)
+    assert pm.power(1.0) == pytest.approx(300.0)
+    assert pm.power(5.0) == pytest.approx(300.0)
+    lo, hi = pm.interval(0.4)
+    assert 0.0 <= lo <= 60.0 < pm.power(0.4) < hi <= 300.0  # idle to TDP, nothing known
+    assert not pm.fitted and pm.prior and pm.outside(0.4)
+    c = from_hf_config(SMALL["gpt2"])
+    est = estimate_step(c, "a100", 2, 16, operator_model=_ConstantModel(), power_model=pm)
+    assert est.power_source == "prior" and est.power_outside
+    assert est.energy_j == pytest.approx(est.step_time_s * pm.power(est.utilisation))
 
 
 def test_estimate_step_and_run_are_consistent():
@@ -746,6 +757,12 @@ def test_interval_half_width_and_coverage_on_synthetic_steps():
     from scipy.stats import t as student_t
 
     assert interval_half_width(r) == pytest.approx(student_t.ppf(0.95, 3) * 0.1)
+    # every GPU weighs the same: one GPU's many small errors do not narrow another's
+    r = np.array([0.01] * 9 + [0.3])
+    gpus = ["a"] * 9 + ["b"]
+    rms = np.sqrt((0.01**2 + 0.3**2) / 2)
+    assert interval_half_width(r, gpus) == pytest.approx(student_t.ppf(0.95, 9) * rms)
+    assert interval_half_width(r, gpus) > 2 * interval_half_width(r)
     rng = np.random.default_rng(1)
     n = 60
     measured = rng.uniform(0.1, 2.0, n)
@@ -798,3 +815,115 @@ def test_mayaki_power_frame_utilisation_is_physical():
     assert (frame.power_w < frame.tdp_w).all()
     assert frame.params_match.mean() > 0.9  # the graph is the paper's model
     assert frame.config_id.nunique() < len(frame)  # repeated rows share an id
+
+
+# --------------------------------------------------------------------------------------
+# Precisions without operator laws
+# --------------------------------------------------------------------------------------
+
+H100 = "NVIDIA H100 80GB HBM3"
+
+
+@pytest.fixture(scope="module")
+def fp32_laws():
+    model = bundled_operator_model("fp32")
+    if model is None:
+        pytest.skip("no bundled fp32 operator laws")
+    return model
+
+
+def test_bf16_rows_memory_bound_by_fp32_laws_products_by_roofline(fp32_laws):
+    from powerfit.graph import operator_latency, operator_latency_sources
+
+    c = from_hf_config(SMALL["gpt2"])
+    g = training_step_graph(c, 4, 32, precision="bf16")
+    assert set(g.precision) == {"bf16"}
+    with pytest.warns(RuntimeWarning) as caught:
+        lat = operator_latency(g, H100, fp32_laws)
+    (note,) = [str(w.message) for w in caught]
+    mm = g.op.isin(["linear", "bmm"]).to_numpy()
+    assert note == (
+        f"no bf16 operator laws: bf16 matrix products ({mm.sum()} rows): roofline at the "
+        "bf16 peak (989.5 TFLOP/s) plus the fp32 laws' fixed cost per call (t0); bf16 "
+        f"memory-bound operators ({(~mm).sum()} rows): fp32 bandwidth laws on their own "
+        "bf16 bytes"
+    )
+    # products: the roofline at the BF16 tensor-core peak + the FP32 law's t0
+    peak, bw = 989.5e12, 3.35e12
+    t0 = g.op[mm].map(lambda op: fp32_laws.law(H100, op)[0]["t0"]).to_numpy()
+    roof = np.maximum(g.flop[mm] / peak, g["bytes"][mm] / bw).to_numpy()
+    assert lat[mm] == pytest.approx(roof + t0, rel=1e-12)
+    assert lat[mm] == pytest.approx(roofline_latency(g[mm], H100) + t0, rel=1e-12)
+    # memory-bound: the FP32 laws on the same bytes (an FP32 twin with half the rows
+    # moves them, at the same row length)
+    mem = g[~mm].reset_index(drop=True)
+    even = (mem.B % 2 == 0).to_numpy()
+    assert even.sum() >= 0.8 * len(mem)
+    twin = mem[even].assign(precision="fp32", B=mem.B[even] // 2)
+    X = twin.assign(gpu=H100)[["gpu", "op", "precision", "B", "M", "N", "K", "H"]]
+    assert lat[~mm][even] == pytest.approx(fp32_laws.predict(X.reset_index(drop=True)), rel=1e-12)
+    _, source, _ = operator_latency_sources(g, H100, fp32_laws)
+    assert set(source[mm]) == {"roofline"} and set(source[~mm]) == {"fp32 bandwidth laws"}
+
+
+def test_tf32_memory_bound_rows_are_the_fp32_ones_exactly(fp32_laws):
+    from powerfit.graph import operator_latency
+
+    c = from_hf_config(SMALL["gpt2"])
+    g = training_step_graph(c, 4, 32, precision="fp32")
+    lat32 = operator_latency(g, "NVIDIA A100 80GB PCIe", fp32_laws)
+    tf = g.assign(precision="tf32")  # every row TF32, memory-bound ones included
+    with pytest.warns(RuntimeWarning, match=r"tf32 matrix products .*\(156 TFLOP/s\)"):
+        lat_tf = operator_latency(tf, "NVIDIA A100 80GB PCIe", fp32_laws)
+    mm = g.op.isin(["linear", "bmm"]).to_numpy()
+    assert np.array_equal(lat_tf[~mm], lat32[~mm])
+    # the graph's own TF32 step: memory-bound rows are FP32 rows, timed by the laws
+    g_tf = training_step_graph(c, 4, 32, precision="tf32")
+    with pytest.warns(RuntimeWarning, match="^no tf32 operator laws: tf32 matrix products"):
+        lat_g = operator_latency(g_tf, "NVIDIA A100 80GB PCIe", fp32_laws)
+    assert np.array_equal(lat_g[~mm], lat32[~mm])
+    assert (lat_g[mm] < lat32[mm]).all()  # 8x the peak, same launch cost
+
+
+def test_roofline_interval_is_widened_outside_the_measured_steps():
+    from powerfit.step_evaluation import half_width_for
+
+    bundle = {
+        "half_width": {
+            "in-gpu": {"half_width": 0.2},
+            "roofline": {"half_width": 0.5},
+            "in-gpu+cal": {"half_width": 0.1},
+            "specs-only": {"half_width": 0.3},
+        },
+        "widen_outside": 2.0,
+    }
+    q = half_width_for("in-gpu", outside=True, roofline=True, bundle=bundle)
+    assert q == pytest.approx(1.0)
+    assert half_width_for("in-gpu", outside=False, roofline=True, bundle=bundle) == 0.5
+    assert half_width_for("in-gpu", outside=True, roofline=False, bundle=bundle) == 0.4
+    assert half_width_for("in-gpu+cal", outside=False, roofline=False, bundle=bundle) == 0.1
+
+
+def test_cli_estimate_amp_bf16_flags_roofline_products(tmp_path, capsys, fp32_laws):
+    from powerfit.cli import estimate_hf
+    from powerfit.step_evaluation import half_width_for, load_step_intervals
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(SMALL["gpt2"]))
+    argv = ["--hf-config", str(path), "--gpu", "h100", "--batch-size", "2", "--seq-len", "16"]
+    assert estimate_hf.main([*argv, "--precision", "amp-bf16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["mode"] == "in-gpu+roofline"
+    assert out["outside_measured_range"] is True
+    assert 0.0 < out["roofline_share"] < 1.0
+    products = sum(t for op, t in out["breakdown_by_op"].items() if op in ("linear", "bmm"))
+    assert out["roofline_share"] * out["step_time_s"] == pytest.approx(products, rel=1e-9)
+    bundle = load_step_intervals()
+    widen = float(bundle["widen_outside"]) if bundle else 2.0
+    roof_q = half_width_for("roofline", outside=False, roofline=False)
+    assert out["step_time_half_width"] == pytest.approx(widen * roof_q)
+    lo, hi = out["step_time_interval_s"]
+    assert lo == pytest.approx(out["step_time_s"] * math.exp(-widen * roof_q))
+    assert hi == pytest.approx(out["step_time_s"] * math.exp(widen * roof_q))
+    assert any("bf16 matrix products" in w and "roofline" in w for w in out["warnings"])
+    assert any("timed by the roofline at the bf16 peak" in w for w in out["warnings"])

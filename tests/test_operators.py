@@ -127,6 +127,37 @@ def test_transfer_to_an_unseen_gpu_uses_its_specs():
     np.testing.assert_allclose(by_transfer.predict(parts[0]), model.predict(parts[0]), rtol=0.1)
 
 
+def test_specs_only_never_sees_the_gpus_own_laws():
+    from powerfit.operators import _power_density, _reference_efficiency
+
+    gpus = ("Tesla T4", "Tesla P4", "Tesla V100-PCIE-32GB")
+    parts = [_matmul_rows(g, 150, seed=i) for i, g in enumerate(gpus)]
+    X = pd.concat(parts, ignore_index=True)
+    y = _synthetic_latency(X, MATMUL_LAW, MEMORY_LAW)
+    y[X.gpu.to_numpy() == gpus[2]] *= 3.0  # the V100 measured 3x slower than the others
+    full = OperatorTimeModel().fit(X, y)
+    others = OperatorTimeModel().fit(X[X.gpu != gpus[2]], y[X.gpu.to_numpy() != gpus[2]])
+    specs_only = clone(full).set_params(specs_only=True)
+    specs_only.__dict__.update({k: v for k, v in vars(full).items() if k.endswith("_")})
+    # predicted as if never measured: the same as a model that never saw it
+    np.testing.assert_allclose(specs_only.predict(parts[2]), others.predict(parts[2]), rtol=1e-6)
+    assert not np.allclose(specs_only.predict(parts[2]), full.predict(parts[2]), rtol=0.5)
+    blind = full.without_gpus([gpus[2]])
+    assert blind.law(gpus[2], "bmm")[1] == "transfer" and ("Tesla T4", "bmm") in blind.laws_
+    np.testing.assert_allclose(blind.predict(parts[2]), others.predict(parts[2]), rtol=1e-6)
+    # the transferred law reaches the efficiency its power density predicts
+    shared = others.transfer_["bmm"]
+    spec = full.specs_[gpus[2]]
+    x = np.log(_power_density(spec))
+    target = min(
+        shared["efficiency_cap"], np.exp(shared["power_intercept"] + shared["power_slope"] * x)
+    )
+    law = others.transferred_law(gpus[2], "bmm")
+    assert MATMUL_BOUNDS["eta_max"][0] <= law["eta_max"] <= MATMUL_BOUNDS["eta_max"][1]
+    if law["eta_max"] < MATMUL_BOUNDS["eta_max"][1]:
+        assert _reference_efficiency(law, spec) == pytest.approx(target, rel=1e-4)
+
+
 def test_gpu_outside_the_catalogue_through_gpu_specs():
     X = _memory_rows("Tesla T4", 100, seed=4)
     y = _synthetic_latency(X, MATMUL_LAW, MEMORY_LAW)
@@ -284,3 +315,41 @@ def test_cli_operator_suite(data_home, monkeypatch, capsys):
     assert len(rows) == 15  # 8 GPUs × 2 families; NeuSight has no H100 memory-bound rows
     assert (rows["mape_logo"] < rows["mape_roofline"]).sum() >= 12
     assert result["seconds"] < 60
+
+
+# ------------------------------------------------------- memory-bound, any precision
+def test_memory_bound_law_of_another_precision_is_the_law_on_its_bytes():
+    """A BF16 B×H row moves the bytes of an FP32 (B/2)×H row of the same row length."""
+    model = load_operator_model()
+    gpu = "NVIDIA H100 80GB HBM3"
+    rows = []
+    for op in ("softmax", "ln", "add", "mulu", "gelu"):
+        part = _memory_rows(gpu, 12, seed=len(op), op=op)
+        part["B"] = 2.0 * np.ceil(part["B"] / 2.0)  # even, for the FP32 twin
+        rows.append(part)
+    X = pd.concat(rows, ignore_index=True)
+    fp32 = model.predict(X)
+    assert model.predict_memory_bound(X) == pytest.approx(fp32, rel=0, abs=0)
+    tf32 = model.predict_memory_bound(X.assign(precision="tf32"))
+    assert np.array_equal(tf32, fp32)  # TF32 memory-bound kernels are the FP32 ones
+    half = X.assign(precision="bf16")
+    twin = X.assign(B=X["B"] / 2.0)  # FP32 rows moving the same bytes, same H
+    assert model.predict_memory_bound(half) == pytest.approx(model.predict(twin), rel=1e-12)
+    assert np.all(model.predict_memory_bound(half) < fp32)  # half the bytes, never slower
+    # by the law's own formula, from the bytes of 2-byte elements
+    law, _ = model.law(gpu, "softmax")
+    soft = half[half["op"] == "softmax"]
+    moved = operator_bytes("softmax", soft["B"], H=soft["H"], bytes_per_element=2.0)
+    bandwidth = O.gpu_specs(gpu)["memory_bandwidth"]
+    expected = O._memory_latency(law, moved.to_numpy(), soft["H"].to_numpy(), bandwidth)
+    got = model.predict_memory_bound(half)[soft.index.to_numpy()]
+    assert got == pytest.approx(expected, rel=1e-12)
+
+
+def test_memory_bound_prediction_refuses_products_and_unknown_widths():
+    model = load_operator_model()
+    X = _memory_rows("Tesla T4", 3, seed=1)
+    with pytest.raises(ValueError, match="'bmm' is a matrix product"):
+        model.predict_memory_bound(_matmul_rows("Tesla T4", 2, seed=1))
+    with pytest.raises(ValueError, match=r"column 'precision'.*\['fp8'\]"):
+        model.predict_memory_bound(X.assign(precision="fp8"))

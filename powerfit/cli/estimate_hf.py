@@ -2,7 +2,13 @@
 
 The step's operator graph (:func:`powerfit.graph.training_step_graph`) is built from
 the model's ``config.json``; each operator is timed by the per-(GPU, operator) laws
-of :mod:`powerfit.operators` (the roofline when that module is missing), energy is
+of :mod:`powerfit.operators` (the roofline when that module is missing). Only FP32
+laws are bundled: in TF32, FP16, BF16 and mixed precision the memory-bound operators
+are timed by the FP32 laws on their own bytes, and the matrix products by the roofline
+at the precision's (tensor-core) peak plus the FP32 laws' fixed cost per call
+(:func:`powerfit.graph.operator_latency`); such an estimate says so (mode
+``…+roofline``, ``roofline_share`` of the step time, ``outside_measured_range``) and
+its step-time interval is at least the roofline's, widened. Energy is
 time × a bounded power law of the step's utilisation (:mod:`powerfit.power`: fitted
 on the GPUs with measured energy, transferred as fractions of TDP to the others, with
 a wider interval and a flag), and a run is ``--steps`` or ``--tokens`` steps. The
@@ -178,8 +184,9 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
     specs_only = bool(getattr(args, "specs_only", False))
     n_params = config.n_parameters
     notes = out_of_range(gpu, n_params, batch, seq, args.precision, _ranges())
-    # the bundled FP32 laws time the FP32 rows (and the memory-bound rows of TF32
-    # and mixed precision); rows of other precisions fall back to the roofline
+    # the bundled FP32 laws time the FP32 rows, and the memory-bound rows of every
+    # other precision on their own bytes; products of a precision without laws are
+    # timed by the roofline at its peak (+ the FP32 laws' launch cost)
     operator_model = bundled_operator_model("fp32")
     calibration = None
     if operator_model is not None and not specs_only and args.precision == "fp32":
@@ -208,7 +215,17 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
     key = mode.split("+")[0]
     if key == "in-gpu" and calibration is not None and calibration.used:
         key = "in-gpu+cal"
-    q = half_width_for(key, outside=bool(notes), roofline=mode.endswith("+roofline"))
+    roofline = mode.endswith("+roofline")
+    q = half_width_for(key, outside=bool(notes) or roofline, roofline=roofline)
+    roofline_share = est.roofline_share()
+    if roofline and operator_model is not None:
+        notes.append(
+            f"{100 * roofline_share:.0f} % of the step time is matrix products timed by the "
+            f"roofline at the {PRECISIONS[args.precision][0]} peak (a lower bound: "
+            "tensor-core products were never measured): step-time interval at least the "
+            f"roofline's, widened outside the measured steps (q = {q:.2f}, "
+            f"×{math.exp(q):.2f} either way)"
+        )
     t_lo, t_hi = est.step_time_s * math.exp(-q), est.step_time_s * math.exp(q)
     p_lo, p_hi = (
         est.energy_interval_j[0] / est.step_time_s,
@@ -260,7 +277,8 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
             "mape_leave_one_out_pct": calibration.mape_loo,
             "used": calibration.used,
         },
-        "outside_measured_range": bool(notes) or est.power_outside,
+        "outside_measured_range": bool(notes) or est.power_outside or roofline,
+        "roofline_share": roofline_share,
         "warnings": list(dict.fromkeys(notes + power_notes + est.warnings)),
         "breakdown_by_phase": {k: float(v) for k, v in est.breakdown("phase").time_s.items()},
         "breakdown_by_op": {k: float(v) for k, v in est.breakdown("op").time_s.items()},
@@ -293,15 +311,13 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
 
 def _power_description(gpu: str, est: Any) -> dict[str, Any]:
     """The power law used, as JSON (``fitted`` False when not fitted on this GPU)."""
-    from powerfit.power import power_model_for
+    from powerfit.hardware import get_gpu
+    from powerfit.power import power_model_for, prior_power
 
     fit = power_model_for(gpu)
     if fit is None:
-        return {
-            "law": "P = P_idle + (TDP - P_idle) * u^0.5, P_idle = 0.2 TDP (unfitted prior)",
-            "fitted": False,
-            "source": "prior",
-        }
+        spec = get_gpu(gpu)
+        fit = prior_power(spec.name, float(spec.power_limit_w))
     return {
         "law": "P = P_idle + (P_max - P_idle) * u^gamma",
         "fitted": bool(fit.fitted),
