@@ -332,6 +332,16 @@ def _fit_memory(moved, H, bandwidth, y, w) -> dict:
 
 
 # --------------------------------------------------------------------------- model
+def _catalogue_name(gpu: str) -> str:
+    """The catalogue's name of ``gpu`` (an NVML name or alias), else ``gpu`` itself."""
+    from powerfit.hardware import get_gpu
+
+    try:
+        return get_gpu(gpu).name
+    except (KeyError, ValueError):
+        return gpu
+
+
 def _groups(X: pd.DataFrame) -> dict[tuple[str, str], np.ndarray]:
     """(GPU, canonical op) -> row positions."""
     out: dict[tuple[str, str], list[np.ndarray]] = {}
@@ -604,6 +614,8 @@ class OperatorTimeModel(RegressorMixin, BaseEstimator):
         """The law used for ``op`` on ``gpu``, and its origin (``'fit'``/``'transfer'``)."""
         check_is_fitted(self)
         kind = operator_kind(op)
+        if (gpu, kind) not in self.laws_:
+            gpu = _catalogue_name(gpu)  # an alias ('h100') of a GPU with fitted laws
         if not self.specs_only and (gpu, kind) in self.laws_:
             return self.laws_[(gpu, kind)], "fit"
         return self.transferred_law(gpu, kind), "transfer"

@@ -263,6 +263,18 @@ def test_bundled_model_loads_with_json_only():
         load_operator_model("bf16")
 
 
+def test_an_alias_gets_the_gpus_fitted_laws_not_a_transfer():
+    # 'h100' once fell through to the specs transfer (a different, unmeasured answer).
+    model = load_operator_model()
+    rows = {"op": "bmm", "precision": "fp32", "B": 8, "M": 2048, "N": 2048, "K": 2048}
+    full, alias = (
+        pd.DataFrame([{"gpu": g, **rows, "H": np.nan}]) for g in ("NVIDIA H100 80GB HBM3", "h100")
+    )
+    assert model.law("h100", "bmm") == model.law("NVIDIA H100 80GB HBM3", "bmm")
+    assert model.law("h100", "bmm")[1] == "fit"
+    np.testing.assert_array_equal(model.predict(alias), model.predict(full))
+
+
 # -------------------------------------------------------------- NeuSight data
 @pytest.fixture(scope="module")
 def neusight_sample(data_home):
