@@ -1,23 +1,9 @@
 """``powerfit estimate --hf-config``: a training step and a whole run of a Hugging Face model.
 
-The step's operator graph (:func:`powerfit.graph.training_step_graph`) is built from
-the model's ``config.json``; each operator is timed by the per-(GPU, operator) laws
-of :mod:`powerfit.operators` (the roofline when that module is missing). Only FP32
-laws are bundled: in TF32, FP16, BF16 and mixed precision the memory-bound operators
-are timed by the FP32 laws on their own bytes, and the matrix products by the roofline
-at the precision's (tensor-core) peak plus the FP32 laws' fixed cost per call
-(:func:`powerfit.graph.operator_latency`); such an estimate says so (mode
-``…+roofline``, ``roofline_share`` of the step time, ``outside_measured_range``) and
-its step-time interval is at least the roofline's, widened. Energy is
-time × a bounded power law of the step's utilisation (:mod:`powerfit.power`: fitted
-on the GPUs with measured energy, transferred as fractions of TDP to the others, with
-a wider interval and a flag), and a run is ``--steps`` or ``--tokens`` steps. The
-step-time interval's half-width per mode and the measured ranges outside which it
-doubles come from ``powerfit/data/power/step_time_intervals.json``
-(``experiments/build_power_models.py``).
-
-This module exposes ``add_arguments(parser)`` and ``run(args) -> int``; the
-``estimate`` sub-command calls them when ``--hf-config`` is given.
+The estimate is :func:`powerfit.training.estimate_training` (its notes say how it is
+made and where it extrapolates); ``--json`` prints the dict it returns. This module
+exposes ``add_arguments(parser)`` and ``run(args) -> int``; the ``estimate``
+sub-command calls them when ``--hf-config`` is given.
 
 example::
 
@@ -29,38 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from pathlib import Path
 from typing import Any
-
-#: The measured training steps behind the calibration and the intervals (NeuSight's
-#: FP32 steps), used when the bundled ``step_time_intervals.json`` is absent: outside
-#: these ranges the estimate says so.
-MEASURED_RANGES: dict[str, Any] = {
-    "gpus": ("NVIDIA A100 80GB PCIe", "Tesla V100-PCIE-32GB"),
-    "parameters": (3.0e8, 6.0e9),
-    "batch_size": (1, 8),
-    "seq_len": (512, 2048),
-    "precision": ("fp32",),
-}
-
-
-def _ranges() -> dict[str, Any]:
-    """The measured ranges of the bundled step-time intervals (or the defaults)."""
-    from powerfit.step_evaluation import load_step_intervals
-
-    bundle = load_step_intervals()
-    if bundle is None:
-        return dict(MEASURED_RANGES)
-    r = bundle["ranges"]
-    return {
-        "gpus": tuple(r["gpus"]),
-        "parameters": tuple(r["n_parameters"]),
-        "batch_size": tuple(r["batch_size"]),
-        "seq_len": tuple(r["seq_len"]),
-        "precision": tuple(r["precision"]),
-    }
 
 
 def _add(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> None:
@@ -113,48 +70,13 @@ def _positive_int(value: Any, flag: str) -> int:
     return int(value)
 
 
-def out_of_range(
-    gpu: str,
-    n_parameters: int,
-    batch_size: int,
-    seq_len: int,
-    precision: str,
-    ranges: dict[str, Any] | None = None,
-) -> list[str]:
-    """Why an estimate is outside the measured steps (empty when inside)."""
-    r = MEASURED_RANGES if ranges is None else ranges
-    notes = []
-    if gpu not in r["gpus"]:
-        notes.append(f"no measured training step on {gpu}")
-    lo, hi = r["parameters"]
-    if not lo <= n_parameters <= hi:
-        notes.append(
-            f"{n_parameters / 1e9:.2g} B parameters outside the measured "
-            f"{lo / 1e9:g}–{hi / 1e9:g} B"
-        )
-    lo, hi = r["batch_size"]
-    if not lo <= batch_size <= hi:
-        notes.append(f"batch size {batch_size} outside the measured {lo}–{hi}")
-    lo, hi = r["seq_len"]
-    if not lo <= seq_len <= hi:
-        notes.append(f"sequence length {seq_len} outside the measured {lo}–{hi}")
-    if precision not in r["precision"]:
-        notes.append(f"precision {precision} not measured on whole steps (only fp32)")
-    return notes
-
-
 def estimate(args: argparse.Namespace) -> dict[str, Any]:
-    """The estimate as a JSON-serialisable dict (what ``--json`` prints)."""
-    from powerfit.graph import (
-        PRECISIONS,
-        bundled_operator_model,
-        calibrate_on_measured_steps,
-        estimate_step,
-        run_energy,
-    )
-    from powerfit.hardware import get_gpu
-    from powerfit.hf import from_hf_config
-    from powerfit.step_evaluation import half_width_for
+    """The estimate as a JSON-serialisable dict (what ``--json`` prints).
+
+    :func:`powerfit.training.estimate_training` with the command's options (errors
+    name the options).
+    """
+    from powerfit.training import estimate_training
 
     # The options this command shares with ``estimate`` may be absent or None there.
     defaults = {
@@ -171,165 +93,31 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
     args = argparse.Namespace(
         **{**vars(args), **{k: v for k, v in defaults.items() if getattr(args, k, None) is None}}
     )
-    if args.precision not in PRECISIONS:
-        raise ValueError(f"--precision {args.precision!r} is not one of {', '.join(PRECISIONS)}")
     if args.gpu is None:
         raise ValueError("--gpu is required with --hf-config")
-    gpu = get_gpu(args.gpu).name
     batch = _positive_int(args.batch_size, "--batch-size")
     seq = _positive_int(args.seq_len, "--seq-len")
     if args.steps is not None and args.tokens is not None:
         raise ValueError("give --steps or --tokens, not both")
-    config = from_hf_config(args.hf_config)
-    specs_only = bool(getattr(args, "specs_only", False))
-    n_params = config.n_parameters
-    notes = out_of_range(gpu, n_params, batch, seq, args.precision, _ranges())
-    # the bundled FP32 laws time the FP32 rows, and the memory-bound rows of every
-    # other precision on their own bytes; products of a precision without laws are
-    # timed by the roofline at its peak (+ the FP32 laws' launch cost)
-    operator_model = bundled_operator_model("fp32")
-    calibration = None
-    if operator_model is not None and not specs_only and args.precision == "fp32":
-        # in-GPU mode: the GPU's measured (FP32) steps calibrate the sum; specs-only
-        # mode must not see them
-        calibration = calibrate_on_measured_steps(gpu, operator_model)
-    est = estimate_step(
-        config,
-        gpu,
+    if args.steps is None and args.tokens is None and args.grid_intensity is not None:
+        raise ValueError("--grid-intensity needs --steps or --tokens")
+    result = estimate_training(
+        args.hf_config,
+        args.gpu,
         batch,
         seq,
         precision=args.precision,
         optimizer=args.optimizer,
         checkpointing=bool(getattr(args, "checkpointing", False)),
-        operator_model=operator_model,
-        specs_only=specs_only,
-        calibration=calibration,
+        specs_only=bool(getattr(args, "specs_only", False)),
+        steps=args.steps,
+        tokens=args.tokens,
+        grid_intensity=args.grid_intensity,
+        pue=args.pue,
+        top=int(getattr(args, "top", 10)),
     )
-    if operator_model is None:
-        est.warnings.append("no operator laws available: latencies from the roofline")
-        mode = "roofline"
-    else:
-        mode = "specs-only" if specs_only else "in-gpu"
-        if any("roofline" in w for w in est.warnings):
-            mode += "+roofline"
-    key = mode.split("+")[0]
-    if key == "in-gpu" and calibration is not None and calibration.used:
-        key = "in-gpu+cal"
-    roofline = mode.endswith("+roofline")
-    q = half_width_for(key, outside=bool(notes) or roofline, roofline=roofline)
-    roofline_share = est.roofline_share()
-    if roofline and operator_model is not None:
-        notes.append(
-            f"{100 * roofline_share:.0f} % of the step time is matrix products timed by the "
-            f"roofline at the {PRECISIONS[args.precision][0]} peak (a lower bound: "
-            "tensor-core products were never measured): step-time interval at least the "
-            f"roofline's, widened outside the measured steps (q = {q:.2f}, "
-            f"×{math.exp(q):.2f} either way)"
-        )
-    t_lo, t_hi = est.step_time_s * math.exp(-q), est.step_time_s * math.exp(q)
-    p_lo, p_hi = (
-        est.energy_interval_j[0] / est.step_time_s,
-        est.energy_interval_j[1] / est.step_time_s,
-    )
-    e_lo, e_hi = t_lo * p_lo, t_hi * p_hi
-    power_notes = []
-    if est.power_source == "transferred":
-        power_notes.append(
-            f"power law not fitted on {gpu} (no measured energy): transferred as "
-            "fractions of TDP from the measured GPUs, wider interval"
-        )
-    elif est.power_source == "prior":
-        power_notes.append("power law unfitted (no bundled power models): prior only")
-    if est.power_outside and est.power_source == "fitted":
-        power_notes.append(
-            f"utilisation {est.utilisation:.2f} outside the measured ones of the power law: "
-            "interval widened (up to TDP)"
-        )
-    top = est.breakdown("name").head(max(0, int(getattr(args, "top", 10))))
-    result: dict[str, Any] = {
-        "model": {
-            "family": config.family,
-            "n_parameters": n_params,
-            "config": str(args.hf_config),
-        },
-        "gpu": gpu,
-        "batch_size": batch,
-        "seq_len": seq,
-        "precision": args.precision,
-        "optimizer": args.optimizer,
-        "mode": mode,
-        "step_time_s": est.step_time_s,
-        "step_time_interval_s": [t_lo, t_hi],
-        "energy_j": est.energy_j,
-        "energy_interval_j": [e_lo, e_hi],
-        "power_w": est.power_w,
-        "utilisation": est.utilisation,
-        "power_model": _power_description(gpu, est),
-        "step_time_half_width": q,
-        "calibration": None
-        if calibration is None
-        else {
-            "scale": calibration.scale,
-            "launch_s": calibration.launch_s,
-            "steps": calibration.n_steps,
-            "mape_before_pct": calibration.mape_before,
-            "mape_after_pct": calibration.mape_after,
-            "mape_leave_one_out_pct": calibration.mape_loo,
-            "used": calibration.used,
-        },
-        "outside_measured_range": bool(notes) or est.power_outside or roofline,
-        "roofline_share": roofline_share,
-        "warnings": list(dict.fromkeys(notes + power_notes + est.warnings)),
-        "breakdown_by_phase": {k: float(v) for k, v in est.breakdown("phase").time_s.items()},
-        "breakdown_by_op": {k: float(v) for k, v in est.breakdown("op").time_s.items()},
-        "operators": [
-            {"name": name, "time_s": float(row.time_s), "share": float(row.share)}
-            for name, row in top.iterrows()
-        ],
-    }
-    if args.steps is not None or args.tokens is not None:
-        tokens = None if args.tokens is None else math.ceil(args.tokens)
-        run = run_energy(
-            est.energy_j,
-            steps=args.steps,
-            tokens=tokens,
-            tokens_per_step=batch * seq,
-            grid_intensity=args.grid_intensity,
-            pue=args.pue,
-        )
-        result.update(run)
-        result["run_energy_interval_kwh"] = [run["steps"] * e / 3.6e6 for e in (e_lo, e_hi)]
-        if "co2_kg" in run:
-            result["co2_interval_kg"] = [
-                k * args.grid_intensity / 1000 * args.pue
-                for k in result["run_energy_interval_kwh"]
-            ]
-    elif args.grid_intensity is not None:
-        raise ValueError("--grid-intensity needs --steps or --tokens")
+    result["model"]["config"] = str(args.hf_config)
     return result
-
-
-def _power_description(gpu: str, est: Any) -> dict[str, Any]:
-    """The power law used, as JSON (``fitted`` False when not fitted on this GPU)."""
-    from powerfit.hardware import get_gpu
-    from powerfit.power import power_model_for, prior_power
-
-    fit = power_model_for(gpu)
-    if fit is None:
-        spec = get_gpu(gpu)
-        fit = prior_power(spec.name, float(spec.power_limit_w))
-    return {
-        "law": "P = P_idle + (P_max - P_idle) * u^gamma",
-        "fitted": bool(fit.fitted),
-        "source": est.power_source,
-        "p_idle_w": fit.p_idle_w,
-        "p_max_w": fit.p_max_w,
-        "gamma": fit.gamma,
-        "tdp_w": fit.tdp_w,
-        "sigma_log": fit.sigma_log,
-        "measured_utilisation": list(fit.u_range),
-        "utilisation_outside_measured": bool(est.power_outside),
-    }
 
 
 def run(args: argparse.Namespace) -> int:

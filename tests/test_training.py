@@ -1,0 +1,74 @@
+"""powerfit.training: a Hugging Face model's step and run, the same in Python and CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from powerfit.training import estimate_training, out_of_range
+
+
+@pytest.fixture(scope="module")
+def gpt2_large(data_home) -> Path:
+    path = Path(data_home, "neusight2025", "models", "gpt2_large.json")
+    if not path.exists():
+        pytest.skip("NeuSight's model configs not found under the data home")
+    return path
+
+
+def test_python_gives_what_the_cli_prints(gpt2_large, capsys):
+    from powerfit.cli import main
+
+    argv = ["estimate", "--hf-config", str(gpt2_large), "--gpu", "h100", "--batch-size", "4",
+            "--seq-len", "1024", "--precision", "amp-bf16", "--steps", "50000",
+            "--grid-intensity", "350", "--pue", "1.2", "--json"]  # fmt: skip
+    assert main(argv) == 0
+    printed = json.loads(capsys.readouterr().out)
+    # An alias and the full name give the same estimate (not a transfer for one of them).
+    for gpu in ("h100", "NVIDIA H100 80GB HBM3"):
+        result = estimate_training(
+            gpt2_large, gpu, 4, 1024, precision="amp-bf16", steps=50_000,
+            grid_intensity=350, pue=1.2,
+        )  # fmt: skip
+        assert json.loads(json.dumps(result)) == printed
+
+
+def test_whole_run_follows_from_the_step(gpt2_large):
+    r = estimate_training(gpt2_large, "a100", 4, 1024, tokens=1e9, grid_intensity=50, pue=1.1)
+    assert r["steps"] == math.ceil(1e9 / (4 * 1024))
+    assert r["run_energy_kwh"] == pytest.approx(r["steps"] * r["energy_j"] / 3.6e6)
+    assert r["co2_kg"] == pytest.approx(r["run_energy_kwh"] * 50 / 1000 * 1.1)
+    lo, hi = r["co2_interval_kg"]
+    assert lo < r["co2_kg"] < hi
+
+
+def test_interval_widens_outside_the_measured_steps(gpt2_large):
+    inside = estimate_training(gpt2_large, "a100", 4, 1024)
+    assert inside["gpu"] == "NVIDIA A100 80GB PCIe"
+    assert not out_of_range(inside["gpu"], inside["model"]["n_parameters"], 4, 1024, "fp32")
+    outside = estimate_training(gpt2_large, "a100", 64, 1024)  # batch beyond the measured
+    assert any("batch size 64 outside" in w for w in outside["warnings"])
+    assert outside["outside_measured_range"]
+    assert outside["step_time_half_width"] > inside["step_time_half_width"]
+    # More work never costs less.
+    assert outside["energy_j"] > inside["energy_j"] > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": 0}, "batch_size must be a positive integer"),
+        ({"seq_len": 1.5}, "seq_len must be a positive integer"),
+        ({"precision": "int8"}, "precision 'int8' is not one of"),
+        ({"gpu": "no such gpu"}, "unknown GPU 'no such gpu'"),
+        ({"steps": 10, "tokens": 1e6}, "not both"),
+        ({"grid_intensity": 300.0}, "grid_intensity needs a run"),
+    ],
+)
+def test_bad_arguments_are_named(gpt2_large, kwargs, message):
+    args = {"gpu": "a100", "batch_size": 4, "seq_len": 1024} | kwargs
+    with pytest.raises(ValueError, match=message):
+        estimate_training(gpt2_large, **args)
