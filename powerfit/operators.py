@@ -95,6 +95,7 @@ from __future__ import annotations
 import json
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -939,8 +940,20 @@ def _r2(pred: np.ndarray, y: np.ndarray) -> float:
     return 1 - float(np.sum((y - pred) ** 2)) / ss if ss > 0 else float("nan")
 
 
+#: The stages of :func:`evaluate_operators`, as its ``progress`` callback names them.
+EVALUATION_STAGES = (
+    "fitting every GPU on all rows",
+    "fitting every GPU without its held-out shapes",
+    "transferring to each GPU left out",
+    "fitting the FLOPs-only law",
+)
+
+
 def evaluate_operators(
-    frame: pd.DataFrame | None = None, max_rows: int = 1000, random_state: int = 0
+    frame: pd.DataFrame | None = None,
+    max_rows: int = 1000,
+    random_state: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Per GPU and operator family: in-GPU, leave-one-GPU-out and roofline errors.
 
@@ -960,6 +973,8 @@ def evaluate_operators(
     max_rows : int, default 1000
         Rows per (GPU, op) used by each fit (see :class:`OperatorTimeModel`).
     random_state : int, default 0
+    progress : callable, optional
+        Called with the name of each stage (:data:`EVALUATION_STAGES`) as it starts.
 
     Returns
     -------
@@ -979,13 +994,17 @@ def evaluate_operators(
     w = _weights(frame)
     held = _held_out(frame)
     params = {"max_rows": max_rows, "random_state": random_state}
+    stage = progress or (lambda name: None)
+    stage(EVALUATION_STAGES[0])
     full = OperatorTimeModel(**params).fit(frame, y, w)
+    stage(EVALUATION_STAGES[1])
     in_gpu = OperatorTimeModel(**params).fit(frame[~held], y[~held], w[~held])
     pred_in = in_gpu.predict(frame[held])
     roof = roofline_latency(frame[held].reset_index(drop=True))
     test = frame[held].reset_index(drop=True).assign(pred_in=pred_in, roof=roof)
     test["pred_logo"] = np.nan
     gpus = sorted(frame["gpu"].unique())
+    stage(EVALUATION_STAGES[2])
     for gpu in gpus:
         others = OperatorTimeModel(**params)
         others.laws_ = {k: v for k, v in full.laws_.items() if k[0] != gpu}
@@ -996,6 +1015,7 @@ def evaluate_operators(
         mask = test["gpu"] == gpu
         if mask.any():
             test.loc[mask, "pred_logo"] = others.predict(test[mask])
+    stage(EVALUATION_STAGES[3])
     test["flops_law"] = _flops_law_predictions(frame[~held], w[~held], test, full.specs_)
     test["family"] = np.where(test["op"].map(OPERATOR_KINDS) == "matmul", "matmul", "memory")
     rows = []

@@ -294,7 +294,9 @@ def neusight_sample(data_home):
 
 
 def test_evaluation_on_a_neusight_subsample(neusight_sample):
-    table = O.evaluate_operators(neusight_sample, max_rows=300)
+    seen = []
+    table = O.evaluate_operators(neusight_sample, max_rows=300, progress=seen.append)
+    assert seen == list(O.EVALUATION_STAGES)  # each stage announced once, in order
     assert set(table["gpu"]) == set(neusight_sample["gpu"])
     assert set(table["family"]) == {"matmul", "memory"}
     assert (table["n_test"] > 0).all()

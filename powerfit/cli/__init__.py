@@ -31,7 +31,7 @@ import os
 import sys
 import traceback
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from powerfit._version import __version__
@@ -314,19 +314,31 @@ def progress_bar(
 
 
 @contextlib.contextmanager
-def busy(label: str, *, quiet: bool = False) -> Iterator[None]:
-    """A one-stage :func:`progress_bar` (a running indicator) around a block.
+def stages(total: int, label: str, *, quiet: bool = False) -> Iterator[Callable[[str], None]]:
+    """A :func:`progress_bar` of ``total`` stages around a block.
+
+    Yields a ``stage(name)`` callback (what ``progress=`` arguments of the library
+    take): each call shows ``name`` and advances the bar by one. Nothing is shown
+    when stderr is not a terminal or ``quiet`` (pass ``args.json``).
 
     Parameters
     ----------
+    total : int
+        Stages the block will announce.
     label : str
-        What is being done.
+        What is being done, shown until the first stage.
     quiet : bool, default False
-        Show nothing (pass ``args.json``).
+        Show nothing.
     """
-    bar = progress_bar(1, label, quiet=quiet)
+    bar = progress_bar(total, label, quiet=quiet)
+
+    def stage(name: str) -> None:
+        if bar is not None:
+            bar.set_description_str(name)
+            bar.update(1)
+
     try:
-        yield
+        yield stage
     finally:
         if bar is not None:
             bar.close()

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from powerfit.cli import add_format_arguments, busy, progress_bar
+from powerfit.cli import add_format_arguments, progress_bar, stages
 
 HELP = """\
 Fit the paper's model, powerfit's training-step model and a gradient-boosting
@@ -230,10 +230,15 @@ def _run_operators(args: argparse.Namespace) -> int:
     """``powerfit evaluate --suite operators``: the operator laws' table."""
     import numpy as np
 
-    from powerfit.operators import coefficient_table, evaluate_operators, format_operator_table
+    from powerfit.operators import (
+        EVALUATION_STAGES,
+        coefficient_table,
+        evaluate_operators,
+        format_operator_table,
+    )
 
-    with busy("evaluating the operator laws", quiet=args.json):
-        table = evaluate_operators()
+    with stages(len(EVALUATION_STAGES), "operator laws", quiet=args.json) as stage:
+        table = evaluate_operators(progress=stage)
     laws = coefficient_table(table.attrs["full_model"])
     if args.json:
         records = table.replace({np.nan: None}).to_dict(orient="records")
@@ -259,7 +264,7 @@ def _run_steps(args: argparse.Namespace) -> int:
     from powerfit.step_evaluation import evaluate_steps
 
     start = time.perf_counter()
-    with busy("timing the measured training steps", quiet=args.json):
+    with stages(1, "timing the measured training steps", quiet=args.json):
         table = evaluate_steps()
     seconds = time.perf_counter() - start
     if args.json:

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from powerfit.cli import add_format_arguments, add_tracking_timeout_argument, progress_bar
+from powerfit.cli import add_format_arguments, add_tracking_timeout_argument, stages
 
 HELP = """\
 Fit one efficiency law per operation and the energy model of a GPU and architecture
@@ -142,14 +142,7 @@ def _fit_and_log(args: argparse.Namespace) -> Any:
     from powerfit.tracking.fitting import fit_coefficients
     from powerfit.tracking.recording import log_fit
 
-    bar = progress_bar(_STAGES, "powerfit fit", quiet=args.json)
-
-    def stage(name: str) -> None:
-        if bar is not None:
-            bar.set_description_str(name)
-            bar.update(1)
-
-    try:
+    with stages(_STAGES, "powerfit fit", quiet=args.json) as stage:
         with open_store(resolve_url(args.db)) as store:
             fit = fit_coefficients(
                 store,
@@ -173,9 +166,6 @@ def _fit_and_log(args: argparse.Namespace) -> Any:
             test_size=args.test_size,
             random_state=args.seed,
         )
-    finally:
-        if bar is not None:
-            bar.close()
 
 
 def run(args: argparse.Namespace) -> int:
