@@ -70,6 +70,17 @@ def check_configs(
         Transformer has more heads than d_model. Rows are numbered from 1 in the
         order of ``configs`` (the data row of a CSV file).
     """
+    _checked_columns(configs, arch, n_layers=n_layers, source=source)
+
+
+def _checked_columns(
+    configs: pd.DataFrame, arch: str, *, n_layers: bool = True, source: str | None = None
+) -> dict[str, np.ndarray]:
+    """:func:`check_configs`, returning the required columns it read, as floats.
+
+    Every value returned is a finite number > 0: a caller that reads these columns
+    next (:class:`powerfit.models.StepFeatures`) converts and checks them once.
+    """
     required = list(REQUIRED_COLUMNS[arch]) + (["n_layers"] if n_layers else [])
     optional = [c for c in ("d_ff", "seq_len") if c in configs.columns and c not in required]
     missing = [c for c in required if c not in configs.columns]
@@ -79,6 +90,7 @@ def check_configs(
             f"needs {', '.join(required)}",
             source=source,
         )
+    checked = {}
     for column in required + optional:
         values = pd.to_numeric(configs[column], errors="coerce").to_numpy(dtype=float)
         bad = ~(np.isfinite(values) & (values > 0))
@@ -92,9 +104,10 @@ def check_configs(
                 row=row + 1,
                 column=column,
             )
+        if column in required:
+            checked[column] = values
     if arch == "transformer":
-        heads = pd.to_numeric(configs["n_heads"]).to_numpy(dtype=float)
-        width = pd.to_numeric(configs["d_model"]).to_numpy(dtype=float)
+        heads, width = checked["n_heads"], checked["d_model"]
         bad = heads > width
         if bad.any():
             row = int(np.argmax(bad))
@@ -104,6 +117,7 @@ def check_configs(
                 row=row + 1,
                 column="n_heads",
             )
+    return checked
 
 
 def law_coefficients(law: Any) -> tuple[float, float, float]:
