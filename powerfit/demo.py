@@ -79,10 +79,10 @@ def compare_candidates(
     from powerfit.flops import configuration_flops
     from powerfit.profiles import load_profile
 
-    inputs = configs.drop(columns=["model"]).astype(float)
+    shapes = configs.drop(columns=["model"])  # integer counts, as the signature says
+    inputs = shapes.astype(float)
     energy = pd.Series(
-        pd.DataFrame(model.predict(configs.drop(columns=["model"]))).iloc[:, 0].to_numpy(),
-        index=configs.index,
+        pd.DataFrame(model.predict(shapes)).iloc[:, 0].to_numpy(), index=configs.index
     )
     flops = configuration_flops(inputs, "transformer", per="model", training=True).sum(axis=1)
     table = pd.DataFrame(

@@ -1224,8 +1224,7 @@ def estimate_step(
     if calibration is not None:
         summed = total
         total = calibration.apply(summed, n_ops=float(graph["count"].sum()))
-        # rows share the calibrated total in proportion (a hidden launch overhead,
-        # launch < 0, must not make a small operator's latency negative)
+        # rows share the calibrated total in proportion to their latencies
         lat = lat * (total / summed if summed > 0 else calibration.scale)
     pm = _power_model(gpu) if power_model is None else power_model
     e, lo, hi, p = step_energy(graph, gpu, lat, total, pm)

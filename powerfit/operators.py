@@ -1006,15 +1006,9 @@ def evaluate_operators(
     gpus = sorted(frame["gpu"].unique())
     stage(EVALUATION_STAGES[2])
     for gpu in gpus:
-        others = OperatorTimeModel(**params)
-        others.laws_ = {k: v for k, v in full.laws_.items() if k[0] != gpu}
-        others.specs_ = {g: s for g, s in full.specs_.items() if g != gpu}
-        others.n_rows_ = {}
-        others.transfer_ = _transfer_coefficients(others.laws_, others.specs_)
-        others.n_features_in_ = len(OPERATOR_COLUMNS)
         mask = test["gpu"] == gpu
         if mask.any():
-            test.loc[mask, "pred_logo"] = others.predict(test[mask])
+            test.loc[mask, "pred_logo"] = full.without_gpus([gpu]).predict(test[mask])
     stage(EVALUATION_STAGES[3])
     test["flops_law"] = _flops_law_predictions(frame[~held], w[~held], test, full.specs_)
     test["family"] = np.where(test["op"].map(OPERATOR_KINDS) == "matmul", "matmul", "memory")

@@ -519,7 +519,7 @@ def evaluate_energy_chain(
 
     from powerfit.graph import (
         bundled_operator_model,
-        operator_latency,
+        operator_latency_sources,
         training_step_graph,
         utilisation,
     )
@@ -531,12 +531,12 @@ def evaluate_energy_chain(
     for cid, k in configs.iterrows():
         cfg = paper_model_config(k.model, k.n_layers, k.d_model, k.n_heads, k.seq_len)
         g = training_step_graph(cfg, int(k.batch_size), int(k.seq_len), k.precision, "adamw")
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            lat = operator_latency(g, k.gpu, model)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lat, source, _notes = operator_latency_sources(g, k.gpu, model)
         pred_t[cid] = float(np.sum(lat * g["count"].to_numpy()))
         pred_u[cid] = utilisation(g, lat, k.gpu)
-        roof[cid] = model is None or any("roofline" in str(w.message) for w in caught)
+        roof[cid] = bool((source == "roofline").any())
     rows = []
     for gpu, g in frame.groupby("gpu"):
         g = g.reset_index(drop=True)

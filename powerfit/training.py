@@ -329,7 +329,7 @@ def _mode_and_half_width(
         mode = "roofline"
     else:
         mode = "specs-only" if specs_only else "in-gpu"
-        if any("roofline" in w for w in est.warnings):
+        if est.source == "roofline":  # some rows had no laws of their precision
             mode += "+roofline"
     key = mode.split("+")[0]
     if key == "in-gpu" and calibration is not None and calibration.used:

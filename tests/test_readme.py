@@ -20,12 +20,6 @@ Opting out
 Put ``<!-- readme-test: skip (reason) -->`` on the line right before a block's fence
 (an HTML comment: GitHub does not show it). The test is then skipped with that
 reason.
-
-Known wrong examples
---------------------
-:data:`KNOWN_WRONG` marks blocks that fail as written (xfail, strict) with the fix;
-the lead fixes README.md and removes the entry (a fixed block then XPASSes, which
-fails, as a reminder).
 """
 
 from __future__ import annotations
@@ -42,9 +36,6 @@ import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 SKIP_MARKER = re.compile(r"<!--\s*readme-test:\s*skip\s*\((?P<reason>.*)\)\s*-->")
-
-#: A snippet of a block that fails as written → why, and the fix for README.md.
-KNOWN_WRONG: dict[str, str] = {}
 
 #: Snippets of blocks that need a registered model in the default registry.
 NEEDS_MODEL = ("models:/",)
@@ -108,17 +99,10 @@ PYTHON = [b for b in BLOCKS if b.lang == "python"]
 CONSOLE = [(b, c) for b in BLOCKS if b.lang == "console" for c in console_commands(b)]
 
 
-def _known_wrong(text: str) -> str | None:
-    return next((why for snippet, why in KNOWN_WRONG.items() if snippet in text), None)
-
-
 def _marks(block: Block, text: str) -> list[pytest.MarkDecorator]:
     marks = []
     if block.skip is not None:
         marks.append(pytest.mark.skip(reason=block.skip))
-    why = _known_wrong(text)
-    if why is not None:
-        marks.append(pytest.mark.xfail(strict=True, reason=why))
     if any(snippet in text for snippet in NEEDS_MODEL):
         marks.append(pytest.mark.slow)
     return marks
@@ -176,7 +160,7 @@ def _register_models(work: Path, env: dict[str, str], data_home: Path) -> None:
 def test_python_block_runs_as_written(index, user, data_home):
     work, env = user
     block = PYTHON[index]
-    earlier = [b.text for b in PYTHON[:index] if b.skip is None and _known_wrong(b.text) is None]
+    earlier = [b.text for b in PYTHON[:index] if b.skip is None]
     text = "\n".join([*earlier, block.text])
     if any(snippet in block.text for snippet in NEEDS_MODEL):
         _register_models(work, env, data_home)

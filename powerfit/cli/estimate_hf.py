@@ -101,7 +101,7 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("give --steps or --tokens, not both")
     if args.steps is None and args.tokens is None and args.grid_intensity is not None:
         raise ValueError("--grid-intensity needs --steps or --tokens")
-    result = estimate_training(
+    return estimate_training(
         args.hf_config,
         args.gpu,
         batch,
@@ -116,8 +116,6 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
         pue=args.pue,
         top=int(getattr(args, "top", 10)),
     )
-    result["model"]["config"] = str(args.hf_config)
-    return result
 
 
 def run(args: argparse.Namespace) -> int:

@@ -130,41 +130,29 @@ def _run_operators(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Stages of ``powerfit fit`` shown by its progress bar: those of
-#: :func:`~powerfit.tracking.fitting.fit_coefficients`, then the MLflow recording.
+#: Stages of ``powerfit fit`` shown by its progress bar (those :func:`fit_and_log`
+#: announces: :func:`~powerfit.tracking.fitting.fit_coefficients`'s, then recording).
 _STAGES = 6
 
 
 def _fit_and_log(args: argparse.Namespace) -> Any:
-    """Fit and record (:func:`~powerfit.tracking.fitting.fit_coefficients`, then
-    :func:`~powerfit.tracking.recording.log_fit`), with a progress bar."""
-    from powerfit.store import open_store, resolve_url
-    from powerfit.tracking.fitting import fit_coefficients
-    from powerfit.tracking.recording import log_fit
+    """:func:`~powerfit.tracking.fit_and_log` with the command's options and progress."""
+    from powerfit.tracking import fit_and_log
 
     with stages(_STAGES, "powerfit fit", quiet=args.json) as stage:
-        with open_store(resolve_url(args.db)) as store:
-            fit = fit_coefficients(
-                store,
-                args.gpu,
-                args.arch,
-                energy_model=args.model,
-                test_size=args.test_size,
-                random_state=args.seed,
-                precision=args.precision,
-                laws_from=args.laws_from,
-                progress=stage,
-            )
-            shown_url = store.url
-        stage("recording in MLflow")
-        return log_fit(
-            fit,
+        return fit_and_log(
+            args.db,
+            args.gpu,
+            args.arch,
             tracking_uri=args.tracking_uri,
             register=args.register,
             promote=args.promote,
-            store_url=shown_url,
             test_size=args.test_size,
             random_state=args.seed,
+            energy_model=args.model,
+            precision=args.precision,
+            laws_from=args.laws_from,
+            progress=stage,
         )
 
 

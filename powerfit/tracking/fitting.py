@@ -904,10 +904,7 @@ def fit_coefficients(
     train, test, stratify, notes = _split(runs, test_size, random_state)
     notes = law_notes + input_notes + count_notes + notes
     stage("fitting the energy model")
-    pipeline_laws = (
-        laws if laws_from is None else {op: law.coefficients_ for op, law in laws.items()}
-    )
-    model = energy_model({gpu: dict(pipeline_laws)}, arch=arch, peak_flops={gpu: peak})
+    model = energy_model({gpu: dict(laws)}, arch=arch, peak_flops={gpu: peak})
     final = model.steps[-1][1] if hasattr(model, "steps") else model
     duration = pd.to_numeric(runs["duration_s"], errors="coerce").to_numpy(dtype=float)
     if hasattr(final, "predict_time") and np.all(np.isfinite(duration) & (duration > 0)):

@@ -61,8 +61,8 @@ SPEC_VERSION = 1
 #: The classes a specification may build, and the fitted attributes each may carry.
 #: Adding a class here is a security decision: it must be a ``BaseEstimator`` whose
 #: ``__init__`` only stores its arguments and whose methods touch no file (other than
-#: powerfit's own package data and a file that the input rows name), no network and
-#: no process.
+#: powerfit's own package data), no network and no process, whatever the input rows
+#: hold (:func:`_refuse_config_paths`).
 ALLOWED_ESTIMATORS: dict[str, frozenset[str]] = {
     "sklearn.pipeline.Pipeline": frozenset(),
     "powerfit.laws.PowerLawEfficiency": frozenset(
@@ -133,8 +133,8 @@ ALLOWED_ESTIMATORS: dict[str, frozenset[str]] = {
     ),
     # Step time of a Hugging Face config on a GPU: per-GPU (scale, launch [s]) pairs.
     # Its predict reads powerfit's bundled operator laws and GPU catalogue (fixed
-    # package files, named by a validated precision) and, when a row's ``config`` is
-    # not JSON text, the config.json file that the row names: a path the caller gave.
+    # package files, named by a validated precision); in Python it also opens a
+    # config.json path a row names, which a loaded model refuses (_refuse_config_paths).
     "powerfit.graph.StepTimeRegressor": frozenset({"calibrations_", "n_features_in_"}),
 }
 
@@ -443,9 +443,9 @@ def _refuse_config_paths(model: Any, model_input: Any) -> None:
     ``config.json`` path the caller gives; through pyfunc (a model server, Spark) the
     caller is remote, and a path would make the server open one of its own files.
     """
-    if type(model).__name__ != "StepTimeRegressor" or not isinstance(model_input, pd.DataFrame):
+    if not isinstance(model_input, pd.DataFrame) or "config" not in model_input:
         return
-    if "config" not in model_input:
+    if not isinstance(model, _class_for("powerfit.graph.StepTimeRegressor")):
         return
     for i, value in enumerate(model_input["config"]):
         if not (isinstance(value, str) and value.lstrip().startswith("{")):

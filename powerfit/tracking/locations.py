@@ -58,6 +58,7 @@ __all__ = [
     "mask_url",
     "model_name_for",
     "resolve_tracking_uri",
+    "slug",
     "tracking_timeout",
     "using_tracking_uri",
 ]
@@ -315,6 +316,14 @@ def _check_database(uri: str, timeout: float) -> None:
         )
 
 
+def slug(text: str) -> str:
+    """``text`` lower-cased, every run of other characters than a-z and 0-9 one ``-``.
+
+    For MLflow names and metric keys (``NVIDIA A100 80GB PCIe`` → ``nvidia-a100-80gb-pcie``).
+    """
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
+
+
 def model_name_for(gpu: str, arch: str) -> str:
     """Registered-model name for a GPU and architecture.
 
@@ -323,8 +332,7 @@ def model_name_for(gpu: str, arch: str) -> str:
     >>> model_name_for("NVIDIA A100 80GB PCIe", "transformer")
     'powerfit-nvidia-a100-80gb-pcie-transformer'
     """
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{gpu} {arch}".lower()).strip("-")
-    return f"powerfit-{slug}"
+    return f"powerfit-{slug(f'{gpu} {arch}')}"
 
 
 @contextlib.contextmanager

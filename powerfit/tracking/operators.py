@@ -34,7 +34,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from powerfit.exceptions import DataError
-from powerfit.tracking.locations import resolve_tracking_uri, using_tracking_uri
+from powerfit.tracking.locations import resolve_tracking_uri, slug, using_tracking_uri
 from powerfit.tracking.recording import (
     MODEL_NAME,
     _experiment_id,
@@ -109,11 +108,7 @@ def operator_model_name(precision: str) -> str:
     >>> operator_model_name("fp32")
     'powerfit-operators-fp32'
     """
-    return f"powerfit-operators-{_slug(precision)}"
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-")
+    return f"powerfit-operators-{slug(precision)}"
 
 
 def _signature() -> Any:
@@ -171,11 +166,11 @@ def _metrics(model: Any, X: Any, y: np.ndarray) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for (gpu, op), law in sorted(model.laws_.items()):
         for name, value in law.items():
-            metrics[f"law.{_slug(gpu)}.{op}.{name}"] = float(value)
+            metrics[f"law.{slug(gpu)}.{op}.{name}"] = float(value)
     error = np.abs(model.predict(X) / y - 1)
     kinds = X["op"].map(operator_kind)
     for (gpu, op), idx in X.groupby([X["gpu"], kinds], sort=True).indices.items():
-        metrics[f"mape.{_slug(gpu)}.{op}"] = float(np.mean(error[idx]))
+        metrics[f"mape.{slug(gpu)}.{op}"] = float(np.mean(error[idx]))
     metrics["mape"] = float(np.mean(error))
     return metrics
 
@@ -253,7 +248,7 @@ def fit_operator_laws(
         "n_rows_fit": int(sum(model.n_rows_.values())),
         "store_url": mask_url(shown_url),
         "data_sha256": rows_sha,
-        **{f"n_rows.{_slug(g)}.{o}": n for (g, o), n in sorted(model.n_rows_.items())},
+        **{f"n_rows.{slug(g)}.{o}": n for (g, o), n in sorted(model.n_rows_.items())},
     }
     params |= _scalar_params(model.get_params(), "model.")
     name = register or operator_model_name(found)

@@ -48,6 +48,7 @@ from powerfit.tracking.locations import (
     mask_password,
     model_name_for,
     resolve_tracking_uri,
+    slug,
     using_tracking_uri,
 )
 from powerfit.tracking.verify import DIGEST_TAG, download_model
@@ -527,7 +528,9 @@ def fit_and_log(
         Reuse this bundled profile's efficiency laws and fit only the energy model
         (a lab that measured training steps only); recorded as ``powerfit.laws_from``.
     progress : callable, optional
-        Called with the name of each fitting stage as it starts.
+        Called with the name of each stage as it starts: those of
+        :func:`~powerfit.tracking.fitting.fit_coefficients`, then
+        ``"recording in MLflow"``.
 
     Returns
     -------
@@ -558,6 +561,8 @@ def fit_and_log(
             progress=progress,
         )
         shown_url = store.url
+    if progress is not None:
+        progress("recording in MLflow")
     return log_fit(
         fit,
         tracking_uri=tracking_uri,
@@ -578,8 +583,8 @@ def fit_and_log(
 def step_time_signature() -> Any:
     """Signature of :class:`powerfit.graph.StepTimeRegressor`: one row per training step.
 
-    ``gpu`` (name), ``config`` (the model's ``config.json`` as JSON text; a path to
-    the file also works, read where the model runs), ``batch_size`` and ``seq_len``
+    ``gpu`` (name), ``config`` (the model's ``config.json`` as JSON text: a served
+    model refuses a path, :mod:`powerfit.tracking.flavor`), ``batch_size`` and ``seq_len``
     (``long``) are required, ``precision`` (``fp32``, ``tf32``, ``bf16``...) is
     optional; out: the step time [s] (``double``).
 
@@ -604,12 +609,10 @@ def _step_time_metrics(model: Any, X_test: Any, y_test: Any) -> tuple[dict, dict
     """(coefficients, metrics) of a fitted step-time model, as MLflow metrics."""
     import numpy as np
 
-    from powerfit.tracking.operators import _slug
-
     coefficients = {}
     for gpu, (scale, launch_s) in sorted(model.calibrations_.items()):
-        coefficients[f"calibration.{_slug(gpu)}.scale"] = float(scale)
-        coefficients[f"calibration.{_slug(gpu)}.launch_s"] = float(launch_s)
+        coefficients[f"calibration.{slug(gpu)}.scale"] = float(scale)
+        coefficients[f"calibration.{slug(gpu)}.launch_s"] = float(launch_s)
     metrics: dict[str, float] = {}
     if X_test is not None:
         y = np.asarray(y_test, dtype=float)
