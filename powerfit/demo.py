@@ -181,9 +181,12 @@ def run_demo(
 
     import mlflow
 
-    step(5, f"loading models:/{fit.model_name}@champion with mlflow.pyfunc")
+    from powerfit.tracking import verified_model
+
+    step(5, f"loading models:/{fit.model_name}@champion with mlflow.pyfunc (digest verified)")
     mlflow.set_tracking_uri(tracking_uri)
-    model = mlflow.pyfunc.load_model(f"models:/{fit.model_name}@champion")
+    with verified_model(f"models:/{fit.model_name}@champion", tracking_uri) as folder:
+        model = mlflow.pyfunc.load_model(str(folder))
 
     step(6, "energy-aware comparison (batch 64, sequence length 320, one training step)")
     table = compare_candidates(model, fit.pipeline)

@@ -49,6 +49,7 @@ COMMAND_MODULES = (
     "db",
     "fit",
     "history",
+    "serve",
     "evaluate",
     "measure",
     "gpus",

@@ -7,8 +7,8 @@ best version on the held-out data.
 
 >>> from powerfit.tracking import fit_and_log, history, compare  # doctest: +SKIP
 >>> result = fit_and_log(gpu="NVIDIA A100 80GB PCIe", arch="transformer")  # doctest: +SKIP
->>> import mlflow  # doctest: +SKIP
->>> model = mlflow.pyfunc.load_model(f"models:/{result.model_name}@champion")  # doctest: +SKIP
+>>> from powerfit.tracking import load_model  # doctest: +SKIP
+>>> model = load_model(f"models:/{result.model_name}@champion")  # digest checked  # doctest: +SKIP
 >>> energy_j = model.predict(configs)  # doctest: +SKIP
 
 Modules: :mod:`~powerfit.tracking.locations` (where: default SQLite store and
@@ -34,8 +34,10 @@ __all__ = [
     "fit_and_log",
     "fit_operator_laws",
     "history",
+    "load_model",
     "log_step_time_model",
     "model_name_for",
+    "verified_model",
     "verify_model",
 ]
 
@@ -51,6 +53,8 @@ _LAZY = {
     "default_artifact_root": "powerfit.tracking.locations",
     "model_name_for": "powerfit.tracking.locations",
     "verify_model": "powerfit.tracking.verify",
+    "verified_model": "powerfit.tracking.verify",
+    "load_model": "powerfit.tracking.verify",
 }
 
 

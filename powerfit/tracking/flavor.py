@@ -51,6 +51,7 @@ __all__ = [
     "UnsafeModelError",
     "artifact_digest",
     "from_spec",
+    "load_spec_folder",
     "save_model",
     "to_spec",
 ]
@@ -455,10 +456,34 @@ def _refuse_config_paths(model: Any, model_input: Any) -> None:
             )
 
 
-def _load_pyfunc(path: str) -> _PyfuncModel:
-    """MLflow's pyfunc entry point: rebuild the model from its JSON specification."""
+def _read_spec(path: str | os.PathLike[str]) -> Any:
+    """The estimator of a JSON specification file, built by :func:`from_spec`."""
     try:
         spec = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except FileNotFoundError:
+        raise UnsafeModelError(
+            f"{Path(path).name}: the model has no powerfit specification"
+        ) from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, OSError) as exc:
         raise UnsafeModelError(f"{path}: not a readable JSON model specification") from exc
-    return _PyfuncModel(from_spec(spec))
+    return from_spec(spec)
+
+
+def load_spec_folder(folder: str | os.PathLike[str]) -> Any:
+    """The estimator of a local model folder, from its :data:`SPEC_FILE` only.
+
+    The folder's ``MLmodel`` is not read: whatever loader it names, the estimator is
+    rebuilt by the allowlisted :func:`from_spec`. Call it on a folder whose digest was
+    checked (:func:`powerfit.tracking.load_model` does both).
+
+    Raises
+    ------
+    UnsafeModelError
+        When the folder has no specification or it is not allowlisted.
+    """
+    return _read_spec(Path(folder, SPEC_FILE))
+
+
+def _load_pyfunc(path: str) -> _PyfuncModel:
+    """MLflow's pyfunc entry point: rebuild the model from its JSON specification."""
+    return _PyfuncModel(_read_spec(path))

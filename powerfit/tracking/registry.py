@@ -253,10 +253,9 @@ def decide_champion(
 def _same_evidence(
     client: Any, name: str, version: int, current: int, fit: Any
 ) -> ChampionDecision:
-    import mlflow.pyfunc
-
     from powerfit.tracking.fitting import row_digests
-    from powerfit.tracking.recording import as_model_input
+    from powerfit.tracking.flavor import UnsafeModelError
+    from powerfit.tracking.verify import load_model
 
     X, y = fit.X_test, fit.y_test.to_numpy(dtype=float)
     keep = np.ones(len(X), dtype=bool)
@@ -278,10 +277,10 @@ def _same_evidence(
         return _stored_rule(client, name, version, current, why)
     X, y = X[keep], y[keep]
     try:
-        champion = mlflow.pyfunc.load_model(f"models:/{name}/{current}")
-        signature = champion.metadata.signature
-        inputs = X if signature is None else as_model_input(X, signature)
-        old = _mape(y, np.asarray(champion.predict(inputs), dtype=float).reshape(-1))
+        champion = load_model(f"models:/{name}/{current}")
+        old = _mape(y, np.asarray(champion.predict(X), dtype=float).reshape(-1))
+    except UnsafeModelError as exc:  # a tampered champion is never run, nor compared against
+        return ChampionDecision(False, current, f"not promoted: champion refused: {exc}")
     except Exception as exc:  # any failure to load or score falls back, and says why
         why = f"champion version {current} could not be scored ({type(exc).__name__}: {exc})"
         return _stored_rule(client, name, version, current, why[:500])

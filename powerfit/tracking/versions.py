@@ -176,8 +176,9 @@ def compare(
         No version matches, the versions span several architectures (pass
         ``arch``), or a configuration is invalid (names row and column).
     """
-    import mlflow.sklearn
     from mlflow import MlflowClient
+
+    from powerfit.tracking.verify import load_model
 
     source = None
     if not isinstance(configs, pd.DataFrame):
@@ -208,7 +209,7 @@ def compare(
 
         check_configs(configs, archs.pop() or "transformer", source=source)
         for version in versions:
-            pipeline = mlflow.sklearn.load_model(f"models:/{version.name}/{version.version}")
+            pipeline = load_model(f"models:/{version.name}/{version.version}", uri)
             out[f"{version.name}/{version.version}"] = pipeline.predict(configs)
     return out
 
