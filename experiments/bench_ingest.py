@@ -3,7 +3,7 @@
 Writes a canonical operation-measurements CSV of N rows (default 100,000) to a
 temporary folder, then times, on a brand-new store of each backend:
 
-* ``read``   — parse and validate the file (:func:`powerfit.store.readers.read_measurements`);
+* ``read``   — parse and validate the file (:func:`powerfit.store.readers.read.read_measurements`);
 * ``insert`` — the one write transaction of
   :func:`powerfit.store.ingest.ingest_measurements` (SQLite: the driver's
   ``executemany``; PostgreSQL: ``COPY ... FROM STDIN`` through psycopg 3);
@@ -31,11 +31,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from powerfit.hardware import get_gpu
+from powerfit.hardware.gpus import get_gpu
 from powerfit.store import open_store
 from powerfit.store.engine import scratch_schema
 from powerfit.store.ingest import ingest_measurements
-from powerfit.store.readers import read_measurements
+from powerfit.store.readers.read import read_measurements
 
 #: GPU of the synthetic rows, and its TF32 peak [FLOP/s].
 GPU_NAME = "NVIDIA A100 80GB PCIe"

@@ -102,8 +102,8 @@ def transformer_configs(n: int = 1_000_000, seed: int = 0) -> pd.DataFrame:
 
 def bench_estimate(n: int = 1_000_000, seed: int = 0) -> dict[str, float]:
     """Configurations per second: public API vs bare NumPy vs a Python loop."""
-    from powerfit.laws import TFLOP
-    from powerfit.profiles import load_profile
+    from powerfit.paper.laws import TFLOP
+    from powerfit.paper.profiles import load_profile
 
     profile = load_profile("mayaki2025-a100")
     pipe = profile.pipeline()
@@ -172,8 +172,8 @@ def _step_pipeline():
     """
     from threadpoolctl import threadpool_limits
 
-    from powerfit.evaluation import default_sources, fit_laws, load_operations, load_runs
-    from powerfit.models import StepEnergyRegressor, make_step_energy_pipeline
+    from powerfit.evaluation.paper import default_sources, fit_laws, load_operations, load_runs
+    from powerfit.paper.step_energy import StepEnergyRegressor, make_step_energy_pipeline
 
     gpu = "NVIDIA A100 80GB PCIe"
     sources = default_sources()
@@ -190,7 +190,7 @@ def bench_step(n: int = 1_000_000, seed: int = 0, repeats: int = 3) -> dict[str,
     """Configurations per second of the step model (API, pyfunc) beside the paper API's."""
     import tempfile
 
-    from powerfit.profiles import load_profile
+    from powerfit.paper.profiles import load_profile
 
     try:
         t0 = time.perf_counter()
@@ -214,12 +214,12 @@ def bench_step(n: int = 1_000_000, seed: int = 0, repeats: int = 3) -> dict[str,
         "step_api_over_paper_throughput": paper_s / api_s,
     }
     # The trees as the correction walked them before (NumPy, every tree and row).
-    from powerfit import models
+    from powerfit.paper import trees
 
     regressor = pipe[-1]
-    if hasattr(models, "_walk_trees") and regressor.correction_ is not None:
+    if hasattr(trees, "_walk_trees") and regressor.correction_ is not None:
         sample = pipe[0].transform(configs.head(10_000))[regressor.correction_features_]
-        walk_s = _best(lambda: models._walk_trees(regressor.correction_, sample.to_numpy()), 1)
+        walk_s = _best(lambda: trees._walk_trees(regressor.correction_, sample.to_numpy()), 1)
         out["trees_numpy_walk_configs_per_s"] = len(sample) / walk_s
     try:
         import mlflow.pyfunc
@@ -415,7 +415,7 @@ def bench_fit() -> dict[str, float]:
     from sklearn.model_selection import train_test_split
 
     from powerfit import EnergyRegressor, PowerLawEfficiency, make_energy_pipeline
-    from powerfit.datasets import fetch_mayaki2025
+    from powerfit.datasets.mayaki2025 import fetch_mayaki2025
 
     data = fetch_mayaki2025()
     groups = []

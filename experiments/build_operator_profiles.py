@@ -1,7 +1,7 @@
 """Fit the operator laws of every NeuSight GPU and write the bundled profile.
 
 Reads NeuSight's FP32 operator measurements through ``powerfit.datasets``
-(``POWERFIT_DATA_HOME``), fits :class:`powerfit.operators.OperatorTimeModel` on all
+(``POWERFIT_DATA_HOME``), fits :class:`powerfit.kernels.model.OperatorTimeModel` on all
 rows (training sweep and test collection weighted equally per (GPU, op); the groups
 of ``NEUSIGHT_EXCLUDED`` left out), runs the operator evaluation, and writes
 ``powerfit/data/operators/fp32.json``: coefficients, the GPU specs used, the laws
@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
-from powerfit import operators as op
-from powerfit.datasets import NEUSIGHT2025_COMMIT
+from powerfit.datasets.neusight2025 import NEUSIGHT2025_COMMIT
+from powerfit.evaluation import operators as op
+from powerfit.kernels.model import OperatorTimeModel, _groups
+from powerfit.kernels.transfer import gpu_specs
 
 #: Catalogue GPUs without NeuSight operator measurements whose laws are transferred.
 TRANSFERRED = ("NVIDIA GeForce RTX 2080 Ti", "NVIDIA A100-SXM4-40GB")
@@ -51,10 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     frame = op.neusight_operator_frame()
     y = frame["latency_s"].to_numpy(float)
     weights = op._weights(frame)
-    model = op.OperatorTimeModel(max_rows=args.max_rows, random_state=0).fit(frame, y, weights)
+    model = OperatorTimeModel(max_rows=args.max_rows, random_state=0).fit(frame, y, weights)
     pred = model.predict(frame)
     fit_mape = {}
-    for (gpu, kind), idx in op._groups(frame).items():
+    for (gpu, kind), idx in _groups(frame).items():
         fit_mape[f"{gpu}|{kind}"] = float(100 * np.mean(np.abs(pred[idx] / y[idx] - 1)))
     table = op.evaluate_operators(frame)
     data = model.to_dict()
@@ -63,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = frame.groupby(["gpu", "op", "collection"]).size()
     data["transferred"] = {
         gpu: {
-            "specs": op.gpu_specs(gpu),
+            "specs": gpu_specs(gpu),
             "laws": {k: model.transferred_law(gpu, k) for k in sorted(model.transfer_)},
         }
         for gpu in TRANSFERRED

@@ -4,11 +4,11 @@
   published Mayaki & Charpenay training steps (A100 80GB PCIe, RTX 2080 Ti), its
   held-out scores (configurations held out; the other GPU held out for the
   transferred law) and the transfer to GPUs without measured energy
-  (:func:`powerfit.power.build_power_bundle`);
+  (:func:`powerfit.evaluation.power.build_power_bundle`);
 * ``step_time_intervals.json``: the half-widths of the nominal 90 % step-time
   interval per mode, the measured ranges outside which it widens, and its
   out-of-sample coverage on NeuSight's measured training steps
-  (:func:`powerfit.step_evaluation.step_interval_bundle`).
+  (:func:`powerfit.evaluation.steps.step_interval_bundle`).
 
     POWERFIT_DATA_HOME=../shared/data .venv/bin/python experiments/build_power_models.py
 """
@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from powerfit.power import BUNDLE_NAME, build_power_bundle
-from powerfit.step_evaluation import STEP_INTERVALS_NAME, step_interval_bundle, step_predictions
+from powerfit.evaluation.power import build_power_bundle
+from powerfit.evaluation.steps import step_interval_bundle, step_predictions
+from powerfit.power.bundle import BUNDLE_NAME
+from powerfit.steps.intervals import STEP_INTERVALS_NAME
 
 OUT = Path(__file__).resolve().parents[1] / "powerfit" / "data" / "power"
 

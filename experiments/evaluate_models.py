@@ -14,7 +14,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from powerfit import evaluation as ev
+from powerfit.evaluation import paper as ev
+from powerfit.evaluation.paper_protocols import (
+    EXTRA_PROTOCOLS,
+    LSTM_EXTRA_PROTOCOLS,
+    LSTM_PROTOCOLS,
+    TRANSFORMER_PROTOCOLS,
+)
 
 OUT = Path(__file__).resolve().parent / "results" / "evaluation"
 
@@ -28,8 +34,8 @@ def main() -> None:
     src = ev.default_sources()
     sections = []
     for arch, protocols, targets in (
-        ("transformer", ev.TRANSFORMER_PROTOCOLS + ev.EXTRA_PROTOCOLS, ev.TARGETS),
-        ("lstm", ev.LSTM_PROTOCOLS + ev.LSTM_EXTRA_PROTOCOLS, ev.LSTM_TARGETS),
+        ("transformer", TRANSFORMER_PROTOCOLS + EXTRA_PROTOCOLS, ev.TARGETS),
+        ("lstm", LSTM_PROTOCOLS + LSTM_EXTRA_PROTOCOLS, ev.LSTM_TARGETS),
     ):
         runs = ev.load_runs(src[f"{arch}_energy"], arch)
         laws = ev.fit_laws(ev.load_operations(src[f"{arch}_operations"], arch), arch)

@@ -3,12 +3,12 @@
 For every training step in ``neusight2025/labels/`` (FP32, TF32 off; forward +
 backward, no optimizer step), build the operator graph of the step from the model's
 Hugging Face config and sum the operators' latencies in each mode of
-:mod:`powerfit.step_evaluation` (``in-gpu``, ``in-gpu+cal`` leave-one-step-out,
+:mod:`powerfit.evaluation.steps` (``in-gpu``, ``in-gpu+cal`` leave-one-step-out,
 ``specs-only``, ``specs-only+cal-other-gpus``, ``roofline``, ``trace_sum``).
 
 Prints MAPE per GPU and mode beside NeuSight's published errors and the
 out-of-sample coverage of the nominal 90 % step-time interval
-(:func:`powerfit.step_evaluation.evaluate_steps`), the per-GPU calibration, and the
+(:func:`powerfit.evaluation.steps.evaluate_steps`), the per-GPU calibration, and the
 per-step table with ``--steps``. ``--json FILE`` writes everything.
 
     POWERFIT_DATA_HOME=../shared/data .venv/bin/python experiments/evaluate_steps.py --steps
@@ -30,13 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from powerfit.graph import fit_calibration
-from powerfit.step_evaluation import (
-    MODES,
-    evaluate_steps,
-    interval_coverage,
-    step_predictions,
-)
+from powerfit.evaluation.steps import MODES, evaluate_steps, interval_coverage, step_predictions
+from powerfit.steps.calibration import fit_calibration
 
 
 def calibrations(frame: pd.DataFrame) -> pd.DataFrame:
@@ -68,8 +63,8 @@ def label_check(frame: pd.DataFrame, data_home: Path | None = None) -> pd.DataFr
     for the backward, ``fw_over_bw`` = measured forward / measured backward (≈ 0.5 for
     a step of matrix products: the backward runs two products per forward one).
     """
-    from powerfit.datasets import get_data_home
-    from powerfit.step_evaluation import _LAYER0
+    from powerfit.datasets.home import get_data_home
+    from powerfit.evaluation.steps import _LAYER0
 
     folder = get_data_home(data_home) / "neusight2025" / "labels"
     rows = []

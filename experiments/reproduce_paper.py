@@ -22,7 +22,7 @@ Writes into ``experiments/results/paper/`` (git ignores it):
   by model family.
 
 Run: ``python experiments/reproduce_paper.py [--out DIR] [--bootstrap 1000]``
-(data from ``POWERFIT_DATA_HOME``, see :func:`powerfit.datasets.fetch_mayaki2025`).
+(data from ``POWERFIT_DATA_HOME``, see :func:`powerfit.datasets.mayaki2025.fetch_mayaki2025`).
 """
 
 from __future__ import annotations
@@ -42,10 +42,10 @@ from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import train_test_split
 
 from powerfit import EnergyRegressor, PowerLawEfficiency
-from powerfit.datasets import fetch_mayaki2025
-from powerfit.laws import efficiency
-from powerfit.profiles import load_profile
-from powerfit.store.readers import OPERATION_NAMES
+from powerfit.datasets.mayaki2025 import fetch_mayaki2025
+from powerfit.paper.laws import efficiency
+from powerfit.paper.profiles import load_profile
+from powerfit.store.readers.rows import OPERATION_NAMES
 
 A100, RTX = "NVIDIA A100 80GB PCIe", "NVIDIA GeForce RTX 2080 Ti"
 SHORT = {A100: "A100", RTX: "RTX 2080 Ti"}

@@ -1,8 +1,8 @@
 """Choose the settings of the boosted models on splits the evaluation never uses.
 
 Both boosted models of ``powerfit evaluate`` — powerfit's correction of the physical
-step model (:data:`powerfit.models.CORRECTION_DEFAULTS`) and the black-box
-baseline (:data:`powerfit.evaluation.GBM_DEFAULTS`) — get the same small grid,
+step model (:data:`powerfit.paper.step_energy.CORRECTION_DEFAULTS`) and the black-box
+baseline (:data:`powerfit.evaluation.paper_models.GBM_DEFAULTS`) — get the same small grid,
 scored by MAPE on 67/33 splits of the rows (the ``random`` protocol) and of the
 *configurations* (``random-configs``), seeds 100, 101, 102 each (the evaluation
 uses seeds 0–4), so neither is tuned on the rows it is judged on; the settings
@@ -29,8 +29,10 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 
-from powerfit import evaluation as ev
-from powerfit.models import StepEnergyRegressor, make_step_energy_pipeline
+from powerfit.evaluation import paper as ev
+from powerfit.evaluation.paper_models import _GradientBoosting
+from powerfit.evaluation.paper_protocols import _configuration_split, _random_split
+from powerfit.paper.step_energy import StepEnergyRegressor, make_step_energy_pipeline
 
 SEEDS = (100, 101, 102)
 GRID = {
@@ -41,7 +43,7 @@ GRID = {
 }
 
 
-KINDS = {"rows": ev._random_split, "configs": ev._configuration_split}
+KINDS = {"rows": _random_split, "configs": _configuration_split}
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -54,7 +56,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     operations = ev.load_operations(sources[f"{args.arch}_operations"], args.arch)
     laws = ev.fit_laws(operations, args.arch)
     y = runs["energy_j"].to_numpy(dtype=float)
-    raw = ev._GradientBoosting(args.arch)._matrix(runs)  # the baseline's columns
+    raw = _GradientBoosting(args.arch)._matrix(runs)  # the baseline's columns
     splits = []
     for kind, split in KINDS.items():
         for seed in SEEDS:

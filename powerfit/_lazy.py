@@ -1,10 +1,16 @@
-"""Lazy exports: a package names its public objects without importing their modules."""
+"""Lazy exports: a package names its public objects without importing their modules.
+
+A name that is not exported but moved out of the package (:mod:`powerfit._moved`) is
+served from its new place, with a DeprecationWarning.
+"""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from powerfit._moved import moved
 
 
 def lazy_exports(
@@ -31,7 +37,7 @@ def lazy_exports(
     def __getattr__(name: str) -> Any:
         if name in exports:
             return getattr(importlib.import_module(exports[name]), name)
-        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return moved(package, name)
 
     def __dir__() -> list[str]:
         return names

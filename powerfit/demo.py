@@ -76,8 +76,8 @@ def compare_candidates(
         the modelled operations' durations), predicted energy [J], ratio to the
         cheapest, and the published profile's energy [J].
     """
-    from powerfit.flops import configuration_flops
-    from powerfit.profiles import load_profile
+    from powerfit.paper.flops import configuration_flops
+    from powerfit.paper.profiles import load_profile
 
     shapes = configs.drop(columns=["model"])  # integer counts, as the signature says
     inputs = shapes.astype(float)
@@ -120,7 +120,7 @@ def run_demo(
         Folder for the SQLite store (``powerfit.db``) and the MLflow store
         (``mlflow.db``, ``mlartifacts/``); default :func:`default_demo_dir`.
     data_home : path, optional
-        Where the published data are (see :func:`powerfit.datasets.get_data_home`).
+        Where the published data are (see :func:`powerfit.datasets.home.get_data_home`).
     echo : callable
         Receives one progress line per step.
 
@@ -129,7 +129,7 @@ def run_demo(
     pandas.DataFrame
         See :func:`compare_candidates`.
     """
-    from powerfit.datasets import fetch_mayaki2025
+    from powerfit.datasets.mayaki2025 import fetch_mayaki2025
 
     workdir = Path(workdir) if workdir is not None else default_demo_dir()
     workdir = workdir.expanduser().resolve()

@@ -37,9 +37,9 @@ CONFIG_COLUMNS: tuple[str, ...] = (
 OPERATION_COLUMNS: tuple[str, ...] = (
     "gpu",  # NVML name, e.g. 'NVIDIA A100 80GB PCIe'
     *CONFIG_COLUMNS,
-    "operation",  # a name of powerfit.flops.OPERATIONS[arch]
+    "operation",  # a name of powerfit.paper.flops.OPERATIONS[arch]
     "precision",  # e.g. 'tf32' (see powerfit.hardware)
-    "flops",  # [FLOP] of one call, as counted by powerfit.flops
+    "flops",  # [FLOP] of one call, as counted by powerfit.paper.flops
     "duration_s",  # [s] of one call
     "energy_j",  # [J] of one call; empty when not measured
     "repeats",  # calls averaged into this row

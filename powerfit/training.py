@@ -2,16 +2,23 @@
 
 :func:`estimate_training` is what ``powerfit estimate --hf-config`` prints with
 ``--json``, as a Python function: the step's operator graph
-(:func:`powerfit.graph.training_step_graph`) built from the model's ``config.json``,
-each operator timed by the per-(GPU, operator) laws of :mod:`powerfit.operators`
+(:func:`powerfit.steps.graph.training_step_graph`) built from the model's ``config.json``,
+each operator timed by the per-(GPU, operator) laws of :mod:`powerfit.kernels.model`
 (calibrated on the GPU's measured FP32 steps where there are some), energy = time ×
 a bounded power law of the step's utilisation (:mod:`powerfit.power`), and a run of
 ``steps`` or ``tokens`` in kWh and kg CO₂.
 
+The orchestration, stage by stage: :func:`estimate_step` builds the graph
+(:mod:`powerfit.steps.graph`), times it (:mod:`powerfit.steps.latency`, with a
+:class:`~powerfit.steps.calibration.Calibration`) and gives its energy
+(:func:`step_energy`: time × the GPU's power law, fitted where energy was measured
+and transferred elsewhere, :mod:`powerfit.power.bundle`); :func:`run_energy` turns one
+step into a whole run's kWh and CO₂.
+
 Only FP32 laws are bundled: in TF32, FP16, BF16 and mixed precision the memory-bound
 operators are timed by the FP32 laws on their own bytes, and the matrix products by
 the roofline at the precision's (tensor-core) peak plus the FP32 laws' fixed cost per
-call (:func:`powerfit.graph.operator_latency`); such an estimate says so (mode
+call (:func:`powerfit.steps.latency.operator_latency`); such an estimate says so (mode
 ``…+roofline``, ``roofline_share`` of the step time, ``outside_measured_range``) and
 its step-time interval is at least the roofline's, widened. Outside the measured
 steps (:func:`out_of_range`: GPU, model size, batch, sequence, precision) the
@@ -24,9 +31,28 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["MEASURED_RANGES", "estimate_training", "measured_ranges", "out_of_range"]
+import numpy as np
+import pandas as pd
+
+from powerfit.architectures.model import ModelConfig
+from powerfit.steps.calibration import Calibration
+from powerfit.steps.graph import training_step_graph
+from powerfit.steps.latency import _gpu, operator_latency_sources, utilisation
+
+__all__ = [
+    "MEASURED_RANGES",
+    "StepEstimate",
+    "estimate_step",
+    "estimate_training",
+    "measured_ranges",
+    "out_of_range",
+    "run_energy",
+    "step_energy",
+]
 
 #: The measured training steps behind the calibration and the intervals (NeuSight's
 #: FP32 steps), used when the bundled ``step_time_intervals.json`` is absent: outside
@@ -49,7 +75,7 @@ def measured_ranges() -> dict[str, Any]:
         ``gpus`` (names), ``parameters`` [-], ``batch_size`` [-], ``seq_len`` [-]
         (each a (low, high) pair) and ``precision`` (names).
     """
-    from powerfit.step_evaluation import load_step_intervals
+    from powerfit.steps.intervals import load_step_intervals
 
     bundle = load_step_intervals()
     if bundle is None:
@@ -145,7 +171,7 @@ def estimate_training(
     ----------
     config : str, path-like, dict or ModelConfig
         The model's ``config.json`` (a path or its parsed dict; no download) or a
-        :class:`powerfit.hf.ModelConfig`.
+        :class:`powerfit.architectures.model.ModelConfig`.
     gpu : str
         GPU name or alias (``'NVIDIA H100 80GB HBM3'``, ``'h100'``).
     batch_size, seq_len : int
@@ -199,15 +225,11 @@ def estimate_training(
     >>> r["outside_measured_range"]  # no measured step on an H100, a 0.0x B model
     True
     """
-    from powerfit.graph import (
-        PRECISIONS,
-        bundled_operator_model,
-        calibrate_on_measured_steps,
-        estimate_step,
-        run_energy,
-    )
-    from powerfit.hardware import get_gpu
-    from powerfit.hf import ModelConfig, from_hf_config
+    from powerfit.architectures.hf import from_hf_config
+    from powerfit.architectures.model import PRECISIONS, ModelConfig
+    from powerfit.hardware.gpus import get_gpu
+    from powerfit.steps.latency import bundled_operator_model
+    from powerfit.steps.measured import calibrate_on_measured_steps
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
@@ -322,7 +344,7 @@ def _mode_and_half_width(
     est: Any, operator_model: Any, calibration: Any, specs_only: bool, notes: list[str]
 ) -> tuple[str, float, bool]:
     """(mode, step-time half-width q, whether products used the roofline)."""
-    from powerfit.step_evaluation import half_width_for
+    from powerfit.steps.intervals import half_width_for
 
     if operator_model is None:
         est.warnings.append("no operator laws available: latencies from the roofline")
@@ -359,8 +381,9 @@ def _power_notes(gpu: str, est: Any) -> list[str]:
 
 def _power_description(gpu: str, est: Any) -> dict[str, Any]:
     """The power law used, as JSON (``fitted`` False when not fitted on this GPU)."""
-    from powerfit.hardware import get_gpu
-    from powerfit.power import power_model_for, prior_power
+    from powerfit.hardware.gpus import get_gpu
+    from powerfit.power.bundle import power_model_for
+    from powerfit.power.law import prior_power
 
     fit = power_model_for(gpu)
     if fit is None:
@@ -378,3 +401,182 @@ def _power_description(gpu: str, est: Any) -> dict[str, Any]:
         "measured_utilisation": list(fit.u_range),
         "utilisation_outside_measured": bool(est.power_outside),
     }
+
+
+def step_energy(
+    graph: pd.DataFrame,
+    gpu: str,
+    latency_s: np.ndarray,
+    step_s: float,
+    power_model: Any = None,
+) -> tuple[float, float, float, float]:
+    """Energy of one step [J] with its interval: (energy, low, high, power [W]).
+
+    ``power_model``: a :class:`powerfit.power.law.PowerFit` (``power(u)``,
+    ``interval(u)``), or None for the bundled law of the GPU
+    (:func:`powerfit.power.bundle.power_model_for`: fitted where energy was measured,
+    transferred elsewhere; :func:`powerfit.power.law.prior_power` when nothing is
+    bundled). The interval here is the power's only (the step time taken as exact).
+    """
+    pm = _power_model(gpu) if power_model is None else power_model
+    u = utilisation(graph, latency_s, gpu)
+    p = float(pm.power(u))
+    lo, hi = (float(v) for v in pm.interval(u))
+    return step_s * p, step_s * lo, step_s * hi, p
+
+
+def _power_model(gpu: str) -> Any:
+    """The bundled power law of a GPU, else the unfitted prior."""
+    from powerfit.power.bundle import power_model_for
+    from powerfit.power.law import prior_power
+
+    law = power_model_for(gpu)
+    if law is None:
+        spec = _gpu(gpu)
+        law = prior_power(spec.name, float(spec.power_limit_w))
+    return law
+
+
+def run_energy(
+    energy_j: float,
+    *,
+    steps: int | None = None,
+    tokens: int | None = None,
+    tokens_per_step: int | None = None,
+    grid_intensity: float | None = None,
+    pue: float = 1.0,
+) -> dict[str, float]:
+    """Energy [kWh] and emissions [kg CO₂] of a whole run.
+
+    ``run_energy_kwh = N · energy_j / 3.6e6`` with N the steps (``steps``, or
+    ``ceil(tokens / tokens_per_step)``); ``co2_kg = kWh · G / 1000 · PUE`` with G the
+    grid's carbon intensity [gCO₂/kWh].
+
+    Examples
+    --------
+    >>> run_energy(360.0, steps=10_000, grid_intensity=400, pue=1.2)
+    {'steps': 10000, 'run_energy_kwh': 1.0, 'co2_kg': 0.48}
+    """
+    if (steps is None) == (tokens is None):
+        raise ValueError("give exactly one of steps and tokens")
+    if tokens is not None:
+        if not tokens_per_step or tokens_per_step <= 0:
+            raise ValueError("tokens needs tokens_per_step (batch_size · seq_len)")
+        if tokens <= 0:
+            raise ValueError(f"tokens must be positive, got {tokens}")
+        steps = math.ceil(tokens / tokens_per_step)
+    if steps is None or steps <= 0:
+        raise ValueError(f"steps must be positive, got {steps}")
+    if pue < 1.0:
+        raise ValueError(f"pue must be ≥ 1, got {pue}")
+    kwh = steps * energy_j / 3.6e6
+    out: dict[str, float] = {"steps": int(steps), "run_energy_kwh": kwh}
+    if grid_intensity is not None:
+        if grid_intensity < 0:
+            raise ValueError(f"grid_intensity must be ≥ 0, got {grid_intensity}")
+        out["co2_kg"] = kwh * grid_intensity / 1000.0 * pue
+    return out
+
+
+@dataclass
+class StepEstimate:
+    """Time and energy of one step, with the graph and its per-row latencies."""
+
+    step_time_s: float
+    energy_j: float
+    energy_interval_j: tuple[float, float]
+    step_time_interval_s: tuple[float, float]
+    power_w: float
+    utilisation: float
+    graph: pd.DataFrame
+    latency_s: np.ndarray
+    source: str
+    warnings: list[str] = field(default_factory=list)
+    #: the power law used: ``fitted`` (on this GPU's measured energy), ``transferred``
+    #: (fractions of TDP from other GPUs) or ``prior`` (unfitted)
+    power_source: str = "prior"
+    #: the step's utilisation is outside the ones the power law was fitted on
+    power_outside: bool = True
+    #: per row, where its latency comes from (:data:`~powerfit.steps.latency.ROW_SOURCES`)
+    row_source: np.ndarray | None = None
+
+    def roofline_share(self) -> float:
+        """Share [-] of the step time timed by the roofline (rows without laws)."""
+        if self.row_source is None:
+            return 1.0 if self.source == "roofline" else 0.0
+        t = self.latency_s * self.graph["count"].to_numpy()
+        total = float(t.sum())
+        return float(t[self.row_source == "roofline"].sum() / total) if total > 0 else 0.0
+
+    def breakdown(self, by: str = "op") -> pd.DataFrame:
+        """Time per ``op``, ``phase`` or ``name`` [s], largest first."""
+        t = self.graph.assign(time_s=self.latency_s * self.graph["count"].to_numpy())
+        out = t.groupby(by, sort=False)[["time_s"]].sum()
+        out["share"] = out.time_s / out.time_s.sum()
+        return out.sort_values("time_s", ascending=False)
+
+
+def estimate_step(
+    config: ModelConfig,
+    gpu: str,
+    batch_size: int,
+    seq_len: int,
+    *,
+    precision: str = "fp32",
+    optimizer: str = "adamw",
+    checkpointing: bool = False,
+    operator_model: Any = None,
+    specs_only: bool = False,
+    calibration: Calibration | None = None,
+    power_model: Any = None,
+    relative_error: float = 0.15,
+    half_width: float | None = None,
+) -> StepEstimate:
+    """Time [s] and energy [J] of one training step of a model on a GPU.
+
+    The step time's interval is ``[t·e^−q, t·e^q]`` with ``q = half_width`` (a log
+    half-width, e.g. from :func:`powerfit.evaluation.steps.step_time_intervals`), or
+    ``[t·(1 − r), t·(1 + r)]`` with ``r = relative_error`` when ``half_width`` is
+    None. The energy interval is the step-time interval times the power interval.
+    ``power_model``: see :func:`step_energy` (default: the bundled law of the GPU).
+    """
+    graph = training_step_graph(config, batch_size, seq_len, precision, optimizer, checkpointing)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        lat, row_source, notes = operator_latency_sources(graph, gpu, operator_model, specs_only)
+    notes = notes + [str(w.message) for w in caught]
+    source = "roofline" if (row_source == "roofline").any() else "operator model"
+    total = float(np.sum(lat * graph["count"].to_numpy()))
+    if calibration is not None:
+        summed = total
+        total = calibration.apply(summed, n_ops=float(graph["count"].sum()))
+        # rows share the calibrated total in proportion to their latencies
+        lat = lat * (total / summed if summed > 0 else calibration.scale)
+    pm = _power_model(gpu) if power_model is None else power_model
+    e, lo, hi, p = step_energy(graph, gpu, lat, total, pm)
+    u = utilisation(graph, lat, gpu)
+    if getattr(pm, "prior", False):
+        power_source = "prior"
+    else:
+        power_source = "fitted" if pm.fitted else "transferred"
+    power_outside = bool(pm.outside(u))
+    if half_width is None:
+        t_lo, t_hi = total * (1 - relative_error), total * (1 + relative_error)
+    else:
+        t_lo, t_hi = total * math.exp(-half_width), total * math.exp(half_width)
+    p_lo, p_hi = (lo / total, hi / total) if total > 0 else (0.0, 0.0)
+    return StepEstimate(
+        step_time_s=total,
+        energy_j=e,
+        energy_interval_j=(t_lo * p_lo, t_hi * p_hi),
+        step_time_interval_s=(t_lo, t_hi),
+        power_w=p,
+        utilisation=u,
+        graph=graph,
+        latency_s=lat,
+        source=source,
+        warnings=notes,
+        power_source=power_source,
+        power_outside=power_outside,
+        row_source=row_source,
+    )

@@ -11,7 +11,8 @@ import pytest
 @pytest.fixture(scope="session", autouse=True)
 def _one_openmp_thread():
     """Fit gradient boosting on one OpenMP thread: on a small machine, several threads
-    per fit oversubscribe the cores (tests/test_models.py: 44 s on one, 470 s on two)."""
+    per fit oversubscribe the cores (tests/paper/test_step_energy.py: 44 s on one, 470 s
+    on two)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1, user_api="openmp"):
@@ -21,7 +22,7 @@ def _one_openmp_thread():
 @pytest.fixture(scope="session")
 def data_home() -> Path:
     """Data home holding mayaki2025/ (``POWERFIT_DATA_HOME``, else ../shared/data)."""
-    from powerfit.datasets import get_data_home
+    from powerfit.datasets.home import get_data_home
 
     home = get_data_home()
     if os.environ.get("POWERFIT_DATA_HOME") is None:
@@ -33,10 +34,60 @@ def data_home() -> Path:
 
 @pytest.fixture(scope="session")
 def mayaki(data_home):
-    """The four published tables (:class:`powerfit.datasets.Mayaki2025`)."""
-    from powerfit.datasets import fetch_mayaki2025
+    """The four published tables (:class:`powerfit.datasets.mayaki2025.Mayaki2025`)."""
+    from powerfit.datasets.mayaki2025 import fetch_mayaki2025
 
     return fetch_mayaki2025(data_home, download_if_missing=False)
+
+
+@pytest.fixture(scope="session")
+def neusight_labels() -> Path:
+    """NeuSight's folder under ``POWERFIT_DATA_HOME`` (``neusight2025``); skip without labels."""
+    home = os.environ.get("POWERFIT_DATA_HOME")
+    path = Path(home) / "neusight2025" if home else None
+    if path is None or not (path / "labels").is_dir():
+        pytest.skip("needs POWERFIT_DATA_HOME with neusight2025")
+    return path
+
+
+# ------------------------------------------------------------------ training steps
+@pytest.fixture
+def tiny_gpt2() -> dict:
+    """The ``config.json`` of a two-layer GPT-2 (width 48, 4 heads, 97 tokens, 32 positions)."""
+    return {
+        "model_type": "gpt2",
+        "n_layer": 2,
+        "n_embd": 48,
+        "n_head": 4,
+        "vocab_size": 97,
+        "n_positions": 32,
+    }
+
+
+class ConstantOperatorModel:
+    """An operator model: every launch costs 1 µs plus its FLOP at 10 TFLOP/s."""
+
+    def predict(self, X):
+        assert list(X.columns) == ["gpu", "op", "precision", "B", "M", "N", "K", "H"]
+        flop = 2.0 * X.B * X.M * X.N * X.K
+        return (1e-6 + flop / 10e12).to_numpy()
+
+
+@pytest.fixture
+def constant_operator_model() -> ConstantOperatorModel:
+    """An operator model with known latencies (:class:`ConstantOperatorModel`)."""
+    return ConstantOperatorModel()
+
+
+@pytest.fixture(scope="session")
+def fp32_laws():
+    """The bundled FP32 operator laws (skip when none are bundled)."""
+    from powerfit.steps.latency import bundled_operator_model
+
+    model = bundled_operator_model("fp32")
+    if model is None:
+        pytest.skip("no bundled fp32 operator laws")
+    return model
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from powerfit.training import estimate_training, out_of_range
+from powerfit.architectures.hf import from_hf_config
+from powerfit.training import estimate_step, estimate_training, out_of_range, run_energy
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +73,22 @@ def test_bad_arguments_are_named(gpt2_large, kwargs, message):
     args = {"gpu": "a100", "batch_size": 4, "seq_len": 1024} | kwargs
     with pytest.raises(ValueError, match=message):
         estimate_training(gpt2_large, **args)
+
+
+def test_estimate_step_and_run_are_consistent(tiny_gpt2, constant_operator_model):
+    c = from_hf_config(tiny_gpt2)
+    est = estimate_step(c, "a100", 2, 16, operator_model=constant_operator_model)
+    tdp = 300.0
+    assert 0.2 * tdp * est.step_time_s <= est.energy_j <= tdp * est.step_time_s
+    lo, hi = est.energy_interval_j
+    assert lo <= est.energy_j <= hi
+    assert est.breakdown("phase").time_s.sum() == pytest.approx(est.step_time_s)
+    run = run_energy(est.energy_j, steps=1000, grid_intensity=350.0, pue=1.3)
+    assert run["run_energy_kwh"] == pytest.approx(1000 * est.energy_j / 3.6e6)
+    assert run["co2_kg"] == pytest.approx(run["run_energy_kwh"] * 350.0 / 1000 * 1.3)
+    by_tokens = run_energy(est.energy_j, tokens=2 * 16 * 1000, tokens_per_step=2 * 16)
+    assert by_tokens["steps"] == 1000 and "co2_kg" not in by_tokens
+    with pytest.raises(ValueError, match="exactly one"):
+        run_energy(1.0, steps=1, tokens=1, tokens_per_step=1)
+    with pytest.raises(ValueError, match="pue"):
+        run_energy(1.0, steps=1, pue=0.5)

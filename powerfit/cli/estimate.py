@@ -8,7 +8,7 @@ Four modes, each importing only what it needs:
 * one configuration from the options (``--n-layers ...``): a Transformer profile
   is evaluated in plain Python (:func:`_estimate_one`, no NumPy, pandas or
   scikit-learn: a cold call takes little more than the interpreter's start);
-  other architectures go through :meth:`powerfit.profiles.Profile.estimate`;
+  other architectures go through :meth:`powerfit.paper.profiles.Profile.estimate`;
 * ``--input FILE``: configurations streamed from a CSV file in blocks of
   :data:`CHUNK_ROWS` rows (read, check, predict, write), so that memory stays
   flat whatever the file's length (:func:`_run_many`);
@@ -56,7 +56,7 @@ _SHAPE_OPTIONS = (
 #: Rows read, estimated and written at a time by ``--input`` [-].
 CHUNK_ROWS = 100_000
 
-#: Shape columns each architecture needs (as :data:`powerfit.pipeline.REQUIRED_COLUMNS`,
+#: Shape columns each architecture needs (as :data:`powerfit.paper.durations.REQUIRED_COLUMNS`,
 #: which is not imported here: it would import scikit-learn).
 _REQUIRED = {
     "transformer": ("batch_size", "seq_len", "d_model", "n_heads"),
@@ -65,7 +65,7 @@ _REQUIRED = {
 }
 
 #: Forward FLOPs of one layer and one batch [FLOP] of the Transformer operations, in
-#: plain Python (as :mod:`powerfit.flops`; ``tests/test_cli_estimate.py`` checks that
+#: plain Python (as :mod:`powerfit.paper.flops`; ``tests/cli/test_estimate.py`` checks that
 #: both agree). b: batch size, s: sequence length, d: d_model, h: heads.
 _TRANSFORMER_FLOPS = {
     "qkv_projections": lambda b, s, d, h: 6.0 * b * s * d * d,
@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``powerfit estimate``."""
     if getattr(args, "hf_config", None) is not None:
         return estimate_hf.run(args)
-    from powerfit.profiles import available_profiles, load_profile
+    from powerfit.paper.profiles import available_profiles, load_profile
 
     if args.list_profiles:
         names = available_profiles()
@@ -143,7 +143,7 @@ def _operator_profiles() -> list[dict[str, Any]]:
     """The bundled operator-law profiles (``powerfit/data/operators/<precision>.json``).
 
     Read with :mod:`json` only (no NumPy or scikit-learn: ``--list-profiles`` stays
-    light); :func:`powerfit.operators.load_operator_model` builds the model itself.
+    light); :func:`powerfit.kernels.model.load_operator_model` builds the model itself.
 
     Returns
     -------
@@ -207,7 +207,7 @@ def _run_one(profile: Any, arch: str, args: argparse.Namespace) -> int:
 
 
 def _check_options(config: dict[str, float], arch: str) -> None:
-    """The checks of :func:`powerfit.pipeline.check_configs`, worded for options."""
+    """The checks of :func:`powerfit.paper.durations.check_configs`, worded for options."""
     needed = ("n_layers", *_REQUIRED[arch])
     missing = [f"--{c.replace('_', '-')}" for c in needed if c not in config]
     if missing:
@@ -244,7 +244,7 @@ def _plain_python(profile: Any) -> bool:
 def _estimate_one(profile: Any, config: dict[str, float]) -> tuple[list[dict], float | None]:
     """Per-operation breakdown and energy of one Transformer configuration, in plain Python.
 
-    The same numbers as :meth:`powerfit.profiles.Profile.estimate` (to rounding):
+    The same numbers as :meth:`powerfit.paper.profiles.Profile.estimate` (to rounding):
     FLOPs of one layer's forward pass ``c`` [FLOP], efficiency
     ``η = η_max·(1 − exp(−k·(c/1e12)^α))`` [fraction], duration
     ``n_layers · c / (η · peak)`` [s], energy ``intercept + Σ coef · duration`` [J].
@@ -255,7 +255,7 @@ def _estimate_one(profile: Any, config: dict[str, float]) -> tuple[list[dict], f
         One record per operation (``op``, ``flops``, ``efficiency``, ``duration_s``
         and, for paper-unit profiles, ``duration_paper``), and the energy [J].
     """
-    from powerfit.profiles import PAPER_DURATION_SCALE
+    from powerfit.paper.profiles import PAPER_DURATION_SCALE
 
     b, s = config["batch_size"], config["seq_len"]
     d, h, layers = config["d_model"], config["n_heads"], config["n_layers"]
@@ -277,7 +277,7 @@ def _estimate_one(profile: Any, config: dict[str, float]) -> tuple[list[dict], f
 
 
 def _estimate_with_pandas(profile: Any, config: dict[str, float]) -> tuple[list[dict], Any]:
-    """:meth:`powerfit.profiles.Profile.estimate` of one configuration (any architecture)."""
+    """:meth:`powerfit.paper.profiles.Profile.estimate` of one configuration (any architecture)."""
     import pandas as pd
 
     table, energy = profile.estimate(pd.DataFrame({k: [v] for k, v in config.items()}))
@@ -336,12 +336,12 @@ def _run_many(profile: Any, args: argparse.Namespace) -> int:
 
 def _estimate_block(profile: Any, durations: Any, configs: Any, source: str) -> Any:
     """Configurations with ``<op>_flops``, ``<op>_efficiency``, ``<op>_duration_s`` and
-    ``energy_j`` columns: :meth:`powerfit.profiles.Profile.estimate` in wide form, each
+    ``energy_j`` columns: :meth:`powerfit.paper.profiles.Profile.estimate` in wide form, each
     efficiency evaluated once (duration = n_layers · c / (η · peak) [s])."""
     import numpy as np
 
-    from powerfit.laws import efficiency
-    from powerfit.pipeline import check_configs
+    from powerfit.paper.durations import check_configs
+    from powerfit.paper.laws import efficiency
 
     check_configs(configs, profile.arch, source=source)
     flops = durations.operation_flops(configs)

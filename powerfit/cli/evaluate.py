@@ -30,11 +30,11 @@ from explicit files (--runs, --operations) or from a store (--store URL).
 
 --suite operators evaluates instead the operator latency laws on NeuSight's FP32
 measurements (per GPU and family: rows, η_max, R², MAPE in-GPU, leave-one-GPU-out
-and roofline; see powerfit.operators.evaluate_operators). --suite steps times
+and roofline; see powerfit.evaluation.operators.evaluate_operators). --suite steps times
 NeuSight's measured training steps of real models (BERT-large, GPT-2 large, GPT-3
 XL/2.7B, OPT-1.3B) from their operator graphs: MAPE per GPU in every mode (in-GPU,
 calibrated, specs-only, roofline), interval coverage, beside NeuSight's published
-errors (see powerfit.step_evaluation.evaluate_steps).
+errors (see powerfit.evaluation.steps.evaluate_steps).
 
 Progress is shown on stderr when it is a terminal (not with --json).
 
@@ -105,7 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _sources(args: argparse.Namespace):
     """(runs source, operations source) for the chosen architecture."""
-    from powerfit.evaluation import default_sources
+    from powerfit.evaluation.paper import default_sources
 
     if args.store:
         from powerfit.store import open_store
@@ -151,7 +151,22 @@ def _run_energy(args: argparse.Namespace, bar: Any) -> int:
     """``powerfit evaluate`` (energy suite), advancing ``bar`` (None: no progress)."""
     import numpy as np
 
-    from powerfit import evaluation as ev
+    from powerfit.evaluation.paper import (
+        LSTM_TARGETS,
+        TARGETS,
+        evaluate,
+        fit_laws,
+        format_table,
+        load_operations,
+        load_runs,
+        predict_files,
+    )
+    from powerfit.evaluation.paper_protocols import (
+        EXTRA_PROTOCOLS,
+        LSTM_EXTRA_PROTOCOLS,
+        LSTM_PROTOCOLS,
+        TRANSFORMER_PROTOCOLS,
+    )
 
     def progress(done: int, total: int) -> None:
         if bar is None:
@@ -162,9 +177,9 @@ def _run_energy(args: argparse.Namespace, bar: Any) -> int:
         bar.update(done - bar.n)
 
     runs_source, ops_source = _sources(args)
-    laws = ev.fit_laws(ev.load_operations(ops_source, args.arch), args.arch)
+    laws = fit_laws(load_operations(ops_source, args.arch), args.arch)
     if args.train:
-        predictions, table = ev.predict_files(
+        predictions, table = predict_files(
             args.train,
             args.test,
             laws,
@@ -183,9 +198,9 @@ def _run_energy(args: argparse.Namespace, bar: Any) -> int:
             print(predictions.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
         return 0
     if args.arch == "transformer":
-        available, extra = ev.TRANSFORMER_PROTOCOLS, ev.EXTRA_PROTOCOLS
+        available, extra = TRANSFORMER_PROTOCOLS, EXTRA_PROTOCOLS
     else:
-        available, extra = ev.LSTM_PROTOCOLS, ev.LSTM_EXTRA_PROTOCOLS
+        available, extra = LSTM_PROTOCOLS, LSTM_EXTRA_PROTOCOLS
     if args.extra:
         available = available + extra
     if args.protocols:
@@ -194,8 +209,8 @@ def _run_energy(args: argparse.Namespace, bar: Any) -> int:
         if unknown:
             raise ValueError(f"unknown protocol(s) {unknown}; choose from {sorted(every)}")
         available = tuple(every[n] for n in args.protocols)
-    runs = ev.load_runs(runs_source, args.arch)
-    result = ev.evaluate(
+    runs = load_runs(runs_source, args.arch)
+    result = evaluate(
         runs,
         laws,
         available,
@@ -220,8 +235,8 @@ def _run_energy(args: argparse.Namespace, bar: Any) -> int:
             )
         )
         return 0
-    targets = ev.TARGETS if args.arch == "transformer" else ev.LSTM_TARGETS
-    print(ev.format_table(result, targets))
+    targets = TARGETS if args.arch == "transformer" else LSTM_TARGETS
+    print(format_table(result, targets))
     print(f"({len(runs)} {args.arch} training steps, {result.seconds:.1f} s)")
     return 0
 
@@ -230,7 +245,7 @@ def _run_operators(args: argparse.Namespace) -> int:
     """``powerfit evaluate --suite operators``: the operator laws' table."""
     import numpy as np
 
-    from powerfit.operators import (
+    from powerfit.evaluation.operators import (
         EVALUATION_STAGES,
         coefficient_table,
         evaluate_operators,
@@ -261,7 +276,7 @@ def _run_steps(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from powerfit.step_evaluation import evaluate_steps
+    from powerfit.evaluation.steps import evaluate_steps
 
     start = time.perf_counter()
     with stages(1, "timing the measured training steps", quiet=args.json):

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     from powerfit.store import open_store
     from powerfit.store.gpus import store_gpus
     from powerfit.store.ingest import ingest_measurements
-    from powerfit.store.readers import read_measurements
+    from powerfit.store.readers.read import read_measurements
 
     overrides = _overrides(args.overrides)
     with open_store(args.db) as store:

@@ -3,7 +3,7 @@
 * :mod:`powerfit.measure.meters` — time [s] and energy [J] of a region of code
   (NVML energy counter or sampled power; ``none`` for time only).
 * :mod:`powerfit.measure.ops` — micro-benchmarks of the elementary operations of
-  :mod:`powerfit.flops` (canonical operation format).
+  :mod:`powerfit.paper.flops` (canonical operation format).
 * :mod:`powerfit.measure.steps` and :mod:`powerfit.measure.models` — real training
   steps of BERT-like, GPT-2-like, LSTM and GRU models (canonical run format).
 * :mod:`powerfit.measure.device` — device, precision and environment facts.

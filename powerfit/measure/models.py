@@ -18,7 +18,7 @@ add work that the FLOP counts leave out). Attention is
 :func:`torch.nn.functional.scaled_dot_product_attention` (fused kernels, memory
 linear in seq_len, what PyTorch's own Transformer layers use when training) or,
 with ``attention='explicit'``, the three operations Q·Kᵀ, softmax and A·V as
-:mod:`powerfit.flops` counts them.
+:mod:`powerfit.paper.flops` counts them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Micro-benchmarks of the elementary operations of :mod:`powerfit.flops`.
+"""Micro-benchmarks of the elementary operations of :mod:`powerfit.paper.flops`.
 
-Every operation of :data:`powerfit.flops.OPERATIONS` is run with PyTorch on tensors
+Every operation of :data:`powerfit.paper.flops.OPERATIONS` is run with PyTorch on tensors
 of one configuration's shape, forward only, the way one layer runs it:
 
 * Transformer (``x`` of shape batch × seq_len × d_model, d_k = floor(d_model /
@@ -25,7 +25,7 @@ at least ``energy_window_s``, and the energy of one call is that region's energy
 divided by its calls.
 
 The rows are in the canonical operation format
-(:data:`powerfit.formats.OPERATION_COLUMNS`), with FLOPs from :mod:`powerfit.flops`.
+(:data:`powerfit.formats.OPERATION_COLUMNS`), with FLOPs from :mod:`powerfit.paper.flops`.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from powerfit import flops as _flops
 from powerfit.formats import CONFIG_COLUMNS, OPERATION_COLUMNS
+from powerfit.paper import flops as _flops
 
 __all__ = [
     "benchmark_operations",
@@ -151,9 +151,9 @@ def build_operation(
     arch : {'transformer', 'lstm', 'gru'}
         Architecture.
     operation : str
-        A name of ``powerfit.flops.OPERATIONS[arch]``.
+        A name of ``powerfit.paper.flops.OPERATIONS[arch]``.
     config : mapping
-        Shape (canonical column names; see :func:`powerfit.flops.layer_flops`).
+        Shape (canonical column names; see :func:`powerfit.paper.flops.layer_flops`).
     device : str or torch.device, default 'cpu'
         Where the tensors live.
     dtype : torch.dtype, optional
@@ -546,7 +546,7 @@ def operation_efficiency(frame: pd.DataFrame) -> pd.Series:
         η as a fraction [-], same index; NaN where the GPU or its peak at that
         precision is not in :mod:`powerfit.hardware` (e.g. a CPU).
     """
-    from powerfit.hardware import peak_flops
+    from powerfit.hardware.gpus import peak_flops
 
     peaks: dict[tuple[str, str], float] = {}
     for gpu, precision in frame[["gpu", "precision"]].drop_duplicates().itertuples(index=False):

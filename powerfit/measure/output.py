@@ -8,7 +8,7 @@ Device specs
 :func:`device_specs` describes the measured device so that the file ingests as it
 is, even for a device outside powerfit's catalogue (a CPU, a new GPU):
 :func:`add_device_specs` appends the columns
-:data:`powerfit.store.readers.DEVICE_SPEC_COLUMNS` — ``device_peak_flops``
+:data:`powerfit.store.readers.rows.DEVICE_SPEC_COLUMNS` — ``device_peak_flops``
 [FLOP/s] at the rows' precision, ``device_memory_bandwidth`` [B/s] and
 ``device_power_limit_w`` [W]. A catalogue GPU gets its data-sheet values. Any
 other device gets **measured** values: the peak is the best throughput of a
@@ -179,7 +179,7 @@ def device_specs(
         ``device_peak_flops`` [FLOP/s], ``device_memory_bandwidth`` [B/s],
         ``device_power_limit_w`` [W] (None where unknown).
     """
-    from powerfit.hardware import get_gpu
+    from powerfit.hardware.gpus import get_gpu
 
     base = precision[4:] if precision.startswith("amp-") else precision
     try:

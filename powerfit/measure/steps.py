@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from powerfit import flops as _flops
 from powerfit.formats import RUN_COLUMNS
+from powerfit.paper import flops as _flops
 
 __all__ = [
     "STEP_COLUMNS",

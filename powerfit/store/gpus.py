@@ -16,12 +16,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from powerfit.hardware import GPU, GPUS, get_gpu
+from powerfit.hardware.gpus import GPU, GPUS, get_gpu
 from powerfit.store.engine import transaction
 from powerfit.store.models import Gpu, OperationMeasurement, RunMeasurement
 from powerfit.store.validation import PRECISIONS, peak_precision
 
-__all__ = ["add_gpu", "list_gpus", "parse_peak_flops", "store_gpus"]
+__all__ = ["add_gpu", "gpu_row", "list_gpus", "parse_peak_flops", "store_gpus"]
 
 #: Precision names a peak may be given for (``fp64`` and ``int8`` kept for reference).
 PEAK_NAMES = ("fp64", "fp64-tensor", "fp32", "tf32", "fp16", "bf16", "fp8", "int8")
@@ -49,9 +49,9 @@ def store_gpus(engine: Engine) -> dict[str, tuple[GPU, str]]:
 
     Returns
     -------
-    dict of str to (powerfit.hardware.GPU, str)
+    dict of str to (powerfit.hardware.gpus.GPU, str)
         Origin 'user' or 'measured'. Pass it as ``gpus=`` to
-        :func:`powerfit.store.readers.read_measurements`.
+        :func:`powerfit.store.readers.read.read_measurements`.
     """
     with transaction(engine) as conn:
         rows = conn.execute(sa.select(Gpu.__table__).where(Gpu.origin != "catalogue")).all()
@@ -141,14 +141,13 @@ def add_gpu(
 
     Returns
     -------
-    powerfit.hardware.GPU
+    powerfit.hardware.gpus.GPU
 
     Raises
     ------
     ValueError
         For a catalogue GPU, a GPU already stored (unless ``replace``), or bad specs.
     """
-    from powerfit.store.ingest import gpu_row
 
     name = " ".join(str(name).split())
     if not name or len(name) > 128:
@@ -226,7 +225,7 @@ def _law_gpus() -> dict[str, list[str]]:
             out[name].append(label)
 
     try:
-        from powerfit.profiles import available_profiles, load_profile
+        from powerfit.paper.profiles import available_profiles, load_profile
 
         for profile in available_profiles():
             try:
@@ -314,3 +313,18 @@ def list_gpus(engine: Engine | None = None) -> list[dict[str, Any]]:
         elif name not in known:  # a catalogue GPU of another powerfit version
             out.append(entry(_spec(row), "store"))
     return out
+
+
+def gpu_row(spec: GPU, origin: str) -> dict[str, object]:
+    """A ``gpus`` table row for a GPU spec (:class:`powerfit.hardware.gpus.GPU`)."""
+    return {
+        "name": spec.name,
+        "peak_flops": {k: float(v) for k, v in spec.peak_flops.items()},
+        "default_precision": spec.default_precision,
+        "memory_bytes": None if spec.memory_bytes is None else int(spec.memory_bytes),
+        "power_limit_w": spec.power_limit_w,
+        "memory_bandwidth": spec.memory_bandwidth,
+        "sm_count": spec.sm_count,
+        "boost_clock_hz": spec.boost_clock_hz,
+        "origin": origin,
+    }

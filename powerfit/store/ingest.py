@@ -1,6 +1,6 @@
 """Write validated measurements into the store: one transaction per file.
 
-A file is read and validated completely (:func:`powerfit.store.readers.read_measurements`)
+A file is read and validated completely (:func:`powerfit.store.readers.read.read_measurements`)
 before anything is written; then its import row, any GPU it references and all its
 measurement rows are inserted in one transaction: a refused or interrupted file
 writes nothing. The measurement rows go in bulk, never as ORM objects one by one:
@@ -11,7 +11,7 @@ on SQLite through the driver's ``executemany``, on PostgreSQL (psycopg 3) with
 Identity of an import
 ---------------------
 An import is identified by its content (SHA-256), its reader and the values given
-for every row (``--set``, :func:`powerfit.store.readers.import_identity`):
+for every row (``--set``, :func:`powerfit.store.readers.read.import_identity`):
 
 * the same file with the same values again is skipped ("already ingested");
 * the same file with **other** values is a **new import** (its rows are other
@@ -43,12 +43,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from powerfit._version import __version__
-from powerfit.hardware import GPU, get_gpu
+from powerfit.hardware.gpus import GPU, get_gpu
 from powerfit.store.engine import transaction
+from powerfit.store.gpus import gpu_row
 from powerfit.store.models import Gpu, Import, OperationMeasurement, RunMeasurement
-from powerfit.store.readers import Measurements, import_identity, read_measurements
+from powerfit.store.readers.read import import_identity, read_measurements
+from powerfit.store.readers.rows import Measurements
 
-__all__ = ["IngestResult", "gpu_row", "ingest_file", "ingest_measurements"]
+__all__ = ["IngestResult", "ingest_file", "ingest_measurements"]
 
 #: Rows per write (one executemany or one COPY; also the progress bar's step).
 CHUNK_ROWS = 20_000
@@ -142,21 +144,6 @@ def _same_file(conn: Connection, sha256: str, import_id: int) -> tuple[int, ...]
         sa.select(Import.id).where(Import.sha256 == sha256, Import.id != import_id)
     ).scalars()
     return tuple(sorted(ids))
-
-
-def gpu_row(spec: GPU, origin: str) -> dict[str, object]:
-    """A ``gpus`` table row for a GPU spec (:class:`powerfit.hardware.GPU`)."""
-    return {
-        "name": spec.name,
-        "peak_flops": {k: float(v) for k, v in spec.peak_flops.items()},
-        "default_precision": spec.default_precision,
-        "memory_bytes": None if spec.memory_bytes is None else int(spec.memory_bytes),
-        "power_limit_w": spec.power_limit_w,
-        "memory_bandwidth": spec.memory_bandwidth,
-        "sm_count": spec.sm_count,
-        "boost_clock_hz": spec.boost_clock_hz,
-        "origin": origin,
-    }
 
 
 def _gpu_ids(
@@ -273,7 +260,7 @@ def _copy_rows(
     PostgreSQL reads it (floats by :func:`repr`, the shortest text that reads back
     the same double; NULL as ``\\N``; backslashes escaped), parsed by the server with
     the column's type, so that the stored values are those ``executemany`` stores
-    (``tests/test_store_copy.py``). A database error is raised as SQLAlchemy's
+    (``tests/store/test_copy.py``). A database error is raised as SQLAlchemy's
     :class:`~sqlalchemy.exc.DBAPIError` (so :func:`~powerfit.store.engine.transaction`
     reports it as a :class:`~powerfit.exceptions.StoreError`).
     """
@@ -319,7 +306,7 @@ def ingest_measurements(engine: Engine, measurements: Measurements) -> IngestRes
     engine : sqlalchemy.engine.Engine
         The store's engine, with the schema at head.
     measurements : Measurements
-        From :func:`~powerfit.store.readers.read_measurements`.
+        From :func:`~powerfit.store.readers.read.read_measurements`.
 
     Returns
     -------
@@ -405,7 +392,7 @@ def ingest_file(
     overrides : mapping, optional
         Canonical column values for every row (CodeCarbon and powerfit formats):
         they fill columns the file lacks or leaves empty, and a column the file has
-        values in is refused (see :func:`~powerfit.store.readers.read_measurements`);
+        values in is refused (see :func:`~powerfit.store.readers.read.read_measurements`);
         part of the import's identity.
     ignore_extra_columns : bool, default False
         Ignore columns the format does not know instead of refusing the file.

@@ -13,9 +13,9 @@ Units are SI and in the column names' suffixes, as in :mod:`powerfit.formats`:
   same content with the same values is never ingested twice), row count, time and
   who imported it. Every measurement references its import.
 * :class:`OperationMeasurement` — one timed elementary operation (the operation
-  names of :data:`powerfit.flops.OPERATIONS`), with its shape parameters; or one
+  names of :data:`powerfit.paper.flops.OPERATIONS`), with its shape parameters; or one
   generic operator (``arch`` 'generic', ``operation`` a key of
-  :data:`powerfit.flops.OPERATOR_KINDS`: ``bmm``, ``linear``, ``softmax``, ``ln``,
+  :data:`powerfit.kernels.counts.OPERATOR_KINDS`: ``bmm``, ``linear``, ``softmax``, ``ln``,
   element-wise ``add``…) with its shape B (``batch_size``), ``m, n, k`` (matrix
   products) or ``h`` (a B×H tensor), the bytes it moves and its kernel.
 * :class:`RunMeasurement` — one training step of a whole model, with every
@@ -104,7 +104,7 @@ class Import(Base):
     #: SHA-256 of the content (hex).
     sha256: Mapped[str] = mapped_column(String(64), index=True)
     #: SHA-256 (hex) of the content's SHA-256, the reader and the ``--set`` values
-    #: (:func:`powerfit.store.readers.import_identity`): ingested once.
+    #: (:func:`powerfit.store.readers.read.import_identity`): ingested once.
     identity: Mapped[str] = mapped_column(String(64), unique=True)
     #: Values given for every row (``--set``), normalised; NULL for imports made
     #: before powerfit recorded them (schema 0001).
@@ -149,7 +149,7 @@ class OperationMeasurement(_Shape, Base):
     #: 1-based data row of the source file.
     source_row: Mapped[int] = mapped_column(Integer)
     gpu_id: Mapped[int] = mapped_column(ForeignKey("gpus.id"))
-    #: A name of powerfit.flops.OPERATIONS[arch] (or OPERATOR_KINDS for 'generic').
+    #: A name of powerfit.paper.flops.OPERATIONS[arch] (or OPERATOR_KINDS for 'generic').
     operation: Mapped[str] = mapped_column(String(32))
     precision: Mapped[str] = mapped_column(String(16))
     #: FLOPs of one call [FLOP].

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 
 from powerfit.exceptions import DataError, StoreError
 from powerfit.formats import CONFIG_COLUMNS
-from powerfit.hardware import get_gpu
+from powerfit.hardware.gpus import get_gpu
 from powerfit.store.engine import transaction
 from powerfit.store.models import Gpu, Import, OperationMeasurement, RunMeasurement
 from powerfit.store.validation import PRECISIONS, peak_precision
@@ -159,11 +159,11 @@ def operation_measurements(
     engine : sqlalchemy.engine.Engine
         The store's engine.
     gpu : str, optional
-        GPU name or alias (:func:`powerfit.hardware.get_gpu`); all GPUs when omitted.
+        GPU name or alias (:func:`powerfit.hardware.gpus.get_gpu`); all GPUs when omitted.
     arch : str, optional
         'transformer', 'lstm' or 'gru'; all when omitted.
     operation : str, optional
-        An operation name of :data:`powerfit.flops.OPERATIONS`; all when omitted.
+        An operation name of :data:`powerfit.paper.flops.OPERATIONS`; all when omitted.
     precision : str, optional
         One of :data:`~powerfit.store.validation.PRECISIONS`; all when omitted
         (check with :func:`single_precision` before fitting).
@@ -273,7 +273,7 @@ def operator_measurements(
     precision: str | None = None,
 ) -> pd.DataFrame:
     """Generic operator measurements (NeuSight's ``bmm``, ``softmax``...), for
-    :mod:`powerfit.operators`.
+    :mod:`powerfit.kernels.model`.
 
     Parameters
     ----------
@@ -281,7 +281,7 @@ def operator_measurements(
     gpu : str, optional
         GPU name or alias; all when omitted.
     op : str, optional
-        Operator (a key of :data:`powerfit.flops.OPERATOR_KINDS`, aliases resolved).
+        Operator (a key of :data:`powerfit.kernels.counts.OPERATOR_KINDS`, aliases resolved).
     precision : str, optional
         One precision; all when omitted.
 
@@ -292,7 +292,7 @@ def operator_measurements(
         apply), ``flops`` [FLOP], ``bytes`` [B], ``duration_s`` [s], ``energy_j``
         [J], ``kernel, tool, import_id``.
     """
-    from powerfit.flops import operator_kind
+    from powerfit.kernels.counts import operator_kind
 
     m = OperationMeasurement
     stmt = sa.select(

@@ -13,7 +13,9 @@ best version on the held-out data.
 
 Modules: :mod:`~powerfit.tracking.locations` (where: default SQLite store and
 artifact folder beside powerfit's store), :mod:`~powerfit.tracking.fitting` (the
-fit itself, no MLflow), :mod:`~powerfit.tracking.recording` (the MLflow run and
+fit itself, no MLflow; the rows it reads, :mod:`~powerfit.tracking.inputs`, the energy
+models it builds, :mod:`~powerfit.tracking.energy_models`, and their physics check,
+:mod:`~powerfit.tracking.physics`), :mod:`~powerfit.tracking.recording` (the MLflow run and
 model), :mod:`~powerfit.tracking.operators` (the same for the operator latency
 laws), :mod:`~powerfit.tracking.registry` (versions and the champion alias),
 :mod:`~powerfit.tracking.versions` (history: and comparing versions),

@@ -2,13 +2,14 @@
 
 One *fit* of a (GPU, architecture) pair is:
 
-1. one :class:`~powerfit.laws.PowerLawEfficiency` per operation, fitted on the
+1. one :class:`~powerfit.paper.laws.PowerLawEfficiency` per operation, fitted on the
    store's operation measurements of that pair (efficiency [fraction] against
    FLOPs of one call [FLOP]);
 2. an energy model fitted on the store's run measurements of that pair
    (configurations in, energy of one training step [J] out), built by a factory
-   from the fitted laws (default :func:`default_energy_model`: durations from
-   the laws, then :class:`~powerfit.energy.EnergyRegressor`);
+   from the fitted laws (default
+   :func:`~powerfit.tracking.energy_models.default_energy_model`: durations from
+   the laws, then :class:`~powerfit.paper.energy.EnergyRegressor`);
 3. its evaluation on a held-out split of the run measurements (seeded, stratified
    by model family and layer count where those columns exist);
 4. a physics check of the fitted model on a grid over its whole input domain
@@ -18,8 +19,10 @@ One *fit* of a (GPU, architecture) pair is:
 
 Runs lacking a required input or the energy are left out, and an optional input
 given in only part of the runs is either used (the runs lacking it left out) or
-not used at all (:func:`_select_inputs` states the rule); every such decision is a
-note of the fit, never silent.
+not used at all (:func:`powerfit.tracking.inputs._select_inputs` states the rule);
+every such decision is a note of the fit, never silent. The energy models are
+:mod:`powerfit.tracking.energy_models`', the physics check
+:mod:`powerfit.tracking.physics`'.
 
 Durations are always recomputed from configurations with the fitted laws: the
 duration columns of the published energy data are defective (method.md §4).
@@ -36,135 +39,21 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from powerfit import flops as _flops
+from powerfit._moved import moved_getattr
 from powerfit.exceptions import ConvergenceError, DataError
-from powerfit.laws import plain
-from powerfit.pipeline import REQUIRED_COLUMNS
+from powerfit.paper import flops as _flops
+from powerfit.paper.laws import plain
+from powerfit.tracking.energy_models import ENERGY_MODELS, EnergyModelFactory, model_input_columns
+from powerfit.tracking.inputs import (
+    NO_LAW_OPERATIONS,
+    _no_measurements,
+    _per_gpu_energy,
+    _reused_laws,
+    _select_inputs,
+)
+from powerfit.tracking.physics import PhysicsCheck, check_physics
 
-__all__ = [
-    "ENERGY_MODELS",
-    "MONOTONE_COLUMNS",
-    "NO_LAW_OPERATIONS",
-    "EnergyModelFactory",
-    "FittedCoefficients",
-    "PhysicsCheck",
-    "check_physics",
-    "default_energy_model",
-    "fit_coefficients",
-    "model_input_columns",
-    "row_digests",
-    "run_name",
-    "step_energy_model",
-    "version_tags",
-]
-
-#: Operations measured in the published data for which the method has no efficiency
-#: law (the softmax is memory-bound: its efficiency does not saturate with FLOPs, the
-#: law fits it with R² ≈ 0.2, and the paper's energy model leaves it out).
-NO_LAW_OPERATIONS: frozenset[str] = frozenset({"attention_softmax"})
-
-#: Signature of an energy-model factory: ``factory(laws, arch=..., peak_flops=...)``
-#: returns an unfitted scikit-learn estimator from configurations to energy [J].
-EnergyModelFactory = Callable[..., Any]
-
-#: Optional input columns of the model, beside the required ones.
-_OPTIONAL_COLUMNS = {"transformer": ("d_ff",), "lstm": ("seq_len",), "gru": ("seq_len",)}
-#: ... and those the step model reads as well (output head, model family). Not the
-#: parameter count: the model computes it from the shape, as it must for a user's
-#: configuration that does not give it.
-_STEP_COLUMNS = {"transformer": ("vocab_size", "model"), "lstm": (), "gru": ()}
-
-
-def default_energy_model(
-    laws: Mapping[str, Mapping[str, Any]],
-    *,
-    arch: str = "transformer",
-    peak_flops: Mapping[str, float] | None = None,
-) -> Any:
-    """The default energy model: the paper's durations → linear energy pipeline.
-
-    Parameters
-    ----------
-    laws : dict of str to dict of str to law
-        GPU name → operation → law (see :class:`~powerfit.pipeline.OperationDurations`).
-    arch : {'transformer', 'lstm', 'gru'}, default 'transformer'
-    peak_flops : dict of str to float, optional
-        GPU name → peak throughput [FLOP/s] the efficiencies were measured against.
-
-    Returns
-    -------
-    sklearn.pipeline.Pipeline
-        ``make_energy_pipeline(laws, ...)`` with ``EnergyRegressor()``.
-    """
-    from powerfit.energy import EnergyRegressor
-    from powerfit.pipeline import make_energy_pipeline
-
-    return make_energy_pipeline(
-        laws, arch=arch, peak_flops=peak_flops, regressor=EnergyRegressor()
-    )
-
-
-def step_energy_model(
-    laws: Mapping[str, Mapping[str, Any]],
-    *,
-    arch: str = "transformer",
-    peak_flops: Mapping[str, float] | None = None,
-) -> Any:
-    """powerfit's training-step model: physical step time × power, with a learned correction.
-
-    Parameters
-    ----------
-    laws, arch, peak_flops
-        As in :func:`default_energy_model`; ``arch`` 'transformer' or 'lstm'.
-
-    Returns
-    -------
-    sklearn.pipeline.Pipeline
-        :func:`powerfit.models.make_step_energy_pipeline` with a seeded
-        :class:`~powerfit.models.StepEnergyRegressor` (20 bootstrap refits for
-        prediction intervals). :func:`fit_coefficients` fits it on the measured
-        step durations ``duration_s`` [s] as well as the energies.
-
-    Raises
-    ------
-    DataError
-        For 'gru' (the step model covers Transformers and LSTMs).
-    """
-    from powerfit.models import StepEnergyRegressor, make_step_energy_pipeline
-
-    if arch not in ("transformer", "lstm"):
-        raise DataError(f"the step energy model covers transformer and lstm, not {arch!r}")
-    regressor = StepEnergyRegressor(n_bootstrap=20, random_state=0)
-    return make_step_energy_pipeline(laws, arch=arch, peak_flops=peak_flops, regressor=regressor)
-
-
-#: Energy models by name: ``paper`` (the published method, the default) and ``step``.
-ENERGY_MODELS: dict[str, EnergyModelFactory] = {
-    "paper": default_energy_model,
-    "step": step_energy_model,
-}
-
-
-def model_input_columns(arch: str, model: str = "paper") -> tuple[list[str], list[str]]:
-    """(required, optional) configuration columns of a model for ``arch``.
-
-    Parameters
-    ----------
-    arch : {'transformer', 'lstm', 'gru'}
-    model : {'paper', 'step'}, default 'paper'
-        The energy model (:data:`ENERGY_MODELS`).
-
-    Examples
-    --------
-    >>> model_input_columns("transformer")
-    (['n_layers', 'batch_size', 'seq_len', 'd_model', 'n_heads'], ['d_ff', 'gpu'])
-    >>> model_input_columns("transformer", "step")[1]
-    ['d_ff', 'vocab_size', 'model', 'gpu']
-    """
-    optional = [*_OPTIONAL_COLUMNS[arch]]
-    if model == "step":
-        optional += _STEP_COLUMNS[arch]
-    return ["n_layers", *REQUIRED_COLUMNS[arch]], [*optional, "gpu"]
+__all__ = ["FittedCoefficients", "fit_coefficients", "row_digests", "run_name", "version_tags"]
 
 
 @dataclass
@@ -242,22 +131,6 @@ class FittedCoefficients:
     laws_precision: str = ""
 
 
-def _store_summary(store: Any) -> str:
-    runs = store.run_measurements()
-    ops = store.operation_measurements()
-    parts = []
-    for name, frame in (("operation", ops), ("run", runs)):
-        if len(frame):
-            counts = frame.groupby(["gpu", "arch"]).size()
-            parts.append(
-                f"{name} measurements: "
-                + "; ".join(f"{g} / {a} ({n} rows)" for (g, a), n in counts.items())
-            )
-        else:
-            parts.append(f"no {name} measurements")
-    return ". ".join(parts)
-
-
 def _frame_sha256(frame: pd.DataFrame) -> str:
     text = frame.drop(columns=["import_id", "sha256"], errors="ignore").to_csv(index=False)
     return hashlib.sha256(text.encode()).hexdigest()
@@ -279,7 +152,7 @@ def _import_hashes(store: Any, ids: list[int]) -> dict[int, str]:
 def _fit_laws(
     ops: pd.DataFrame, arch: str, operations: Any, law_params: Mapping[str, Any] | None
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    from powerfit.laws import PowerLawEfficiency
+    from powerfit.paper.laws import PowerLawEfficiency
 
     measured = [op for op in _flops.OPERATIONS[arch] if op in set(ops["operation"])]
     wanted = measured if operations is None else list(operations)
@@ -341,168 +214,6 @@ def _quality(y: np.ndarray, pred: np.ndarray, prefix: str) -> dict[str, float]:
     }
 
 
-#: Inputs along which the energy of a training step can never decrease: more
-#: layers, more tokens per sequence or a larger batch never cost less.
-MONOTONE_COLUMNS: tuple[str, ...] = ("n_layers", "seq_len", "batch_size")
-
-#: Points per input of the physics check's grid.
-_GRID_POINTS = 6
-#: Base configurations of the physics check (seeded sample of the grid).
-_GRID_BASES = 200
-
-
-@dataclass
-class PhysicsCheck:
-    """Whether a fitted energy model is physically sane on its input domain.
-
-    Attributes
-    ----------
-    passed : bool
-        Every prediction on the grid is finite and > 0 [J], and the energy never
-        decreases along :data:`MONOTONE_COLUMNS`.
-    problems : list of str
-        What failed, one line per kind of failure (first example and count).
-    n_points : int
-        Configurations predicted.
-    min_energy_j : float
-        Smallest prediction on the grid [J].
-    domain : dict of str to list
-        The grid values of each input.
-    """
-
-    passed: bool
-    problems: list[str]
-    n_points: int
-    min_energy_j: float
-    domain: dict[str, list[Any]]
-
-    def summary(self) -> str:
-        """One line: 'passed (N configurations)' or 'failed: <problems>'."""
-        if self.passed:
-            return f"passed ({self.n_points} configurations, min {self.min_energy_j:.4g} J)"
-        return "failed: " + "; ".join(self.problems)
-
-
-def _powers_of_two(high: float) -> list[float]:
-    top = max(1, int(np.ceil(np.log2(max(float(high), 1.0)))))
-    exponents = np.unique(np.round(np.linspace(0, top, _GRID_POINTS)).astype(int))
-    return [float(2**e) for e in exponents]
-
-
-def _grid_domain(X: pd.DataFrame) -> dict[str, list[Any]]:
-    domain: dict[str, list[Any]] = {}
-    for column in X.columns:
-        if column == "model" or not pd.api.types.is_numeric_dtype(X[column]):
-            domain[column] = sorted(X[column].dropna().astype(str).unique().tolist())
-            continue
-        high = 2.0 * float(np.nanmax(X[column].to_numpy(dtype=float)))
-        domain[column] = _powers_of_two(high)
-    return domain
-
-
-def _describe(row: pd.Series) -> str:
-    return ", ".join(
-        f"{k}={plain(v):g}" if isinstance(plain(v), float) else f"{k}={plain(v)}"
-        for k, v in row.items()
-    )
-
-
-def check_physics(model: Any, X: pd.DataFrame, *, random_state: int = 0) -> PhysicsCheck:
-    """Check a fitted energy model on a grid over the input domain it accepts.
-
-    The domain: every numeric input from 1 (the smallest size a model accepts) to
-    twice the largest value in ``X``, on powers of two (``_GRID_POINTS`` values; a
-    Transformer's ``n_heads`` is kept ≤ ``d_model``, so that it divides it), and
-    every value of a text input (``model``) seen in ``X``. A seeded sample of
-    ``_GRID_BASES`` base configurations (plus the all-smallest and the
-    all-largest) is predicted, then each base again with each input of
-    :data:`MONOTONE_COLUMNS` swept over its grid.
-
-    The model is sane when every prediction is finite and > 0 [J] and no sweep
-    ever goes down (relative tolerance 1e-9).
-
-    Parameters
-    ----------
-    model : estimator
-        Fitted; ``predict`` takes configurations and returns energy [J].
-    X : pandas.DataFrame
-        The configurations the model was trained with (its input columns).
-    random_state : int, default 0
-        Seed of the sample of base configurations.
-
-    Returns
-    -------
-    PhysicsCheck
-    """
-    domain = _grid_domain(X)
-    rng = np.random.default_rng(random_state)
-    bases = pd.DataFrame(
-        {c: rng.choice(np.asarray(v, dtype=object), _GRID_BASES) for c, v in domain.items()}
-    )
-    corners = pd.DataFrame(
-        [{c: v[0] for c, v in domain.items()}, {c: v[-1] for c, v in domain.items()}]
-    )
-    bases = pd.concat([corners, bases], ignore_index=True)
-    if "n_heads" in bases and "d_model" in bases:
-        heads = bases["n_heads"].astype(float)
-        bases["n_heads"] = np.minimum(heads, bases["d_model"].astype(float))
-    sweeps = [c for c in MONOTONE_COLUMNS if c in domain and len(domain[c]) > 1]
-    frames, keys = [bases.assign(_sweep="", _base=np.arange(len(bases)))], []
-    for column in sweeps:
-        for value in domain[column]:
-            frames.append(
-                bases.assign(**{column: value, "_sweep": column}).assign(
-                    _base=np.arange(len(bases))
-                )
-            )
-        keys.append(column)
-    grid = pd.concat(frames, ignore_index=True)
-    inputs = grid.drop(columns=["_sweep", "_base"])
-    for column in inputs.columns:
-        inputs[column] = (
-            inputs[column].astype(str) if column == "model" else inputs[column].astype(float)
-        )
-    problems: list[str] = []
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            pred = np.asarray(model.predict(inputs), dtype=float).reshape(-1)
-    except (ValueError, ArithmeticError) as exc:
-        return PhysicsCheck(
-            False, [f"cannot predict on the grid: {exc}"], len(inputs), float("nan"), domain
-        )
-    bad = ~np.isfinite(pred) | (pred <= 0)
-    if bad.any():
-        first = int(np.argmax(bad))
-        problems.append(
-            f"predicts {plain(pred[first]):.4g} J (energy must be > 0) for "
-            f"{_describe(inputs.iloc[first])}; {int(bad.sum())} of {len(pred)} grid "
-            "configurations are not > 0"
-        )
-    for column in keys:
-        rows = np.flatnonzero(grid["_sweep"].to_numpy() == column)
-        series = pred[rows].reshape(len(domain[column]), len(bases))  # value x base
-        drop = series[1:] < series[:-1] - 1e-9 * np.abs(series[:-1])
-        if drop.any():
-            step, base = np.argwhere(drop)[0]
-            before = inputs.iloc[rows[step * len(bases) + base]]
-            lo, hi = domain[column][step], domain[column][step + 1]
-            problems.append(
-                f"energy decreases with {column}: {plain(series[step, base]):.4g} J at "
-                f"{column}={lo:g} but {plain(series[step + 1, base]):.4g} J at {column}={hi:g} "
-                f"({_describe(before.drop(labels=column))}); in {int(drop.any(axis=0).sum())} "
-                f"of {len(bases)} sweeps"
-            )
-    finite = pred[np.isfinite(pred)]
-    return PhysicsCheck(
-        passed=not problems,
-        problems=problems,
-        n_points=len(pred),
-        min_energy_j=float(finite.min()) if finite.size else float("nan"),
-        domain=domain,
-    )
-
-
 def row_digests(X: pd.DataFrame, y: Any, arch: str) -> list[str]:
     """A short digest per run (its required configuration columns and energy).
 
@@ -554,204 +265,6 @@ def run_name(fit: FittedCoefficients) -> str:
     )
 
 
-def _select_inputs(
-    runs: pd.DataFrame, required: list[str], optional: list[str]
-) -> tuple[pd.DataFrame, list[str], list[str]]:
-    """Rows and optional columns of a fit, with a note for everything left out.
-
-    Rules (never silent):
-
-    * a run without a measured energy, or lacking a required input, is left out
-      (a note counts them);
-    * an optional input given in every run is used; given in none, it is not;
-    * given in some runs only: when at least half the runs and at least 10 have
-      it, it is used and the runs lacking it are left out; otherwise it is not
-      used at all. Either way a note says how many runs lacked it. No value is
-      imputed (a default vocabulary or feed-forward width would be a guess).
-    """
-    notes: list[str] = []
-    n_all = len(runs)
-    missing = [c for c in required if c not in runs.columns]
-    if missing:
-        raise DataError(f"the run measurements lack the column(s) {', '.join(missing)}")
-    no_energy = runs["energy_j"].isna().to_numpy()
-    if no_energy.any():
-        notes.append(f"{int(no_energy.sum())} of {n_all} runs have no measured energy: left out")
-    runs = runs[~no_energy]
-    lacking = runs[required].apply(pd.to_numeric, errors="coerce").isna()
-    if lacking.any(axis=None):
-        counts = lacking.sum()
-        what = ", ".join(f"{c} ({int(n)})" for c, n in counts.items() if n)
-        notes.append(
-            f"{int(lacking.any(axis=1).sum())} of {len(runs)} runs lack a required input "
-            f"({what}): left out of this fit"
-        )
-        runs = runs[~lacking.any(axis=1)]
-    present: list[str] = []
-    for column in optional:
-        if column == "gpu" or column not in runs.columns:
-            continue
-        given = runs[column].notna()
-        n_given = int(given.sum())
-        if n_given == 0:
-            continue
-        if n_given == len(runs):
-            present.append(column)
-        elif n_given >= max(10, len(runs) / 2):
-            notes.append(
-                f"{len(runs) - n_given} of {len(runs)} runs lack the optional input {column}: "
-                f"left out of this fit, which uses {column}"
-            )
-            runs = runs[given]
-            present.append(column)
-        else:
-            notes.append(
-                f"the optional input {column} is given in only {n_given} of {len(runs)} runs: "
-                "not used by this fit"
-            )
-    return runs.reset_index(drop=True), present, notes
-
-
-def _profiles_hint(arch: str, precision: str | None = None) -> str:
-    """The bundled profiles with laws for ``arch`` (and ``precision``), for a message."""
-    from powerfit.profiles import available_profiles, load_profile
-
-    listed = []
-    for name in available_profiles():
-        profile = load_profile(name)
-        if profile.arch == arch and precision in (None, profile.precision):
-            listed.append(f"{name}: {profile.precision} laws of {profile.gpu}")
-    return "; ".join(listed) or "none bundled"
-
-
-def _no_measurements(store: Any, kind: str, gpu: str, arch: str) -> DataError:
-    message = (
-        f"no {kind} measurements for GPU {gpu!r} and architecture {arch!r} in the store "
-        f"{store.url}. "
-    )
-    if kind == "operation":  # the hint first: the CLI shows the first 600 characters
-        message += (
-            "To fit the energy model on training steps alone, measure the operations "
-            "(`powerfit measure ops`, then ingest them) or reuse a bundled profile's "
-            f"efficiency laws with --laws-from PROFILE (laws_from= in Python; "
-            f"{_profiles_hint(arch)}). "
-        )
-    return DataError(message + f"It holds: {_store_summary(store)}")
-
-
-def _gpu_peak(store: Any, gpu: str, precision: str) -> float | None:
-    """Peak [FLOP/s] of a catalogue or store GPU at ``precision`` (None: not known)."""
-    from powerfit.hardware import get_gpu
-    from powerfit.store.gpus import store_gpus
-    from powerfit.store.validation import peak_precision
-
-    try:
-        spec = get_gpu(gpu)
-    except ValueError:
-        stored = store_gpus(store.engine).get(gpu)
-        if stored is None:
-            return None
-        spec = stored[0]
-    return spec.peak_flops.get(peak_precision(precision))
-
-
-def _reused_laws(
-    store: Any,
-    name: str,
-    gpu: str,
-    arch: str,
-    run_precision: str | None,
-    explicit_precision: bool,
-    operations: Any,
-) -> tuple[Any, dict[str, Any], float, list[str]]:
-    """(profile, laws, peak [FLOP/s], notes) of ``fit_coefficients(laws_from=name)``.
-
-    The rules: the profile must be of ``arch``; its laws' precision must be that of
-    the run measurements, unless the precision was chosen explicitly (then a note
-    says the laws are of another precision); on another GPU than the profile's the
-    laws are applied as fractions of that GPU's peak at the laws' precision.
-    """
-    from powerfit.profiles import load_profile
-
-    profile = load_profile(name)
-    if profile.arch != arch:
-        raise DataError(
-            f"profile {name!r} has laws of {profile.arch} operations, not {arch}; "
-            f"profiles for {arch}: {_profiles_hint(arch)}"
-        )
-    notes: list[str] = []
-    if run_precision is not None and run_precision != profile.precision:
-        if not explicit_precision:
-            raise DataError(
-                f"profile {name!r} holds {profile.precision} laws but the run measurements "
-                f"of {gpu!r} / {arch} are {run_precision}: an efficiency is a fraction of one "
-                f"precision's peak, and {profile.precision} laws do not time "
-                f"{run_precision} operations. Choose a profile of {run_precision} laws "
-                f"({_profiles_hint(arch, run_precision)}), measure the operations at "
-                f"{run_precision} "
-                f"(`powerfit measure ops`), or pass --precision {run_precision} "
-                f"(precision= in Python) to reuse the {profile.precision} laws for these "
-                f"{run_precision} steps anyway"
-            )
-        notes.append(
-            f"{profile.precision} laws of profile {name} reused for {run_precision} steps "
-            f"(precision {run_precision} chosen explicitly): durations are those of "
-            f"{profile.precision} operations"
-        )
-    if gpu == profile.gpu:
-        peak = profile.peak_flops
-    else:
-        found = _gpu_peak(store, gpu, profile.precision)
-        if found is None:
-            raise DataError(
-                f"profile {name!r} holds {profile.precision} laws of {profile.gpu}; {gpu!r} "
-                f"has no {profile.precision} peak to apply them to (powerfit gpus shows its "
-                "specs)"
-            )
-        peak = float(found)
-        notes.append(
-            f"laws of {profile.gpu} (profile {name}) applied to {gpu} as fractions of its "
-            f"{profile.precision} peak ({peak:.4g} FLOP/s)"
-        )
-    laws = profile.law_estimators()
-    if operations is not None:
-        unknown = [op for op in operations if op not in laws]
-        if unknown:
-            raise DataError(
-                f"profile {name!r} has no law for {', '.join(map(repr, unknown))}; "
-                f"it has {', '.join(laws)}"
-            )
-        laws = {op: laws[op] for op in operations}
-    laws = {op: law for op, law in laws.items() if op not in NO_LAW_OPERATIONS}
-    return profile, laws, peak, notes
-
-
-def _per_gpu_energy(runs: pd.DataFrame) -> tuple[pd.Series, list[str]]:
-    """Energy of one GPU's share of each step [J]: the measured total over ``gpu_count``.
-
-    A data-parallel step on N GPUs runs the configuration (``batch_size`` per GPU)
-    on each of them: its measured energy is N times one GPU's. The energy models
-    predict one GPU's energy per step, so the total is divided by ``gpu_count``
-    (missing: 1).
-    """
-    energy = runs["energy_j"].astype(float)
-    if "gpu_count" not in runs.columns:
-        return energy, []
-    count = pd.to_numeric(runs["gpu_count"], errors="coerce").fillna(1).astype(float)
-    several = count > 1
-    if not several.any():
-        return energy, []
-    counts = ", ".join(
-        f"{int(n)} on {int(c)} GPUs" for c, n in count[several].value_counts().items()
-    )
-    note = (
-        f"{int(several.sum())} of {len(runs)} runs ran on several GPUs ({counts}): their "
-        "energy is divided by their GPU count; the model predicts one GPU's energy per "
-        "step (batch_size per GPU)"
-    )
-    return energy / count, [note]
-
-
 def fit_coefficients(
     store: Any,
     gpu: str,
@@ -773,7 +286,7 @@ def fit_coefficients(
     store : powerfit.store.Store
         The measurement store to read.
     gpu : str
-        GPU name or alias (:func:`powerfit.hardware.get_gpu`).
+        GPU name or alias (:func:`powerfit.hardware.gpus.get_gpu`).
     arch : {'transformer', 'lstm', 'gru'}, default 'transformer'
     operations : sequence of str, optional
         Operations to fit laws for; default every measured operation of ``arch``
@@ -785,7 +298,7 @@ def fit_coefficients(
         ``predict_time`` method in its last step (the step model) is fitted with
         the measured step durations too, when every run has one.
     law_params : dict, optional
-        Keyword arguments of :class:`~powerfit.laws.PowerLawEfficiency`.
+        Keyword arguments of :class:`~powerfit.paper.laws.PowerLawEfficiency`.
     test_size : float, default 0.33
         Fraction of the run measurements held out for evaluation.
     random_state : int, default 0
@@ -795,7 +308,7 @@ def fit_coefficients(
         ``bf16``, ``amp-fp16``, ``amp-bf16``); default all, which must then be of
         one precision (:func:`powerfit.store.queries.single_precision`).
     laws_from : str, optional
-        A bundled profile (:func:`powerfit.profiles.available_profiles`) whose
+        A bundled profile (:func:`powerfit.paper.profiles.available_profiles`) whose
         published efficiency laws are reused, for a store with training steps but
         no operation measurements: only the energy model is fitted, on the store's
         runs. The profile must be of ``arch`` and its laws of the runs' precision;
@@ -828,7 +341,7 @@ def fit_coefficients(
     data-parallel step on N GPUs costs N times one GPU's step with the same
     per-GPU batch, so the models predict one GPU's energy of a step.
     """
-    from powerfit.hardware import get_gpu
+    from powerfit.hardware.gpus import get_gpu
     from powerfit.store.queries import single_precision
 
     stage = progress or (lambda name: None)
@@ -979,3 +492,8 @@ def fit_coefficients(
         laws_from=laws_from,
         laws_precision=laws_precision,
     )
+
+
+#: Names that moved out of this module serve their old path for one release, with a
+#: DeprecationWarning (:mod:`powerfit._moved`).
+__getattr__ = moved_getattr(__name__)

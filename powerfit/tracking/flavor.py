@@ -22,7 +22,10 @@ Anything else — an unknown class or dotted path, an unknown hyper-parameter or
 attribute, a dunder name, an object array dtype, a caching ``memory`` folder on a
 ``Pipeline`` — is refused with :class:`UnsafeModelError` before any estimator is
 built. Loading imports no module named by the file: the classes are imported
-from this fixed table.
+from this fixed table. Files written before the package was arranged by stages
+(powerfit 0.1.0 as of issue 22) name the classes by their old paths
+(``powerfit.laws.PowerLawEfficiency``...): :data:`LEGACY_PATHS` maps each to its class's
+path now, and nothing else; files are written with the new paths.
 
 What is *not* covered: the ``MLmodel`` file itself. An edited ``MLmodel`` that
 points the ``python_function`` flavour at another loader (MLflow's pickle-based
@@ -47,6 +50,7 @@ from powerfit.exceptions import PowerfitError
 
 __all__ = [
     "ALLOWED_ESTIMATORS",
+    "LEGACY_PATHS",
     "SPEC_FILE",
     "UnsafeModelError",
     "artifact_digest",
@@ -66,7 +70,7 @@ SPEC_VERSION = 1
 #: hold (:func:`_refuse_config_paths`).
 ALLOWED_ESTIMATORS: dict[str, frozenset[str]] = {
     "sklearn.pipeline.Pipeline": frozenset(),
-    "powerfit.laws.PowerLawEfficiency": frozenset(
+    "powerfit.paper.laws.PowerLawEfficiency": frozenset(
         {
             "alpha_",
             "converged_",
@@ -82,7 +86,7 @@ ALLOWED_ESTIMATORS: dict[str, frozenset[str]] = {
             "stderr_",
         }
     ),
-    "powerfit.energy.EnergyRegressor": frozenset(
+    "powerfit.paper.energy.EnergyRegressor": frozenset(
         {
             "bootstrap_coefficients_",
             "coef_",
@@ -93,10 +97,10 @@ ALLOWED_ESTIMATORS: dict[str, frozenset[str]] = {
             "n_features_in_",
         }
     ),
-    "powerfit.pipeline.OperationDurations": frozenset(
+    "powerfit.paper.durations.OperationDurations": frozenset(
         {"feature_names_in_", "laws_", "n_features_in_", "operations_", "peak_flops_"}
     ),
-    "powerfit.models.StepFeatures": frozenset(
+    "powerfit.paper.step_features.StepFeatures": frozenset(
         {
             "feature_names_in_",
             "gpus_",
@@ -107,7 +111,7 @@ ALLOWED_ESTIMATORS: dict[str, frozenset[str]] = {
             "power_limit_",
         }
     ),
-    "powerfit.models.StepEnergyRegressor": frozenset(
+    "powerfit.paper.step_energy.StepEnergyRegressor": frozenset(
         {
             "bootstrap_params_",
             "bootstrap_power_fraction_",
@@ -129,14 +133,25 @@ ALLOWED_ESTIMATORS: dict[str, frozenset[str]] = {
     ),
     # Operator latency laws: tables of coefficients and GPU specs (plain numbers and
     # strings, keyed by GPU name or (GPU, operator) tuples).
-    "powerfit.operators.OperatorTimeModel": frozenset(
+    "powerfit.kernels.model.OperatorTimeModel": frozenset(
         {"laws_", "n_features_in_", "n_rows_", "specs_", "transfer_"}
     ),
     # Step time of a Hugging Face config on a GPU: per-GPU (scale, launch [s]) pairs.
     # Its predict reads powerfit's bundled operator laws and GPU catalogue (fixed
     # package files, named by a validated precision); in Python it also opens a
     # config.json path a row names, which a loaded model refuses (_refuse_config_paths).
-    "powerfit.graph.StepTimeRegressor": frozenset({"calibrations_", "n_features_in_"}),
+    "powerfit.steps.regressor.StepTimeRegressor": frozenset({"calibrations_", "n_features_in_"}),
+}
+
+#: Class paths written by earlier releases -> the allowlisted path of the same class now.
+LEGACY_PATHS: dict[str, str] = {
+    "powerfit.laws.PowerLawEfficiency": "powerfit.paper.laws.PowerLawEfficiency",
+    "powerfit.energy.EnergyRegressor": "powerfit.paper.energy.EnergyRegressor",
+    "powerfit.pipeline.OperationDurations": "powerfit.paper.durations.OperationDurations",
+    "powerfit.models.StepFeatures": "powerfit.paper.step_features.StepFeatures",
+    "powerfit.models.StepEnergyRegressor": "powerfit.paper.step_energy.StepEnergyRegressor",
+    "powerfit.operators.OperatorTimeModel": "powerfit.kernels.model.OperatorTimeModel",
+    "powerfit.graph.StepTimeRegressor": "powerfit.steps.regressor.StepTimeRegressor",
 }
 
 #: Hyper-parameters whose value must be ``None`` when loading (they name folders).
@@ -157,32 +172,32 @@ def _class_for(path: str) -> type:
         from sklearn.pipeline import Pipeline
 
         return Pipeline
-    if path == "powerfit.laws.PowerLawEfficiency":
-        from powerfit.laws import PowerLawEfficiency
+    if path == "powerfit.paper.laws.PowerLawEfficiency":
+        from powerfit.paper.laws import PowerLawEfficiency
 
         return PowerLawEfficiency
-    if path == "powerfit.energy.EnergyRegressor":
-        from powerfit.energy import EnergyRegressor
+    if path == "powerfit.paper.energy.EnergyRegressor":
+        from powerfit.paper.energy import EnergyRegressor
 
         return EnergyRegressor
-    if path == "powerfit.pipeline.OperationDurations":
-        from powerfit.pipeline import OperationDurations
+    if path == "powerfit.paper.durations.OperationDurations":
+        from powerfit.paper.durations import OperationDurations
 
         return OperationDurations
-    if path == "powerfit.models.StepFeatures":
-        from powerfit.models import StepFeatures
+    if path == "powerfit.paper.step_features.StepFeatures":
+        from powerfit.paper.step_features import StepFeatures
 
         return StepFeatures
-    if path == "powerfit.models.StepEnergyRegressor":
-        from powerfit.models import StepEnergyRegressor
+    if path == "powerfit.paper.step_energy.StepEnergyRegressor":
+        from powerfit.paper.step_energy import StepEnergyRegressor
 
         return StepEnergyRegressor
-    if path == "powerfit.operators.OperatorTimeModel":
-        from powerfit.operators import OperatorTimeModel
+    if path == "powerfit.kernels.model.OperatorTimeModel":
+        from powerfit.kernels.model import OperatorTimeModel
 
         return OperatorTimeModel
-    if path == "powerfit.graph.StepTimeRegressor":
-        from powerfit.graph import StepTimeRegressor
+    if path == "powerfit.steps.regressor.StepTimeRegressor":
+        from powerfit.steps.regressor import StepTimeRegressor
 
         return StepTimeRegressor
     raise UnsafeModelError(f"refusing to build {path!r}: not an allowlisted powerfit estimator")
@@ -261,6 +276,8 @@ def _decode_estimator(value: dict[str, Any], where: str) -> Any:
     from sklearn.base import BaseEstimator
 
     path = value["__estimator__"]
+    if isinstance(path, str):
+        path = LEGACY_PATHS.get(path, path)
     if not isinstance(path, str) or path not in ALLOWED_ESTIMATORS:
         raise UnsafeModelError(
             f"refusing to build {path!r}: not an allowlisted powerfit estimator"
@@ -440,13 +457,13 @@ class _PyfuncModel:
 def _refuse_config_paths(model: Any, model_input: Any) -> None:
     """A served step-time model takes ``config`` as JSON text only, never a file path.
 
-    In Python, :class:`~powerfit.graph.StepTimeRegressor` also opens a
+    In Python, :class:`~powerfit.steps.regressor.StepTimeRegressor` also opens a
     ``config.json`` path the caller gives; through pyfunc (a model server, Spark) the
     caller is remote, and a path would make the server open one of its own files.
     """
     if not isinstance(model_input, pd.DataFrame) or "config" not in model_input:
         return
-    if not isinstance(model, _class_for("powerfit.graph.StepTimeRegressor")):
+    if not isinstance(model, _class_for("powerfit.steps.regressor.StepTimeRegressor")):
         return
     for i, value in enumerate(model_input["config"]):
         if not (isinstance(value, str) and value.lstrip().startswith("{")):

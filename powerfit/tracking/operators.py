@@ -2,7 +2,7 @@
 
 :func:`fit_operator_laws` reads the generic operator measurements of the store
 (NeuSight's ``bmm``, ``linear``, softmax, LayerNorm, element-wise...) of **one**
-precision, fits :class:`powerfit.operators.OperatorTimeModel` (one law per (GPU,
+precision, fits :class:`powerfit.kernels.model.OperatorTimeModel` (one law per (GPU,
 operator)) and records one MLflow run in the same experiment as the energy models
 (:mod:`powerfit.tracking.recording`) with
 
@@ -122,7 +122,7 @@ def _signature() -> Any:
     from mlflow.types import ColSpec, Schema
     from mlflow.types.schema import AnyType
 
-    from powerfit.operators import OPERATOR_COLUMNS
+    from powerfit.kernels.model import OPERATOR_COLUMNS
 
     inputs = [
         ColSpec("string" if name in ("gpu", "op", "precision") else AnyType(), name)
@@ -133,7 +133,7 @@ def _signature() -> Any:
 
 def _read(store_url: Any, gpu: str | None, precision: str | None):
     """Operator rows of the store (one precision), their latencies [s], notes, URL."""
-    from powerfit.operators import OPERATOR_COLUMNS
+    from powerfit.kernels.model import OPERATOR_COLUMNS
     from powerfit.store import open_store, resolve_url
     from powerfit.store.queries import single_precision
 
@@ -161,7 +161,7 @@ def _read(store_url: Any, gpu: str | None, precision: str | None):
 
 
 def _metrics(model: Any, X: Any, y: np.ndarray) -> dict[str, float]:
-    from powerfit.flops import operator_kind
+    from powerfit.kernels.counts import operator_kind
 
     metrics: dict[str, float] = {}
     for (gpu, op), law in sorted(model.laws_.items()):
@@ -227,7 +227,7 @@ def fit_operator_laws(
     import mlflow
     from mlflow import MlflowClient
 
-    from powerfit.operators import OperatorTimeModel
+    from powerfit.kernels.model import OperatorTimeModel
     from powerfit.store.engine import mask_url
     from powerfit.tracking.flavor import SPEC_FILE, to_spec
     from powerfit.tracking.registry import create_registered_model_once

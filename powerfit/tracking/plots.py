@@ -43,7 +43,7 @@ def law_figure(law: Any, flops: Any, efficiency: Any, *, title: str) -> Any:
     -------
     matplotlib.figure.Figure
     """
-    from powerfit.laws import efficiency as law_efficiency
+    from powerfit.paper.laws import efficiency as law_efficiency
 
     c = np.asarray(flops, dtype=float)
     eta = np.asarray(efficiency, dtype=float)

@@ -35,12 +35,8 @@ from pathlib import Path
 from typing import Any
 
 from powerfit.exceptions import PowerfitError
-from powerfit.tracking.fitting import (
-    EnergyModelFactory,
-    FittedCoefficients,
-    fit_coefficients,
-    model_input_columns,
-)
+from powerfit.tracking.energy_models import EnergyModelFactory, model_input_columns
+from powerfit.tracking.fitting import FittedCoefficients, fit_coefficients
 from powerfit.tracking.flavor import artifact_digest
 from powerfit.tracking.locations import (
     EXPERIMENT_NAME,
@@ -515,10 +511,10 @@ def fit_and_log(
         Operations to fit laws for (default: every measured one with a law).
     energy_model : {'paper', 'step'} or callable, default 'paper'
         As in :func:`~powerfit.tracking.fitting.fit_coefficients`: the paper's
-        model, powerfit's step model (:func:`~powerfit.tracking.fitting.step_energy_model`)
+        model, powerfit's step model (:func:`~powerfit.tracking.energy_models.step_energy_model`)
         or a factory ``energy_model(laws, arch=..., peak_flops=...)``.
     law_params : dict, optional
-        Keyword arguments of :class:`~powerfit.laws.PowerLawEfficiency`.
+        Keyword arguments of :class:`~powerfit.paper.laws.PowerLawEfficiency`.
     extra_trusted_types : sequence of str
         Non-powerfit types of a custom energy model that skops may load.
     precision : str, optional
@@ -581,7 +577,7 @@ def fit_and_log(
 
 
 def step_time_signature() -> Any:
-    """Signature of :class:`powerfit.graph.StepTimeRegressor`: one row per training step.
+    """Signature of :class:`powerfit.steps.regressor.StepTimeRegressor`: one row per training step.
 
     ``gpu`` (name), ``config`` (the model's ``config.json`` as JSON text: a served
     model refuses a path, :mod:`powerfit.tracking.flavor`), ``batch_size`` and ``seq_len``
@@ -634,7 +630,7 @@ def log_step_time_model(
     register: str | None = None,
     promote: bool = False,
 ) -> FitResult:
-    """Record a fitted :class:`~powerfit.graph.StepTimeRegressor` and register it.
+    """Record a fitted :class:`~powerfit.steps.regressor.StepTimeRegressor` and register it.
 
     One MLflow run in powerfit's experiment (params: the hyper-parameters
     ``model.*`` and the calibrated GPUs; metrics: each GPU's calibration
@@ -649,7 +645,7 @@ def log_step_time_model(
     Parameters
     ----------
     model : StepTimeRegressor
-        Fitted (:meth:`~powerfit.graph.StepTimeRegressor.fit`).
+        Fitted (:meth:`~powerfit.steps.regressor.StepTimeRegressor.fit`).
     X_test, y_test : pandas.DataFrame and array-like, optional
         Held-out measured steps (columns of :func:`step_time_signature`) and their
         times [s]: recorded as ``test_mape``, which the champion rule compares
@@ -672,7 +668,7 @@ def log_step_time_model(
     Raises
     ------
     TypeError
-        ``model`` is not a :class:`~powerfit.graph.StepTimeRegressor`.
+        ``model`` is not a :class:`~powerfit.steps.regressor.StepTimeRegressor`.
     sklearn.exceptions.NotFittedError
         It is not fitted.
     """
@@ -680,7 +676,7 @@ def log_step_time_model(
     from mlflow import MlflowClient
     from sklearn.utils.validation import check_is_fitted
 
-    from powerfit.graph import StepTimeRegressor
+    from powerfit.steps.regressor import StepTimeRegressor
     from powerfit.tracking.registry import (
         STEP_TIME_KIND,
         ensure_registered_model,

@@ -9,7 +9,7 @@ Each fit is a new version, tagged with what it is and what it was fitted on
 The champion rule (:func:`update_champion`), in order:
 
 1. a version whose physics check failed (energy ≤ 0 somewhere, or less energy for
-   more layers, tokens or batch: :func:`~powerfit.tracking.fitting.check_physics`)
+   more layers, tokens or batch: :func:`~powerfit.tracking.physics.check_physics`)
    is never promoted, not even when asked;
 2. asked (``promote=True``, ``powerfit fit --promote``): promoted;
 3. no champion yet: promoted;

@@ -46,7 +46,7 @@ HISTORY_COLUMNS = (
 
 
 def _gpu_name(gpu: str) -> str:
-    from powerfit.hardware import get_gpu
+    from powerfit.hardware.gpus import get_gpu
 
     try:
         return get_gpu(gpu).name
@@ -205,7 +205,7 @@ def compare(
                 f"the matching versions are of several architectures ({sorted(map(str, archs))});"
                 " choose one with arch=... (--arch)"
             )
-        from powerfit.pipeline import check_configs
+        from powerfit.paper.durations import check_configs
 
         check_configs(configs, archs.pop() or "transformer", source=source)
         for version in versions:

@@ -27,7 +27,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def _identity(sha256: str, format: str) -> str:
-    """powerfit.store.readers.import_identity without values (frozen copy)."""
+    """powerfit.store.readers.read.import_identity without values (frozen copy)."""
     key = json.dumps({"sha256": sha256, "format": format, "set": {}}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()
 

@@ -10,7 +10,7 @@
   'measured' for specs written by ``powerfit measure``).
 * Existing rows of the published data (imports whose format starts with
   ``mayaki2025``) get their precision by the rule of
-  :func:`powerfit.store.readers.mayaki_precision`: ``tf32`` on the A100 (its
+  :func:`powerfit.store.readers.mayaki2025.mayaki_precision`: ``tf32`` on the A100 (its
   throughput reaches 82–117 TFLOP/s on matrix products, above the 19.5 TFLOP/s
   FP32 peak), ``fp32`` on the RTX 2080 Ti (at most 11.5 TFLOP/s, 85 % of its
   13.45 TFLOP/s FP32 peak and far below its 53.8 TFLOP/s FP16 tensor peak; Turing

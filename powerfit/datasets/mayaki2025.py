@@ -1,0 +1,178 @@
+"""The data of Mayaki & Charpenay (ECAI 2025), in scikit-learn's ``fetch_*`` style.
+
+:func:`fetch_mayaki2025` returns the four processed tables published with the paper,
+exactly as published (the paper's column names and units; see ``method.md`` §4 for
+their traps). The files are looked for in ``<data_home>/mayaki2025/processed/``;
+``data_home`` defaults to the ``POWERFIT_DATA_HOME`` environment variable, else a
+per-user cache directory (:func:`~powerfit.datasets.home.get_data_home`), and missing
+files are downloaded from the authors' repository. Every file is checked against its
+pinned SHA-256.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from powerfit.datasets.home import get_data_home, sha256_file
+
+__all__ = ["MAYAKI2025_FILES", "Mayaki2025", "fetch_mayaki2025"]
+
+#: Authors' repository pinned at the commit the paper's data come from. The files'
+#: paths in that repository differ: the Transformer tables sit in ``data/``, the
+#: LSTM tables in ``data/processed/`` (checked against the repository's index:
+#: same sizes and content as the SHA-256-pinned copies). Set
+#: ``POWERFIT_MAYAKI2025_URL`` to a mirror of the repository's root (same layout)
+#: to download from elsewhere — e.g. if GitHub does not resolve the short commit.
+MAYAKI2025_URL = "https://raw.githubusercontent.com/MansMayaki/MLEnergyConsumption/609d971"
+
+#: The processed files: attribute name -> (file name, SHA-256, path in the repository).
+MAYAKI2025_FILES: dict[str, tuple[str, str, str]] = {
+    "transformer_operations": (
+        "dataForTransformerHEF.csv",
+        "f31992d487fa9cb591c29a53a0a7d36b70ea99fcc9047a33aee6f0cd20b7ada0",
+        "data/dataForTransformerHEF.csv",
+    ),
+    "lstm_operations": (
+        "dataForLstmHEF.csv",
+        "2453bcfa99fd74c6c966d166d3af6d310d99e109a9d974e70b6c474a2212b8f8",
+        "data/processed/dataForLstmHEF.csv",
+    ),
+    "transformer_energy": (
+        "SubsetDataForTransformer_energyModel.csv",
+        "390d5178d7266459931fb119ae54a6c3795b6d3d910f4038b05fe100875b2e23",
+        "data/SubsetDataForTransformer_energyModel.csv",
+    ),
+    "lstm_energy": (
+        "SubsetDataForLSTM_energyModel.csv",
+        "0eeae0757ba8528665dc1f2f7f03d2f9032f4b55303c67d291bf883643d0f3a2",
+        "data/processed/SubsetDataForLSTM_energyModel.csv",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Mayaki2025:
+    """The four processed tables of Mayaki & Charpenay (2025), as published.
+
+    Attributes
+    ----------
+    transformer_operations : pandas.DataFrame
+        3,000 timed Transformer operations (``dataForTransformerHEF.csv``).
+    lstm_operations : pandas.DataFrame
+        11,400 timed LSTM operations (``dataForLstmHEF.csv``).
+    transformer_energy : pandas.DataFrame
+        1,576 Transformer training steps (``SubsetDataForTransformer_energyModel.csv``).
+    lstm_energy : pandas.DataFrame
+        741 LSTM configurations (``SubsetDataForLSTM_energyModel.csv``).
+    paths : dict of str to pathlib.Path
+        Where each table was read from.
+    """
+
+    transformer_operations: pd.DataFrame
+    lstm_operations: pd.DataFrame
+    transformer_energy: pd.DataFrame
+    lstm_energy: pd.DataFrame
+    paths: dict[str, Path]
+
+
+def _dataset_dir(data_home: str | os.PathLike[str] | None) -> Path:
+    return get_data_home(data_home) / "mayaki2025" / "processed"
+
+
+def fetch_mayaki2025(
+    data_home: str | os.PathLike[str] | None = None, download_if_missing: bool = True
+) -> Mayaki2025:
+    """Load the published measurements of Mayaki & Charpenay (2025).
+
+    Parameters
+    ----------
+    data_home : path, optional
+        See :func:`get_data_home`.
+    download_if_missing : bool, default True
+        Download a missing file from the authors' repository (pinned commit, see
+        :data:`MAYAKI2025_URL`; ``POWERFIT_MAYAKI2025_URL`` names a mirror) into
+        ``data_home``; when False, a missing file raises.
+
+    Returns
+    -------
+    Mayaki2025
+
+    Raises
+    ------
+    FileNotFoundError
+        A file is missing and ``download_if_missing`` is False.
+    ValueError
+        A file's SHA-256 differs from the pinned one.
+    OSError
+        A download failed.
+    """
+    folder = _dataset_dir(data_home)
+    tables: dict[str, pd.DataFrame] = {}
+    paths: dict[str, Path] = {}
+    for attr, (filename, expected, upstream) in MAYAKI2025_FILES.items():
+        path = folder / filename
+        if not path.exists():
+            if not download_if_missing:
+                raise FileNotFoundError(
+                    f"{path} not found; set POWERFIT_DATA_HOME to the folder holding "
+                    "mayaki2025/, or allow download_if_missing"
+                )
+            _download(upstream, path, expected)
+        actual = sha256_file(path)
+        if actual != expected:
+            raise ValueError(
+                f"{path}: SHA-256 {actual} differs from the published {expected}; "
+                "the file is damaged or not the published one"
+            )
+        tables[attr] = pd.read_csv(path, index_col=0)
+        paths[attr] = path
+    return Mayaki2025(**tables, paths=paths)
+
+
+def _download(upstream: str, path: Path, expected: str) -> None:
+    """Download one file into ``path`` atomically, checking its SHA-256.
+
+    Parameters
+    ----------
+    upstream : str
+        Path of the file in the authors' repository, e.g. ``data/dataForTransformerHEF.csv``.
+    path : pathlib.Path
+        Destination.
+    expected : str
+        Pinned SHA-256.
+
+    Raises
+    ------
+    OSError
+        When the download fails (the message names the URL).
+    ValueError
+        When the downloaded content is not the published one (nothing is kept).
+    """
+    import urllib.error
+    import urllib.request
+
+    base = os.environ.get("POWERFIT_MAYAKI2025_URL") or MAYAKI2025_URL
+    url = f"{base.rstrip('/')}/{upstream}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.part")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(tmp, "wb") as out:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                out.write(block)
+    except (urllib.error.URLError, OSError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise OSError(
+            f"cannot download {url}: {exc}; set POWERFIT_MAYAKI2025_URL to a mirror of "
+            "the repository, or POWERFIT_DATA_HOME to a folder holding mayaki2025/"
+        ) from exc
+    actual = sha256_file(tmp)
+    if actual != expected:
+        tmp.unlink()
+        raise ValueError(
+            f"{url}: downloaded SHA-256 {actual} differs from the published {expected}"
+        )
+    tmp.replace(path)

@@ -1,0 +1,356 @@
+"""The steps suite: step time of real models against NeuSight's measured training steps.
+
+For every training step in ``neusight2025/labels/`` (FP32, TF32 off; forward +
+backward, no optimizer step), the operator graph of the step is built from the
+model's Hugging Face config (:func:`powerfit.steps.measured.neusight_step_graph`) and its
+operators' latencies are summed, in these modes:
+
+* ``in-gpu``: the operator laws fitted with that GPU's operator measurements;
+* ``specs-only``: the same laws, as if that GPU had never been measured;
+* ``in-gpu+cal``: with the per-GPU calibration (:class:`powerfit.steps.calibration.Calibration`)
+  fitted leave-one-step-out on the other measured steps of that GPU;
+* ``specs-only+cal-other-gpus``: specs-only, calibrated on the other GPUs' steps
+  (their specs-only sums from laws that never saw the held-out GPU either);
+* ``roofline``: max(FLOP / peak, bytes / bandwidth) per operator;
+* ``trace_sum``: the sum of the latencies NeuSight measured for each traced node.
+
+Intervals: the nominal 90 % interval of a step time t is ``[t·e^−q, t·e^q]`` with
+``q = t₀.₉₅(n−1) · RMS(log(pred / measured))`` over n measured steps, every GPU
+weighing the same (:func:`interval_half_width`). Its coverage is checked out of
+sample two ways: ``loo-step`` (q from every other step, all GPUs pooled) and
+``loo-gpu`` (q from the other GPUs' steps only: the unseen-GPU case).
+:func:`evaluate_steps` returns the per-GPU table; :func:`step_time_intervals` the
+half-widths a CLI should use, and :func:`step_interval_bundle` the shipped bundle that
+:mod:`powerfit.steps.intervals` reads. :func:`compare_products` checks the graph's
+matrix products against a NeuSight trace
+(:func:`powerfit.datasets.neusight2025.traced_products`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from powerfit.steps.graph import MATMUL_OPS
+from powerfit.steps.intervals import OUT_OF_RANGE_WIDEN
+
+__all__ = [
+    "MODES",
+    "NEUSIGHT_PUBLISHED",
+    "compare_products",
+    "evaluate_steps",
+    "interval_coverage",
+    "interval_half_width",
+    "step_interval_bundle",
+    "step_predictions",
+    "step_time_intervals",
+    "trace_sum",
+]
+
+#: NeuSight's published MAPE of training-step latency (Lee et al., ASPLOS 2025) [%].
+NEUSIGHT_PUBLISHED = {
+    "NVIDIA A100 80GB PCIe": 7.6,
+    "Tesla V100-PCIE-32GB": 8.9,
+    "NVIDIA H100 80GB HBM3": 6.6,
+    "NVIDIA L4": 7.2,
+}
+
+#: The prediction modes, in the table's order.
+MODES = (
+    "in-gpu",
+    "in-gpu+cal",
+    "specs-only",
+    "specs-only+cal-other-gpus",
+    "roofline",
+    "trace_sum",
+)
+
+#: Modes whose interval is checked (the ones a user gets).
+INTERVAL_MODES = ("in-gpu", "in-gpu+cal", "specs-only", "roofline")
+
+_LAYER0 = r"'[\w.]*\.(?:h|layer|layers|block)\.0'"
+
+
+def trace_sum(trace: Path, num_layer: int) -> float:
+    """Forward + backward latency of a traced step, layer 0 counted num_layer times [s]."""
+    frame = pd.read_csv(trace)
+    in_layer = frame.meta.astype(str).str.contains(_LAYER0, regex=True)
+    lat = frame.fw_latency + frame.bw_latency + frame.acc_latency
+    return float((lat[in_layer].sum() * num_layer + lat[~in_layer].sum()) * 1e-3)
+
+
+def _operator_model(data_home: Any = None, precision: str = "fp32") -> Any:
+    """The bundled operator laws, else laws fitted on NeuSight's operator files."""
+    try:
+        from powerfit.evaluation.operators import neusight_operator_frame
+        from powerfit.kernels.model import OPERATOR_COLUMNS, OperatorTimeModel, load_operator_model
+    except ImportError:
+        return None
+    try:
+        return load_operator_model(precision=precision)
+    except ValueError:
+        from powerfit.datasets.home import get_data_home
+
+        ops = neusight_operator_frame(get_data_home(data_home))
+        return OperatorTimeModel(precision=precision).fit(
+            ops[list(OPERATOR_COLUMNS)], ops.latency_s
+        )
+
+
+def step_predictions(data_home: Any = None) -> pd.DataFrame:
+    """One row per measured step: the measured time and each mode's prediction [s].
+
+    Columns: ``gpu, model, seq_len, batch_size, num_layer, measured_s, n_ops`` and
+    one column per mode of :data:`MODES` (NaN where a mode cannot predict). Empty
+    when the labels are absent.
+    """
+    from powerfit.datasets.neusight2025 import neusight_training_steps
+    from powerfit.steps.calibration import fit_calibration
+    from powerfit.steps.latency import operator_latency, roofline_latency
+    from powerfit.steps.measured import neusight_step_graph
+
+    steps = neusight_training_steps(data_home)
+    from powerfit.architectures.hf import from_hf_config
+
+    cols = [
+        "gpu",
+        "model",
+        "seq_len",
+        "batch_size",
+        "num_layer",
+        "n_parameters",
+        "measured_s",
+        "n_ops",
+    ]
+    if steps.empty:
+        return pd.DataFrame(columns=[*cols, *MODES])
+    model = _operator_model(data_home)
+    out, graphs = [], []
+    for step in steps.itertuples(index=False):
+        graph = neusight_step_graph(step)
+        graphs.append(graph)
+        count = graph["count"].to_numpy()
+        row = {c: getattr(step, c) for c in cols if c not in ("n_ops", "n_parameters")}
+        row["n_parameters"] = from_hf_config(step.config).n_parameters
+        row["n_ops"] = float(count.sum())
+        row["roofline"] = float(np.sum(roofline_latency(graph, step.gpu) * count))
+        ok = step.trace is not None and step.num_layer
+        row["trace_sum"] = trace_sum(step.trace, step.num_layer) if ok else np.nan
+        for mode, specs in (("in-gpu", False), ("specs-only", True)):
+            row[mode] = np.nan
+            if model is None:
+                continue
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    lat = operator_latency(graph, step.gpu, model, specs_only=specs)
+                row[mode] = float(np.sum(lat * count))
+            except (ValueError, KeyError):
+                pass
+        out.append(row)
+    frame = pd.DataFrame(out)
+    frame["in-gpu+cal"] = np.nan
+    frame["specs-only+cal-other-gpus"] = np.nan
+    for i in range(len(frame)):
+        gpu = frame.gpu.iloc[i]
+        mine = frame[(frame.gpu == gpu) & (frame.index != frame.index[i])]
+        mine = mine[np.isfinite(mine["in-gpu"])]
+        if not mine.empty and np.isfinite(frame["in-gpu"].iloc[i]):
+            cal = fit_calibration(gpu, mine["in-gpu"], mine.n_ops, mine.measured_s)
+            frame.loc[frame.index[i], "in-gpu+cal"] = cal.apply(
+                frame["in-gpu"].iloc[i], frame.n_ops.iloc[i]
+            )
+    for gpu in frame.gpu.unique():
+        others = frame[(frame.gpu != gpu) & np.isfinite(frame["specs-only"])]
+        if others.empty or model is None:
+            continue
+        # the other GPUs' specs-only sums from laws that never saw this GPU either
+        blind = model.without_gpus([gpu])
+        summed = []
+        for i in others.index:
+            graph = graphs[i]
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                lat = operator_latency(graph, others.gpu[i], blind, specs_only=True)
+            summed.append(float(np.sum(lat * graph["count"].to_numpy())))
+        cal = fit_calibration("others", np.array(summed), others.n_ops, others.measured_s)
+        mine = (frame.gpu == gpu).to_numpy()
+        frame.loc[mine, "specs-only+cal-other-gpus"] = cal.apply(
+            frame.loc[mine, "specs-only"].to_numpy(), frame.loc[mine, "n_ops"].to_numpy()
+        )
+    return frame[[*cols, *MODES]]
+
+
+def interval_half_width(log_ratios: Any, gpus: Any = None) -> float:
+    """Half-width q [-] of a nominal 90 % interval ``[t·e^−q, t·e^q]``.
+
+    ``q = t₀.₉₅(n − 1) · sqrt(Σ wᵢ rᵢ² / Σ wᵢ)`` over the log ratios r = log(pred /
+    measured) of n measured steps (Student's t for the small samples at hand; an RMS,
+    not a standard deviation, so that a bias widens the interval). With ``gpus`` (the
+    GPU of each step) every GPU weighs the same, ``wᵢ = 1 / (steps of its GPU)``: the
+    errors of one GPU's steps go together (one set of laws, one bias), so the GPU with
+    most steps (the A100, 10 of 13) must not set the width for all; without, wᵢ = 1.
+    NaN below 2 steps.
+    """
+    from scipy.stats import t as student_t
+
+    r = np.asarray(log_ratios, dtype=float)
+    ok = np.isfinite(r)
+    r = r[ok]
+    if r.size < 2:
+        return float("nan")
+    w = np.ones(r.size)
+    if gpus is not None:
+        g = pd.Series(np.asarray(gpus, dtype=object)[ok])
+        w = 1.0 / g.map(g.value_counts()).to_numpy(float)
+    return float(student_t.ppf(0.95, r.size - 1) * np.sqrt(np.sum(w * r**2) / np.sum(w)))
+
+
+def _log_ratio(frame: pd.DataFrame, mode: str) -> np.ndarray:
+    return np.log(frame[mode].to_numpy(float) / frame.measured_s.to_numpy(float))
+
+
+def interval_coverage(frame: pd.DataFrame, modes: Any = INTERVAL_MODES) -> pd.DataFrame:
+    """Out-of-sample coverage [%] of the nominal 90 % step-time interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``gpu, mode, protocol`` (``loo-step``: the half-width from every other step,
+        all GPUs; ``loo-gpu``: from the other GPUs' steps only, widened by
+        :data:`OUT_OF_RANGE_WIDEN` as for any GPU without measured steps;
+        ``loo-gpu-unwidened``: the same without widening), ``n``,
+        ``coverage90_pct`` and ``mean_half_width`` (mean q [-]).
+    """
+    rows = []
+    for mode in modes:
+        if mode not in frame:
+            continue
+        r = _log_ratio(frame, mode)
+        gpus = frame.gpu.to_numpy()
+        for protocol in ("loo-step", "loo-gpu", "loo-gpu-unwidened"):
+            q = np.full(len(frame), np.nan)
+            for i in range(len(frame)):
+                keep = (np.arange(len(frame)) != i) if protocol == "loo-step" else gpus != gpus[i]
+                q[i] = interval_half_width(r[keep], gpus[keep])
+            if protocol == "loo-gpu":
+                q = q * OUT_OF_RANGE_WIDEN
+            for gpu in sorted(set(gpus)):
+                m = (gpus == gpu) & np.isfinite(r) & np.isfinite(q)
+                if not m.any():
+                    continue
+                rows.append(
+                    {
+                        "gpu": gpu,
+                        "mode": mode,
+                        "protocol": protocol,
+                        "n": int(m.sum()),
+                        "coverage90_pct": float(np.mean(np.abs(r[m]) <= q[m]) * 100),
+                        "mean_half_width": float(np.mean(q[m])),
+                    }
+                )
+    return pd.DataFrame(
+        rows, columns=["gpu", "mode", "protocol", "n", "coverage90_pct", "mean_half_width"]
+    )
+
+
+def step_time_intervals(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Half-widths q [-] to use per mode, from all measured steps (with counts).
+
+    ``in-gpu`` uses the calibrated errors when calibration is applied (the CLI
+    calibrates in-GPU FP32 estimates); ``specs-only`` its own.
+    """
+    out = {}
+    for mode in INTERVAL_MODES:
+        if mode not in frame:
+            continue
+        r = _log_ratio(frame, mode)
+        half = interval_half_width(r, frame.gpu.to_numpy())
+        out[mode] = {"half_width": half, "n_steps": int(np.isfinite(r).sum())}
+    return out
+
+
+def step_interval_bundle(frame: pd.DataFrame) -> dict[str, Any]:
+    """Half-widths per mode, the measured ranges and the coverage: a JSON-able dict."""
+    from datetime import datetime, timezone
+
+    cov = interval_coverage(frame)
+    return {
+        "format": "powerfit.step_time_intervals/1",
+        "interval": "[t*exp(-q), t*exp(q)], nominal 90 %; q *= widen_outside outside ranges",
+        "half_width": step_time_intervals(frame),
+        "widen_outside": OUT_OF_RANGE_WIDEN,
+        "ranges": {
+            "gpus": sorted(frame.gpu.unique()),
+            "n_parameters": [int(frame.n_parameters.min()), int(frame.n_parameters.max())],
+            "batch_size": [int(frame.batch_size.min()), int(frame.batch_size.max())],
+            "seq_len": [int(frame.seq_len.min()), int(frame.seq_len.max())],
+            "precision": ["fp32"],
+        },
+        "coverage": cov.to_dict(orient="records"),
+        "provenance": {
+            "data": "NeuSight (Lee et al., ASPLOS 2025) labels/*/*-train-*.json",
+            "built_by": "experiments/build_power_models.py",
+            "built_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    }
+
+
+def evaluate_steps(data_home: Any = None, frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    """MAPE of step time [%] per GPU and mode, with interval coverage, beside NeuSight.
+
+    Parameters
+    ----------
+    data_home : path, optional
+        Data home holding ``neusight2025/`` (default:
+        :func:`powerfit.datasets.home.get_data_home`).
+    frame : pandas.DataFrame, optional
+        :func:`step_predictions`' output (computed when absent).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per GPU: ``gpu, steps``, one MAPE column per mode of :data:`MODES`,
+        ``in-gpu_vs_trace_sum`` (the graph's summed operators against the traced
+        nodes' sum), ``coverage90_<mode>_<protocol>`` [%] for the interval modes and
+        ``neusight_published`` [%].
+    """
+    frame = step_predictions(data_home) if frame is None else frame
+    cov = interval_coverage(frame)
+    rows = []
+    for gpu, group in frame.groupby("gpu"):
+        row: dict[str, Any] = {"gpu": gpu, "steps": len(group)}
+        for m in MODES:
+            ok = np.isfinite(group[m].to_numpy(float))
+            ape = (group[m][ok] - group.measured_s[ok]).abs() / group.measured_s[ok] * 100
+            row[m] = float(ape.mean()) if ok.any() else np.nan
+        ok = np.isfinite(group.trace_sum.to_numpy(float)) & np.isfinite(
+            group["in-gpu"].to_numpy(float)
+        )
+        gap = (group["in-gpu"] - group.trace_sum).abs() / group.trace_sum * 100
+        row["in-gpu_vs_trace_sum"] = float(gap[ok].mean()) if ok.any() else np.nan
+        for c in cov[cov.gpu == gpu].itertuples(index=False):
+            row[f"coverage90_{c.mode}_{c.protocol}"] = c.coverage90_pct
+        row["neusight_published"] = NEUSIGHT_PUBLISHED.get(gpu, np.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def compare_products(graph: pd.DataFrame, traced: pd.DataFrame) -> pd.DataFrame:
+    """Forward products of a graph beside a trace's, by shape (op, B, M, N, K).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per shape: ``count_graph``, ``count_trace`` (0 where absent).
+    """
+    key = ["op", "B", "M", "N", "K"]
+    fwd = graph[(graph.phase == "forward") & graph.op.isin(list(MATMUL_OPS))]
+    a = fwd.groupby(key)["count"].sum().rename("count_graph")
+    b = traced.groupby(key)["count"].sum().rename("count_trace")
+    both = pd.concat([a, b], axis=1).fillna(0).astype("int64").reset_index()
+    return both

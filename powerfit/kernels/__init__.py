@@ -1,0 +1,9 @@
+"""Latency laws of the GPU operators a training step runs (matrix products, memory-bound).
+
+What one call of an operator counts (:mod:`~powerfit.kernels.counts`: kinds, FLOP,
+bytes), the laws and their fit (:mod:`~powerfit.kernels.laws`), their transfer to GPUs
+never measured (:mod:`~powerfit.kernels.transfer`), the roofline
+(:mod:`~powerfit.kernels.roofline`) and the scikit-learn estimator that holds them per
+(GPU, operator), with the bundled laws (:mod:`~powerfit.kernels.model`). Next: fused
+attention, collectives.
+"""

@@ -1,0 +1,300 @@
+"""The time of a step graph: each operator's latency, their sum, and the step's utilisation.
+
+:func:`step_time` sums each row's latency predicted by an operator model (the
+per-(GPU, operator) laws of :mod:`powerfit.kernels.model`; by default the ones bundled
+for the row's precision, :func:`bundled_operator_model`), or by a roofline
+(:func:`roofline_latency`) where there is none. Only FP32 laws are bundled: in other
+precisions the memory-bound rows are timed by the FP32 laws on their own bytes and the
+matrix products by the roofline at their precision's peak plus the FP32 law's fixed
+cost per call (:func:`operator_latency`; :func:`operator_latency_sources` says which
+row was timed how). :func:`utilisation` is the step's time-weighted compute
+utilisation, what board power is a function of (:mod:`powerfit.power`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from powerfit.kernels.model import OPERATOR_COLUMNS, load_operator_model
+from powerfit.steps.calibration import Calibration
+from powerfit.steps.graph import MATMUL_OPS
+
+__all__ = [
+    "ROW_SOURCES",
+    "bundled_operator_model",
+    "operator_latency",
+    "operator_latency_sources",
+    "roofline_latency",
+    "step_time",
+    "utilisation",
+]
+
+
+def _gpu(name: str):
+    from powerfit.hardware.gpus import get_gpu
+
+    return get_gpu(name)
+
+
+def _row_peaks(graph: pd.DataFrame, spec: Any) -> np.ndarray:
+    """Peak [FLOP/s] of each row: its precision's for products, FP32's elsewhere."""
+    fp32 = spec.peak_flops["fp32"]
+    peak = graph.precision.map(lambda p: spec.peak_flops.get(p, fp32)).to_numpy(float)
+    return np.where(graph.op.isin(list(MATMUL_OPS)).to_numpy(), peak, fp32)
+
+
+def roofline_latency(graph: pd.DataFrame, gpu: str) -> np.ndarray:
+    """Roofline latency of each row of a graph [s]: max(FLOP / peak, bytes / bandwidth).
+
+    Peak is the catalogue's dense peak at the row's precision
+    (:func:`powerfit.hardware.gpus.peak_flops`; FP32 CUDA cores for memory-bound rows),
+    bandwidth the catalogue's. A lower bound: no launch overhead, no
+    efficiency loss.
+    """
+    spec = _gpu(gpu)
+    bw = spec.memory_bandwidth
+    if not bw:
+        raise ValueError(f"no memory bandwidth known for {spec.name}")
+    peak = _row_peaks(graph, spec)
+    return np.maximum(graph.flop.to_numpy() / peak, graph["bytes"].to_numpy() / bw)
+
+
+def _operator_frame(graph: pd.DataFrame, gpu: str) -> pd.DataFrame:
+    X = graph.assign(gpu=gpu)
+    return X[list(OPERATOR_COLUMNS)]
+
+
+_BUNDLED: dict[str, Any] = {}
+
+
+def bundled_operator_model(precision: str) -> Any:
+    """The bundled operator model of a precision, or None (no bundle of that precision).
+
+    Loaded once per process (:func:`powerfit.kernels.model.load_operator_model`).
+    """
+    if precision not in _BUNDLED:
+        try:
+            _BUNDLED[precision] = load_operator_model(precision=precision)
+        except ValueError:
+            _BUNDLED[precision] = None
+    return _BUNDLED[precision]
+
+
+def _as_used(model: Any, specs_only: bool) -> Any:
+    """A copy of an operator model reading (M×K)·(K×N) products, specs-only if asked.
+
+    The graph's products are (M×K)·(K×N) (``matmul_layout='mkn'`` of
+    :class:`powerfit.kernels.model.OperatorTimeModel`); NeuSight's own files, which the
+    laws were fitted on, write them (M×N)·(N×K). Both settings are read at predict
+    time only, so a fitted model is copied, not refitted.
+    """
+    import copy
+
+    twin = copy.copy(model)
+    if hasattr(twin, "matmul_layout"):
+        twin.matmul_layout = "mkn"
+    if specs_only:
+        if not hasattr(twin, "specs_only"):
+            raise ValueError("this operator model has no specs_only mode")
+        twin.specs_only = True
+    return twin
+
+
+def _model_for(precision: str, operator_model: Any) -> Any:
+    """The operator model that times rows of ``precision`` (None: no laws of it)."""
+    model = operator_model
+    if model is None or getattr(model, "precision", precision) != precision:
+        model = bundled_operator_model(precision)
+    return model
+
+
+#: Where a row's latency comes from (:func:`operator_latency_sources`).
+ROW_SOURCES = ("laws", "fp32 bandwidth laws", "roofline")
+
+
+def operator_latency_sources(
+    graph: pd.DataFrame, gpu: str, operator_model: Any = None, specs_only: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Latency of one run of each row [s], where each comes from, and why.
+
+    See :func:`operator_latency` for the parameters and the rules.
+
+    Returns
+    -------
+    latency : numpy.ndarray
+        Latency [s] of each row.
+    source : numpy.ndarray of str
+        Per row, one of :data:`ROW_SOURCES`: ``laws`` (the laws of its precision),
+        ``fp32 bandwidth laws`` (a memory-bound row of a precision without laws,
+        timed by the FP32 laws on its own bytes) or ``roofline``.
+    notes : list of str
+        One line per precision without laws, saying which rows fell back to what.
+    """
+    X = _operator_frame(graph, gpu).reset_index(drop=True)
+    out = np.full(len(X), np.nan)
+    source = np.full(len(X), "laws", dtype=object)
+    notes: list[str] = []
+    precisions = X["precision"].astype(str).to_numpy()
+    products = X["op"].isin(list(MATMUL_OPS)).to_numpy()
+    for precision in sorted(set(precisions)):
+        mask = precisions == precision
+        model = _model_for(precision, operator_model)
+        if model is not None:
+            out[mask] = np.asarray(_as_used(model, specs_only).predict(X.loc[mask]), dtype=float)
+            continue
+        fp32 = _model_for("fp32", operator_model)
+        fp32 = None if fp32 is None else _as_used(fp32, specs_only)
+        parts = []
+        mm = np.flatnonzero(mask & products)
+        if mm.size:
+            rows = graph.iloc[mm]
+            out[mm] = roofline_latency(rows, gpu)
+            source[mm] = "roofline"
+            spec = _gpu(gpu)
+            peak = spec.peak_flops.get(precision)
+            at = (
+                f"the {precision} peak ({peak / 1e12:.4g} TFLOP/s)"
+                if peak
+                else f"the fp32 peak (no {precision} peak of {spec.name} in the catalogue)"
+            )
+            launch = _fixed_costs(fp32, rows, gpu)
+            if launch is not None:
+                out[mm] += launch
+                at += " plus the fp32 laws' fixed cost per call (t0)"
+            parts.append(f"{precision} matrix products ({mm.size} rows): roofline at {at}")
+        mem = np.flatnonzero(mask & ~products)
+        if mem.size:
+            if fp32 is not None and hasattr(fp32, "predict_memory_bound"):
+                out[mem] = fp32.predict_memory_bound(X.loc[mem])
+                source[mem] = "fp32 bandwidth laws"
+                parts.append(
+                    f"{precision} memory-bound operators ({mem.size} rows): fp32 bandwidth "
+                    f"laws on their own {precision} bytes"
+                )
+            else:
+                out[mem] = roofline_latency(graph.iloc[mem], gpu)
+                source[mem] = "roofline"
+                parts.append(
+                    f"{precision} memory-bound operators ({mem.size} rows): roofline "
+                    "(no fp32 laws either)"
+                )
+        notes.append(f"no {precision} operator laws: " + "; ".join(parts))
+    return out, source, notes
+
+
+def _fixed_costs(fp32: Any, rows: pd.DataFrame, gpu: str) -> np.ndarray | None:
+    """The FP32 matmul laws' fixed cost t0 [s] per call of each product row, or None.
+
+    ``t0`` is the additive fixed cost of one call in the law ``t = t0 + max(compute,
+    memory)`` (:mod:`powerfit.kernels.model`), as NeuSight timed isolated calls: host
+    dispatch, kernel launch and synchronisation, which a half-precision or TF32
+    product pays as an FP32 one does (it is the same term the FP32 rows of a step
+    get). None when the model has no such laws (any other operator model).
+    """
+    if fp32 is None or not hasattr(fp32, "law"):
+        return None
+    t0 = {}
+    for op in rows["op"].unique():
+        law, _origin = fp32.law(gpu, str(op))
+        if "t0" not in law:
+            return None
+        t0[op] = float(law["t0"])
+    return rows["op"].map(t0).to_numpy(float)
+
+
+def operator_latency(
+    graph: pd.DataFrame, gpu: str, operator_model: Any = None, specs_only: bool = False
+) -> np.ndarray:
+    """Latency of one run of each row of a graph [s].
+
+    Parameters
+    ----------
+    graph : pandas.DataFrame
+        From :func:`~powerfit.steps.graph.training_step_graph`.
+    gpu : str
+        GPU name (NVML's, as the operator model knows it).
+    operator_model : object, optional
+        An operator model with ``predict(X) -> latency [s]`` over the columns
+        :data:`OPERATOR_COLUMNS` (:class:`powerfit.kernels.model.OperatorTimeModel`). A
+        model with a ``precision`` attribute predicts the rows of that precision only;
+        the others (and all rows when no model is given) use the bundled model of
+        their precision (:func:`powerfit.kernels.model.load_operator_model`).
+    specs_only : bool, default False
+        Predict as if this GPU had never been measured (the model's transfer from
+        specs).
+
+    Notes
+    -----
+    Rows of a precision without laws (only FP32 laws are bundled; TF32, FP16 and BF16
+    rows have none) are timed, with a ``RuntimeWarning`` that names them:
+
+    * memory-bound operators by the FP32 laws on their own bytes
+      (:meth:`powerfit.kernels.model.OperatorTimeModel.predict_memory_bound`): their
+      latency is bytes over the bandwidth at an efficiency that depends on the bytes
+      and the row length, not on the arithmetic (TF32 rows are the FP32 kernels and
+      get exactly the FP32 latencies; FP16/BF16 rows move half the bytes);
+    * matrix products by the roofline max(FLOP / peak, bytes / bandwidth) at their
+      precision's (tensor-core) peak, plus the FP32 matmul law's fixed cost ``t0``
+      of the same GPU and operator (the launch cost is the host's, shared by every
+      precision; the efficiency below the peak is not: tensor-core kernels were not
+      measured). A lower bound of their time, hence the wide interval of such
+      estimates (:func:`powerfit.steps.intervals.half_width_for`).
+
+    Without FP32 laws (an operator model of another kind, or none bundled), all such
+    rows use the roofline.
+    """
+    out, _source, notes = operator_latency_sources(graph, gpu, operator_model, specs_only)
+    for note in notes:
+        warnings.warn(note, RuntimeWarning, stacklevel=2)
+    return out
+
+
+def step_time(
+    graph: pd.DataFrame,
+    gpu: str,
+    operator_model: Any = None,
+    specs_only: bool = False,
+    *,
+    calibration: Calibration | None = None,
+    phases: Iterable[str] | None = None,
+) -> float:
+    """Time of one training step [s]: the sum of its operators' latencies.
+
+    Parameters
+    ----------
+    graph : pandas.DataFrame
+        From :func:`~powerfit.steps.graph.training_step_graph`.
+    gpu : str
+        GPU name.
+    operator_model : object, optional
+        See :func:`operator_latency`.
+    specs_only : bool, default False
+        See :func:`operator_latency`.
+    calibration : Calibration, optional
+        Per-GPU correction fitted on measured steps
+        (:func:`~powerfit.steps.calibration.fit_calibration`).
+    phases : iterable of str, optional
+        Only these phases (e.g. ``("forward", "backward")`` for NeuSight's steps).
+    """
+    g = graph if phases is None else graph[graph.phase.isin(list(phases))]
+    lat = operator_latency(g, gpu, operator_model, specs_only)
+    total = float(np.sum(lat * g["count"].to_numpy()))
+    if calibration is not None:
+        total = calibration.apply(total, n_ops=float(g["count"].sum()))
+    return total
+
+
+def utilisation(graph: pd.DataFrame, latency_s: np.ndarray, gpu: str) -> float:
+    """Time-weighted compute utilisation of a step [-]: Σ FLOP / (peak · Σ time)."""
+    spec = _gpu(gpu)
+    t = np.asarray(latency_s, float) * graph["count"].to_numpy()
+    if t.sum() <= 0:
+        return 0.0
+    peak = _row_peaks(graph, spec)
+    achieved = graph.flop.to_numpy() * graph["count"].to_numpy() / peak
+    return float(np.clip(achieved.sum() / t.sum(), 0.0, 1.0))

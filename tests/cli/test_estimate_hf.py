@@ -1,0 +1,96 @@
+"""Tests of powerfit.cli.estimate_hf: ``powerfit estimate --hf-config``."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from powerfit.steps.latency import bundled_operator_model
+
+
+def test_cli_estimate_hf_json(tmp_path, capsys, tiny_gpt2):
+    from powerfit.cli import estimate_hf
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(tiny_gpt2))
+    argv = [
+        "--hf-config",
+        str(path),
+        "--gpu",
+        "NVIDIA A100 80GB PCIe",
+        "--batch-size",
+        "2",
+        "--seq-len",
+        "16",
+        "--steps",
+        "1000",
+        "--grid-intensity",
+        "400",
+        "--pue",
+        "1.2",
+        "--json",
+    ]
+    assert estimate_hf.main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["mode"] == "roofline") == (bundled_operator_model("fp32") is None)
+    for key in ("step_time_s", "energy_j", "run_energy_kwh", "co2_kg", "operators"):
+        assert key in out
+    assert out["run_energy_kwh"] == pytest.approx(1000 * out["energy_j"] / 3.6e6)
+    assert out["co2_kg"] == pytest.approx(out["run_energy_kwh"] * 400 / 1000 * 1.2)
+    lo, hi = out["energy_interval_j"]
+    assert lo <= out["energy_j"] <= hi
+    # a 0.1 M-parameter model at batch 2 × 16 is far outside the measured steps
+    assert out["outside_measured_range"] is True
+    assert any("parameters" in w for w in out["warnings"])
+
+
+def test_cli_estimate_hf_errors(tmp_path, capsys, tiny_gpt2):
+    from powerfit.cli import estimate_hf
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(tiny_gpt2))
+    base = ["--hf-config", str(path), "--gpu", "a100", "--seq-len", "16"]
+    assert estimate_hf.main([*base, "--batch-size", "1.5"]) == 1
+    assert "--batch-size" in capsys.readouterr().err
+    assert estimate_hf.main([*base, "--batch-size", "1", "--steps", "1", "--tokens", "9"]) == 1
+    assert "not both" in capsys.readouterr().err
+
+
+def test_cli_add_arguments_keeps_existing_options():
+    import argparse
+
+    from powerfit.cli import estimate_hf
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--batch-size", dest="batch_size", type=float)
+    parser.add_argument("--json", action="store_true")
+    estimate_hf.add_arguments(parser)  # no conflict with the options already there
+    args = parser.parse_args(["--hf-config", "c.json", "--batch-size", "4", "--specs-only"])
+    assert args.batch_size == 4 and args.specs_only and args.optimizer == "adamw"
+
+
+def test_cli_estimate_amp_bf16_flags_roofline_products(tmp_path, capsys, fp32_laws, tiny_gpt2):
+    from powerfit.cli import estimate_hf
+    from powerfit.steps.intervals import half_width_for, load_step_intervals
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(tiny_gpt2))
+    argv = ["--hf-config", str(path), "--gpu", "h100", "--batch-size", "2", "--seq-len", "16"]
+    assert estimate_hf.main([*argv, "--precision", "amp-bf16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["mode"] == "in-gpu+roofline"
+    assert out["outside_measured_range"] is True
+    assert 0.0 < out["roofline_share"] < 1.0
+    products = sum(t for op, t in out["breakdown_by_op"].items() if op in ("linear", "bmm"))
+    assert out["roofline_share"] * out["step_time_s"] == pytest.approx(products, rel=1e-9)
+    bundle = load_step_intervals()
+    widen = float(bundle["widen_outside"]) if bundle else 2.0
+    roof_q = half_width_for("roofline", outside=False, roofline=False)
+    assert out["step_time_half_width"] == pytest.approx(widen * roof_q)
+    lo, hi = out["step_time_interval_s"]
+    assert lo == pytest.approx(out["step_time_s"] * math.exp(-widen * roof_q))
+    assert hi == pytest.approx(out["step_time_s"] * math.exp(widen * roof_q))
+    assert any("bf16 matrix products" in w and "roofline" in w for w in out["warnings"])
+    assert any("timed by the roofline at the bf16 peak" in w for w in out["warnings"])

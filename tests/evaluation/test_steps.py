@@ -1,0 +1,59 @@
+"""Tests of powerfit.evaluation.steps: step-time intervals and the steps suite."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+
+def test_interval_half_width_and_coverage_on_synthetic_steps():
+    from powerfit.evaluation.steps import interval_coverage, interval_half_width
+
+    assert math.isnan(interval_half_width([0.1]))
+    r = np.array([0.1, -0.1, 0.1, -0.1])
+    from scipy.stats import t as student_t
+
+    assert interval_half_width(r) == pytest.approx(student_t.ppf(0.95, 3) * 0.1)
+    # every GPU weighs the same: one GPU's many small errors do not narrow another's
+    r = np.array([0.01] * 9 + [0.3])
+    gpus = ["a"] * 9 + ["b"]
+    rms = np.sqrt((0.01**2 + 0.3**2) / 2)
+    assert interval_half_width(r, gpus) == pytest.approx(student_t.ppf(0.95, 9) * rms)
+    assert interval_half_width(r, gpus) > 2 * interval_half_width(r)
+    rng = np.random.default_rng(1)
+    n = 60
+    measured = rng.uniform(0.1, 2.0, n)
+    frame = pd.DataFrame(
+        {
+            "gpu": np.repeat(["a", "b"], n // 2),
+            "measured_s": measured,
+            "in-gpu": measured * np.exp(rng.normal(0, 0.05, n)),
+        }
+    )
+    cov = interval_coverage(frame, modes=("in-gpu",))
+    assert set(cov.protocol) == {"loo-step", "loo-gpu", "loo-gpu-unwidened"}
+    assert (cov.coverage90_pct >= 80).all()
+    # a GPU with a bias the other GPU does not show: only the widening covers it
+    frame.loc[frame.gpu == "b", "in-gpu"] *= 1.15
+    cov = interval_coverage(frame, modes=("in-gpu",)).set_index(["gpu", "protocol"])
+    assert (
+        cov.loc[("b", "loo-gpu"), "coverage90_pct"]
+        > cov.loc[("b", "loo-gpu-unwidened"), "coverage90_pct"]
+    )
+
+
+def test_evaluate_steps_table(neusight_labels):
+    from powerfit.evaluation.steps import MODES, evaluate_steps
+
+    table = evaluate_steps()
+    assert {"NVIDIA A100 80GB PCIe", "Tesla V100-PCIE-32GB"} <= set(table.gpu)
+    for mode in MODES:
+        assert mode in table
+    a100 = table.set_index("gpu").loc["NVIDIA A100 80GB PCIe"]
+    assert a100["in-gpu"] < 10.0 and a100["roofline"] > a100["in-gpu"]
+    # the interval's out-of-sample coverage, the unseen-GPU case widened as shipped
+    cov = [c for c in table if c.startswith("coverage90_") and c.endswith("loo-gpu")]
+    assert cov and (table[cov] >= 80.0).all().all()
