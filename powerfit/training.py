@@ -40,7 +40,7 @@ import pandas as pd
 
 from powerfit.architectures.model import ModelConfig
 from powerfit.steps.calibration import Calibration
-from powerfit.steps.graph import training_step_graph
+from powerfit.steps.graph import checkpointing_mode, training_step_graph
 from powerfit.steps.latency import _gpu, operator_latency_sources, utilisation
 
 __all__ = [
@@ -157,7 +157,8 @@ def estimate_training(
     *,
     precision: str = "fp32",
     optimizer: str = "adamw",
-    checkpointing: bool = False,
+    checkpointing: bool | str = False,
+    attention: str = "auto",
     specs_only: bool = False,
     steps: int | None = None,
     tokens: float | None = None,
@@ -180,8 +181,10 @@ def estimate_training(
         Precision of the step.
     optimizer : {'adamw', 'sgd', 'none'}
         The parameter update.
-    checkpointing : bool, default False
-        Activation checkpointing.
+    checkpointing : {'none', 'full', 'selective'} or bool, default False
+        Activation checkpointing (True: full; selective: the attention cores only).
+    attention : {'auto', 'eager', 'sdpa', 'flash'}, default 'auto'
+        Attention kind of a traced model (:func:`powerfit.architectures.trace.resolve_attention`).
     specs_only : bool, default False
         Predict as if this GPU had never been measured (catalogue specs and other
         GPUs' operator laws only; no calibration).
@@ -225,7 +228,6 @@ def estimate_training(
     >>> r["outside_measured_range"]  # no measured step on an H100, a 0.0x B model
     True
     """
-    from powerfit.architectures.hf import from_hf_config
     from powerfit.architectures.model import PRECISIONS, ModelConfig
     from powerfit.hardware.gpus import get_gpu
     from powerfit.steps.latency import bundled_operator_model
@@ -240,9 +242,21 @@ def estimate_training(
         raise ValueError("give steps or tokens, not both")
     if steps is None and tokens is None and grid_intensity is not None:
         raise ValueError("grid_intensity needs a run: give steps or tokens")
-    model = config if isinstance(config, ModelConfig) else from_hf_config(config)
-    n_params = model.n_parameters
+    ckpt = checkpointing_mode(checkpointing)
+    model, graph, trace, memory = None, None, None, None
+    if isinstance(config, ModelConfig):  # the hand-written graph (the checked reference)
+        model = config
+        family, n_params = model.family, model.n_parameters
+    else:  # every architecture transformers knows: traced on the meta device
+        trace, graph, memory = _traced(
+            config, gpu, batch, seq, precision, optimizer, ckpt, attention
+        )
+        family, n_params = trace.model_type, trace.n_parameters
     notes = out_of_range(gpu, n_params, batch, seq, precision, measured_ranges())
+    if trace is not None:
+        notes += trace.warnings
+        if not memory["fits_in_memory"]:
+            notes.append(_memory_warning(memory, gpu))
     # the bundled FP32 laws time the FP32 rows, and the memory-bound rows of every
     # other precision on their own bytes; products of a precision without laws are
     # timed by the roofline at its peak (+ the FP32 laws' launch cost)
@@ -259,10 +273,11 @@ def estimate_training(
         seq,
         precision=precision,
         optimizer=optimizer,
-        checkpointing=bool(checkpointing),
+        checkpointing=ckpt != "none",
         operator_model=operator_model,
         specs_only=bool(specs_only),
         calibration=calibration,
+        graph=graph,
     )
     mode, q, roofline = _mode_and_half_width(est, operator_model, calibration, specs_only, notes)
     roofline_share = est.roofline_share()
@@ -283,10 +298,14 @@ def estimate_training(
     top_ops = est.breakdown("name").head(max(0, int(top)))
     result: dict[str, Any] = {
         "model": {
-            "family": model.family,
+            "family": family,
             "n_parameters": n_params,
             "config": os.fspath(config) if isinstance(config, (str, os.PathLike)) else None,
+            "class": None if trace is None else trace.model_class,
+            "graph": "hand-written" if trace is None else "traced",
         },
+        "attention": None if trace is None else trace.attention,
+        "checkpointing": ckpt,
         "gpu": gpu,
         "batch_size": batch,
         "seq_len": seq,
@@ -312,6 +331,9 @@ def estimate_training(
             "mape_leave_one_out_pct": calibration.mape_loo,
             "used": calibration.used,
         },
+        "memory_gb": None if memory is None else memory["memory_gb"],
+        "fits_in_memory": None if memory is None else memory["fits_in_memory"],
+        "memory": memory,
         "outside_measured_range": bool(notes) or est.power_outside or roofline,
         "roofline_share": roofline_share,
         "warnings": list(dict.fromkeys(notes + _power_notes(gpu, est) + est.warnings)),
@@ -338,6 +360,55 @@ def estimate_training(
                 k * grid_intensity / 1000 * pue for k in result["run_energy_interval_kwh"]
             ]
     return result
+
+
+def _traced(
+    config: Any,
+    gpu: str,
+    batch: int,
+    seq: int,
+    precision: str,
+    optimizer: str,
+    checkpointing: str,
+    attention: str,
+) -> tuple[Any, pd.DataFrame, dict[str, Any]]:
+    """(trace, step graph, peak memory) of a ``config.json`` traced on the meta device."""
+    from powerfit.architectures.cache import cached_trace
+    from powerfit.architectures.hf import read_config_json
+    from powerfit.steps.graph import traced_step_graph
+    from powerfit.steps.memory import step_memory
+
+    data, where = read_config_json(config)
+    trace, _hit = cached_trace(data, seq, attention=attention, precision=precision, source=where)
+    graph = traced_step_graph(trace, batch, precision, optimizer, checkpointing)
+    memory = step_memory(
+        trace,
+        batch,
+        precision=precision,
+        optimizer=optimizer,
+        checkpointing=checkpointing,
+        capacity_bytes=_gpu(gpu).memory_bytes,
+    )
+    return trace, graph, memory
+
+
+def _memory_warning(memory: dict[str, Any], gpu: str) -> str:
+    """One line naming the shortfall of a step that does not fit."""
+    parts = ", ".join(
+        f"{name} {memory[key] / 1e9:.1f}"
+        for name, key in (
+            ("weights", "weights_bytes"),
+            ("gradients", "gradients_bytes"),
+            ("optimizer", "optimizer_bytes"),
+            ("activations", "activations_bytes"),
+            ("workspace", "workspace_bytes"),
+        )
+    )
+    return (
+        f"does not fit in memory: the step needs {memory['memory_gb']:.1f} GB at its peak "
+        f"({parts} GB), {gpu} has {memory['capacity_gb']:.1f} GB: "
+        f"{memory['shortfall_gb']:.1f} GB short"
+    )
 
 
 def _mode_and_half_width(
@@ -531,6 +602,7 @@ def estimate_step(
     power_model: Any = None,
     relative_error: float = 0.15,
     half_width: float | None = None,
+    graph: pd.DataFrame | None = None,
 ) -> StepEstimate:
     """Time [s] and energy [J] of one training step of a model on a GPU.
 
@@ -539,8 +611,13 @@ def estimate_step(
     ``[t·(1 − r), t·(1 + r)]`` with ``r = relative_error`` when ``half_width`` is
     None. The energy interval is the step-time interval times the power interval.
     ``power_model``: see :func:`step_energy` (default: the bundled law of the GPU).
+    ``graph``: a step graph built already (e.g. a traced one,
+    :func:`powerfit.steps.graph.traced_step_graph`), used instead of ``config``'s.
     """
-    graph = training_step_graph(config, batch_size, seq_len, precision, optimizer, checkpointing)
+    if graph is None:
+        graph = training_step_graph(
+            config, batch_size, seq_len, precision, optimizer, checkpointing
+        )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         lat, row_source, notes = operator_latency_sources(graph, gpu, operator_model, specs_only)

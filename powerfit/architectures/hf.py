@@ -47,7 +47,7 @@ from typing import Any
 from powerfit.architectures.model import ModelConfig
 from powerfit.exceptions import DataError
 
-__all__ = ["FAMILIES", "from_hf_config"]
+__all__ = ["FAMILIES", "from_hf_config", "read_config_json"]
 
 #: ``model_type`` values read, mapped to the family name used in :class:`ModelConfig`.
 FAMILIES: dict[str, str] = {
@@ -74,6 +74,19 @@ _ACTIVATIONS = {
     "gated-gelu": "gelu",
     "gated-silu": "silu",
 }
+
+
+def read_config_json(
+    source: str | os.PathLike[str] | Mapping[str, Any],
+) -> tuple[dict[str, Any], str]:
+    """The content of a ``config.json`` (a path, or the dict itself) and its name.
+
+    Raises
+    ------
+    DataError
+        An unreadable file, invalid JSON, or JSON that is not an object.
+    """
+    return _load(source)
 
 
 def _load(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str, Any], str]:

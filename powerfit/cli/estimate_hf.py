@@ -47,7 +47,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("adamw", "sgd", "none"),
         help="parameter update (default adamw)",
     )
-    _add(parser, "--checkpointing", action="store_true", help="activation checkpointing")
+    _add(
+        parser,
+        "--checkpointing",
+        nargs="?",
+        const="full",
+        default="none",
+        choices=("none", "full", "selective"),
+        help="activation checkpointing: none (default), full (also a bare --checkpointing: "
+        "every layer's forward again in the backward) or selective (the attention cores only)",
+    )
+    _add(
+        parser,
+        "--attention",
+        default="auto",
+        choices=("auto", "eager", "sdpa", "flash"),
+        help="attention kernels: auto (default: what transformers runs for the model, SDPA "
+        "where supported, else eager), eager, sdpa (fused) or flash (fp16/bf16 only)",
+    )
     _add(parser, "--steps", type=int, help="training steps of the whole run [-]")
     _add(parser, "--tokens", type=float, help="training tokens of the whole run [-]")
     _add(parser, "--grid-intensity", type=float, help="grid carbon intensity [gCO2/kWh]")
@@ -108,7 +125,8 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
         seq,
         precision=args.precision,
         optimizer=args.optimizer,
-        checkpointing=bool(getattr(args, "checkpointing", False)),
+        checkpointing=getattr(args, "checkpointing", None) or "none",
+        attention=getattr(args, "attention", None) or "auto",
         specs_only=bool(getattr(args, "specs_only", False)),
         steps=args.steps,
         tokens=args.tokens,
@@ -133,11 +151,20 @@ def run(args: argparse.Namespace) -> int:
         f"on {result['gpu']}, batch {result['batch_size']} × {result['seq_len']} tokens, "
         f"{result['precision']}, {result['optimizer']} [{result['mode']}]"
     )
+    if result.get("attention"):
+        print(f"attention: {result['attention']}, checkpointing: {result['checkpointing']}")
     print(f"step time: {result['step_time_s']:.4g} s  [{t_lo:.3g}, {t_hi:.3g}]")
     print(
         f"energy:    {result['energy_j']:.4g} J  [{e_lo:.3g}, {e_hi:.3g}] "
         f"at {result['power_w']:.0f} W"
     )
+    if result.get("memory") is not None:
+        mem = result["memory"]
+        verdict = "fits" if result["fits_in_memory"] else "DOES NOT FIT"
+        print(
+            f"memory:    {result['memory_gb']:.3g} GB peak of {mem['capacity_gb']:.3g} GB: "
+            f"{verdict}"
+        )
     if "run_energy_kwh" in result:
         lo, hi = result["run_energy_interval_kwh"]
         print(

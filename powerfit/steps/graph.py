@@ -263,6 +263,32 @@ def _backward(row: _Row, builder: _Builder) -> list[tuple[str, str, int, int, in
 _ADAMW = ("mulu", "add", "mulu", "mul", "powu", "divu", "addu", "div")
 
 
+def _optimizer_rows(add, n_params: int, width: int, optimizer: str, opt: str, elt: str) -> None:
+    """The optimizer's passes over ``n_params`` parameters as rows of ``width``."""
+    if optimizer == "none" or not n_params:
+        return
+    rows = math.ceil(n_params / width)
+    passes = _ADAMW if optimizer == "adamw" else ("add",)
+    for i, op in enumerate(passes):
+        reads = 3 if op == "div" else None
+        add(
+            f"optimizer.{optimizer}.{i}.{op}",
+            "optimizer",
+            op,
+            rows,
+            0,
+            0,
+            0,
+            width,
+            1,
+            opt,
+            0,
+            reads,
+        )
+    if opt != elt:  # mixed precision: copy the FP32 master weights to half
+        add("optimizer.cast", "optimizer", "addu", rows, 0, 0, 0, width, 1, elt)
+
+
 def _frame(b: _Builder, optimizer: str, checkpointing: bool) -> pd.DataFrame:
     records = []
 
@@ -294,29 +320,141 @@ def _frame(b: _Builder, optimizer: str, checkpointing: bool) -> pd.DataFrame:
             dtype = r.dtype if op in MATMUL_OPS or r.op in ("ln", "softmax") else b.elt_dtype
             add(f"{r.name}.{suffix}", "backward", op, B, M, N, K, H, r.count, dtype, 0, reads)
     n_params = sum(r.params * r.count for r in b.rows)
-    if optimizer != "none" and n_params:
-        width = b.c.d_model
-        rows = math.ceil(n_params / width)
-        passes = _ADAMW if optimizer == "adamw" else ("add",)
-        for i, op in enumerate(passes):
-            reads = 3 if op == "div" else None
-            add(
-                f"optimizer.{optimizer}.{i}.{op}",
-                "optimizer",
-                op,
-                rows,
-                0,
-                0,
-                0,
-                width,
-                1,
-                b.opt,
-                0,
-                reads,
-            )
-        if b.opt != b.elt_dtype:  # mixed precision: copy the FP32 master weights to half
-            add("optimizer.cast", "optimizer", "addu", rows, 0, 0, 0, width, 1, b.elt_dtype)
+    _optimizer_rows(add, n_params, b.c.d_model, optimizer, b.opt, b.elt_dtype)
     frame = pd.DataFrame.from_records(records, columns=list(GRAPH_COLUMNS))
     for col in ("B", "M", "N", "K", "H", "count", "params"):
+        frame[col] = frame[col].astype("int64")
+    return frame
+
+
+#: ``checkpointing`` values: what the backward pass recomputes.
+CHECKPOINTING = ("none", "full", "selective")
+
+
+def checkpointing_mode(value: bool | str | None) -> str:
+    """``none``, ``full`` or ``selective`` from a flag or a name (True means full)."""
+    if value is None or value is False:
+        return "none"
+    if value is True:
+        return "full"
+    if value not in CHECKPOINTING:
+        raise ValueError(f"checkpointing must be one of {', '.join(CHECKPOINTING)}, got {value!r}")
+    return str(value)
+
+
+def traced_step_graph(
+    trace: Any,
+    batch_size: int,
+    precision: str = "fp32",
+    optimizer: str = "adamw",
+    checkpointing: bool | str = "none",
+) -> pd.DataFrame:
+    """The step graph of a traced step (:class:`powerfit.architectures.trace.TracedStep`).
+
+    The same frame as :func:`training_step_graph` (columns :data:`GRAPH_COLUMNS`)
+    plus :data:`powerfit.steps.attention.ATTENTION_COLUMNS`, for any batch and
+    precision: the trace holds every operator's dimensions at batch 2 and 3, each
+    fixed or proportional to the batch. Fused attentions are rows ``attention`` and
+    ``attention_bwd`` (B = batch·heads, M, N the query and key lengths, K the head
+    width), counted by :func:`powerfit.steps.attention.fused_attention_counts`.
+
+    Parameters
+    ----------
+    trace : TracedStep
+        From :func:`powerfit.architectures.cache.cached_trace`.
+    batch_size : int
+        Sequences per step [-].
+    precision : str, default "fp32"
+        One of :data:`PRECISIONS`: products take its matrix precision, normalisations
+        and softmax its reduction precision, the rest its element-wise precision.
+    optimizer : {"adamw", "sgd", "none"}
+        The parameter update (over the model's parameters, as :func:`training_step_graph`).
+    checkpointing : {"none", "full", "selective"} or bool
+        ``full``: every layer's forward runs again in the backward; ``selective``: only
+        the attention cores (scores, softmax, context; or the fused attention), as
+        Megatron and torchtitan do.
+    """
+    from powerfit.steps.attention import ATTENTION_COLUMNS, fused_attention_counts
+
+    batch = _int(batch_size, "batch_size")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if optimizer not in ("adamw", "sgd", "none"):
+        raise ValueError(f"optimizer must be adamw, sgd or none, got {optimizer!r}")
+    mode = checkpointing_mode(checkpointing)
+    mm, elt, red, opt = PRECISIONS[precision]
+    dtype_of = {"mm": mm, "elt": elt, "red": red}
+    nodes = list(trace.nodes)
+    if mode != "none":
+        keep = ("full", "attention") if mode == "full" else ("attention",)
+        nodes += [[n[0], "recompute", *n[2:]] for n in nodes if n[1] == "forward" and n[7] in keep]
+    n = len(nodes)
+    d2 = np.array([x[4] for x in nodes], dtype=np.int64).reshape(n, 8)
+    d3 = np.array([x[5] for x in nodes], dtype=np.int64).reshape(n, 8)
+    dims = d2 + (d3 - d2) * (batch - 2)
+    op = np.array([x[2] for x in nodes], dtype=object)
+    dtype = np.array([dtype_of[x[3]] for x in nodes], dtype=object)
+    attn = np.isin(op, ["attention", "attention_bwd"])
+    dtype[attn & (dtype == "tf32")] = "fp32"  # fused kernels do not use TF32
+    size = np.array([_BYTES[d] for d in dtype], dtype=float)
+    B, M, N, K, H = (dims[:, i] for i in range(5))
+    flop = np.zeros(n)
+    moved = np.zeros(n)
+    mat = np.isin(op, list(MATMUL_OPS))
+    flop[mat] = 2.0 * B[mat] * M[mat] * N[mat] * K[mat]
+    moved[mat] = size[mat] * B[mat] * (M[mat] * K[mat] + K[mat] * N[mat] + M[mat] * N[mat])
+    heads, kv_heads, causal = dims[:, 5], dims[:, 6], dims[:, 7]
+    batch_col = np.where(attn, B // np.maximum(heads, 1), 0)
+    if attn.any():
+        f, b = fused_attention_counts(
+            batch_col[attn],
+            heads[attn],
+            kv_heads[attn],
+            M[attn],
+            N[attn],
+            K[attn],
+            causal[attn],
+            op[attn] == "attention_bwd",
+            size[attn],
+        )
+        flop[attn], moved[attn] = f, b
+    mem = ~(mat | attn)
+    for i in np.flatnonzero(mem):
+        flop[i], moved[i] = _flop_bytes(str(op[i]), int(B[i]), 0, 0, 0, int(H[i]), dtype[i])
+    frame = pd.DataFrame(
+        {
+            "name": [x[0] for x in nodes],
+            "phase": [x[1] for x in nodes],
+            "op": op,
+            "precision": dtype,
+            "B": B,
+            "M": M,
+            "N": N,
+            "K": K,
+            "H": H,
+            "flop": flop,
+            "bytes": moved,
+            "count": np.array([x[6] for x in nodes], dtype=float),
+            "params": np.zeros(n, dtype=np.int64),
+        }
+    )
+    extra = dict(
+        zip(ATTENTION_COLUMNS, (batch_col, heads, kv_heads, M, N, K, causal), strict=True)
+    )
+    for col, values in extra.items():
+        frame[col] = np.where(attn, values, 0).astype(np.int64)
+    records: list[tuple] = []
+
+    def add(name, phase, op, B, M, N, K, H, count, dtype, params=0, reads=None):
+        f, b = _flop_bytes(op, B, M, N, K, H, dtype, reads)
+        records.append((name, phase, op, dtype, B, M, N, K, H, f, b, count, params))
+
+    _optimizer_rows(add, trace.n_parameters, trace.d_model, optimizer, opt, elt)
+    if records:
+        tail = pd.DataFrame.from_records(records, columns=list(GRAPH_COLUMNS))
+        for col in ATTENTION_COLUMNS:
+            tail[col] = 0
+        frame = pd.concat([frame, tail], ignore_index=True)
+    for col in ("B", "M", "N", "K", "H", "params"):
         frame[col] = frame[col].astype("int64")
     return frame

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from powerfit.kernels.model import OPERATOR_COLUMNS, load_operator_model
+from powerfit.steps.attention import FUSED_ATTENTION_OPS
 from powerfit.steps.calibration import Calibration
 from powerfit.steps.graph import MATMUL_OPS
 
@@ -42,10 +43,12 @@ def _gpu(name: str):
 
 
 def _row_peaks(graph: pd.DataFrame, spec: Any) -> np.ndarray:
-    """Peak [FLOP/s] of each row: its precision's for products, FP32's elsewhere."""
+    """Peak [FLOP/s] of each row: its precision's for products (and fused attention),
+    FP32's elsewhere."""
     fp32 = spec.peak_flops["fp32"]
     peak = graph.precision.map(lambda p: spec.peak_flops.get(p, fp32)).to_numpy(float)
-    return np.where(graph.op.isin(list(MATMUL_OPS)).to_numpy(), peak, fp32)
+    products = graph.op.isin(list(MATMUL_OPS | FUSED_ATTENTION_OPS)).to_numpy()
+    return np.where(products, peak, fp32)
 
 
 def roofline_latency(graph: pd.DataFrame, gpu: str) -> np.ndarray:
@@ -141,8 +144,14 @@ def operator_latency_sources(
     notes: list[str] = []
     precisions = X["precision"].astype(str).to_numpy()
     products = X["op"].isin(list(MATMUL_OPS)).to_numpy()
-    for precision in sorted(set(precisions)):
-        mask = precisions == precision
+    fused = X["op"].isin(list(FUSED_ATTENTION_OPS)).to_numpy()
+    if fused.any():  # fused attention (SDPA, FlashAttention): its own timing
+        from powerfit.steps.attention import fused_attention_latency
+
+        out[fused] = fused_attention_latency(graph.iloc[np.flatnonzero(fused)], gpu)
+        source[fused] = "roofline"
+    for precision in sorted(set(precisions[~fused])):
+        mask = (precisions == precision) & ~fused
         model = _model_for(precision, operator_model)
         if model is not None:
             out[mask] = np.asarray(_as_used(model, specs_only).predict(X.loc[mask]), dtype=float)
