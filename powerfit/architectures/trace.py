@@ -262,8 +262,9 @@ def _field_in(message: str, config: Mapping[str, Any]) -> str | None:
     for name in names:
         if f"`{name}`" in message or f"'{name}'" in message or name in message.split():
             return name
+    lowered = message.lower()
     for name in names:
-        if len(name) > 3 and name in message:
+        if len(name) > 3 and (name in message or name.replace("_", " ") in lowered):
             return name
     return None
 
@@ -330,6 +331,9 @@ def _model_class(config: Any, data: Mapping[str, Any]) -> Any:
             allowed.append(name)
     archs = data.get("architectures") or []
     chosen = next((a for a in archs if isinstance(a, str) and a in allowed), None)
+    masked = ma.MODEL_FOR_MASKED_LM_MAPPING_NAMES.get(model_type)
+    if chosen is None and masked and not getattr(config, "is_decoder", False):
+        chosen = masked if isinstance(masked, str) else masked[0]  # an encoder: masked LM
     if chosen is None:
         chosen = allowed[0] if allowed else None
     if chosen is None:
@@ -538,8 +542,6 @@ def _modes(recorder: _Recorder, causal_model: bool):
                 causal = bool(kwargs.get("is_causal", False)) or (
                     mask is not None and causal_model and q.shape[-2] == k.shape[-2]
                 )
-                if k.shape[-3] != q.shape[-3] and not kwargs.get("enable_gqa", False):
-                    raise RuntimeError("SDPA key heads differ from query heads without GQA")
                 return fused.apply(q, k, v, causal, int(v.shape[-1]))
             return func(*args, **kwargs)
 
@@ -605,6 +607,14 @@ def _run(model: Any, batch: int, seq: int, names: tuple, causal: bool):
     return rec
 
 
+def _is_moe(config: Any) -> bool:
+    """Whether a config has a mixture of experts."""
+    return any(
+        (getattr(config, name, 0) or 0) > 1
+        for name in ("num_local_experts", "num_experts", "n_routed_experts", "moe_num_experts")
+    )
+
+
 def _prepare(data: Mapping[str, Any], source: str, attention: str, precision: str):
     torch, _tf = require_hf()
     config = load_hf_config(data, source)
@@ -612,10 +622,15 @@ def _prepare(data: Mapping[str, Any], source: str, attention: str, precision: st
     kind, notes = resolve_attention(model_cls, attention, precision)
     impl = "eager" if kind == "eager" else "sdpa"
     extra: dict[str, Any] = {"attn_implementation": impl}
+    half = precision in ("fp16", "bf16", "amp-fp16", "amp-bf16")
     can_set = getattr(model_cls, "_can_set_experts_implementation", None)
-    if can_set is not None and can_set():
-        # the experts' products as one grouped product: static shapes on the meta device
+    if can_set is not None and can_set() and _is_moe(config):
+        # the experts' products as one grouped product (static shapes on the meta
+        # device; its kernel takes bf16 only)
         extra["experts_implementation"] = "grouped_mm"
+        half = True
+    # traced in the precision's width: half-precision steps run the casts they run
+    extra["dtype"] = torch.bfloat16 if half else torch.float32
     try:
         with torch.device("meta"):
             model = model_cls._from_config(config, **extra)

@@ -1,0 +1,224 @@
+"""Tracing a training step on the meta device (:mod:`powerfit.architectures.trace`).
+
+The hand-written graphs of :mod:`powerfit.architectures.model` are the checked
+reference: on their families the traced step has the same parameter count and the
+same matrix-product FLOPs, phase by phase.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("transformers")
+
+from powerfit.architectures.hf import from_hf_config
+from powerfit.architectures.trace import TracedStep, resolve_attention, trace_step
+from powerfit.exceptions import DataError
+from powerfit.steps.graph import traced_step_graph, training_step_graph
+
+SMALL = {
+    "gpt2": {"n_layer": 3, "n_embd": 64, "n_head": 4, "vocab_size": 500, "n_positions": 128},
+    "llama": {
+        "num_hidden_layers": 3,
+        "hidden_size": 64,
+        "intermediate_size": 160,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 500,
+    },
+    "opt": {
+        "num_hidden_layers": 3,
+        "hidden_size": 64,
+        "ffn_dim": 256,
+        "num_attention_heads": 4,
+        "vocab_size": 500,
+        "word_embed_proj_dim": 64,
+        "max_position_embeddings": 128,
+    },
+    "gpt_neox": {
+        "num_hidden_layers": 3,
+        "hidden_size": 64,
+        "intermediate_size": 256,
+        "num_attention_heads": 4,
+        "vocab_size": 500,
+        "rotary_pct": 0.25,
+    },
+    "mistral": {
+        "num_hidden_layers": 2,
+        "hidden_size": 64,
+        "intermediate_size": 160,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 1,
+        "vocab_size": 500,
+    },
+}
+
+
+def _products(graph, phase):
+    g = graph[(graph.phase == phase) & graph.op.isin(["linear", "bmm"])]
+    return float((g.flop * g["count"]).sum())
+
+
+@pytest.mark.parametrize("family", sorted(SMALL))
+def test_traced_equals_hand_written(family):
+    data = {"model_type": family, **SMALL[family]}
+    trace = trace_step(data, 32, attention="eager")
+    reference = from_hf_config(data)
+    assert trace.n_parameters == reference.n_parameters
+    traced = traced_step_graph(trace, 3, "fp32", "adamw")
+    hand = training_step_graph(reference, 3, 32, "fp32", "adamw")
+    for phase in ("forward", "backward"):
+        assert _products(traced, phase) == pytest.approx(_products(hand, phase), rel=1e-9)
+    # the optimizer's passes are the same rows
+    opt_t = traced[traced.phase == "optimizer"][["op", "B", "H", "bytes"]].reset_index(drop=True)
+    opt_h = hand[hand.phase == "optimizer"][["op", "B", "H", "bytes"]].reset_index(drop=True)
+    assert opt_t.equals(opt_h)
+
+
+def test_batch_is_symbolic():
+    """The trace at batch 2 and 3 gives the graph a trace at batch 5 would."""
+    data = {"model_type": "llama", **SMALL["llama"]}
+    trace = trace_step(data, 16)
+    g5 = traced_step_graph(trace, 5)
+    assert (g5.flop * g5["count"]).sum() > (traced_step_graph(trace, 4).flop).sum()
+    fwd = g5[(g5.phase == "forward") & (g5.op == "linear")]
+    assert set(fwd.M) >= {5 * 16}
+
+
+def test_sdpa_is_one_fused_node_forward_and_backward():
+    data = {"model_type": "llama", **SMALL["llama"]}
+    trace = trace_step(data, 64, attention="sdpa")
+    g = traced_step_graph(trace, 2)
+    fwd = g[g.op == "attention"]
+    bwd = g[g.op == "attention_bwd"]
+    assert len(fwd) == 1 and len(bwd) == 1
+    row = fwd.iloc[0]
+    assert (row.batch, row.heads, row.kv_heads, row.seq_q, row.head_dim, row.causal) == (
+        2,
+        4,
+        2,
+        64,
+        16,
+        1,
+    )
+    assert fwd["count"].iloc[0] == 3  # one layer traced, three run
+    layers = g[g.name.str.contains(r"\*")]
+    assert not layers.op.isin(["bmm", "softmax"]).any()  # no eager attention left
+    assert bwd.flop.iloc[0] == pytest.approx(2.5 * row.flop)
+
+
+def test_checkpointing_recomputes_layers_or_attention_only():
+    data = {"model_type": "llama", **SMALL["llama"]}
+    trace = trace_step(data, 32, attention="eager")
+    none = traced_step_graph(trace, 2, checkpointing="none")
+    full = traced_step_graph(trace, 2, checkpointing="full")
+    sel = traced_step_graph(trace, 2, checkpointing="selective")
+    assert "recompute" not in set(none.phase)
+    rec_full = full[full.phase == "recompute"]
+    rec_sel = sel[sel.phase == "recompute"]
+    assert rec_full.op.isin(["linear"]).any()
+    assert not rec_sel.op.isin(["linear"]).any()
+    assert rec_sel.op.isin(["bmm"]).all() or rec_sel.op.isin(["bmm", "softmax"]).any()
+    assert len(rec_sel) < len(rec_full)
+
+
+@pytest.mark.parametrize(
+    "model_type,params",
+    [
+        ("bloom", None),
+        ("falcon", None),
+        ("mpt", None),
+        ("olmo2", None),
+        ("qwen2", None),
+        ("qwen3", None),
+        ("gemma", None),
+        ("phi3", None),
+        ("mixtral", None),
+        ("gpt_bigcode", None),
+    ],
+)
+def test_families_trace_with_transformers_parameter_count(model_type, params):
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    small = {
+        "num_hidden_layers": 2,
+        "n_layer": 2,
+        "n_layers": 2,
+        "hidden_size": 64,
+        "n_embd": 64,
+        "d_model": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "n_head": 4,
+        "n_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 66000,  # the defaults' token ids stay inside the vocabulary
+        "head_dim": 16,
+    }
+    cfg = AutoConfig.for_model(model_type)
+    known = cfg.to_dict()
+    data = {"model_type": model_type, **{k: v for k, v in small.items() if k in known}}
+    trace = trace_step(data, 16)
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.for_model(**data))
+    assert trace.n_parameters == sum(p.numel() for p in model.parameters())
+    g = traced_step_graph(trace, 2, "bf16")
+    assert (g.flop * g["count"]).sum() > 0
+
+
+def test_mixtral_experts_are_counted_top_k():
+    data = {
+        "model_type": "mixtral",
+        "num_hidden_layers": 2,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 300,
+        "num_local_experts": 8,
+        "num_experts_per_tok": 2,
+    }
+    trace = trace_step(data, 32)
+    g = traced_step_graph(trace, 2)
+    fwd = g[(g.phase == "forward") & (g.op == "linear") & g.name.str.contains("experts")]
+    tokens = 2 * 32
+    # gate+up (2·d·f) and down (f·d) products of top-2 experts per token, per layer
+    expected = 2 * 2 * tokens * (2 * 64 * 128 + 128 * 64) * 2
+    assert float((fwd.flop * fwd["count"]).sum()) == pytest.approx(expected)
+
+
+def test_refused_config_names_the_field():
+    with pytest.raises(DataError) as err:
+        trace_step({"model_type": "llama", "hidden_size": 60, "num_attention_heads": 7}, 8)
+    assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match="model_type"):
+        trace_step({"model_type": "no-such-model"}, 8)
+
+
+def test_remote_code_is_never_run():
+    data = {
+        "model_type": "llama",
+        **SMALL["llama"],
+        "auto_map": {"AutoModelForCausalLM": "evil.EvilModel"},
+    }
+    assert trace_step(data, 8).model_class == "LlamaForCausalLM"
+
+
+def test_flash_in_fp32_falls_back_with_a_warning():
+    from transformers import LlamaForCausalLM
+
+    kind, notes = resolve_attention(LlamaForCausalLM, "flash", "fp32")
+    assert kind == "sdpa" and "fp32" in notes[0]
+    assert resolve_attention(LlamaForCausalLM, "flash", "bf16") == ("flash", [])
+    assert resolve_attention(LlamaForCausalLM, "auto", "bf16")[0] == "sdpa"
+
+
+def test_trace_round_trips_and_is_validated():
+    trace = trace_step({"model_type": "gpt2", **SMALL["gpt2"]}, 8)
+    again = TracedStep.from_json(trace.to_json())
+    assert again == trace
+    bad = trace.to_json()
+    bad["nodes"] = [["x", "forward", "os.system", "mm", [0] * 8, [0] * 8, 1, ""]]
+    with pytest.raises(ValueError):
+        TracedStep.from_json(bad)
