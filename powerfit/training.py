@@ -379,7 +379,10 @@ def _traced(
     from powerfit.steps.memory import step_memory
 
     data, where = read_config_json(config)
-    trace, _hit = cached_trace(data, seq, attention=attention, precision=precision, source=where)
+    ampere = "bf16" in _gpu(gpu).peak_flops  # Ampere and newer have bf16 tensor cores
+    trace, _hit = cached_trace(
+        data, seq, attention=attention, precision=precision, ampere=ampere, source=where
+    )
     graph = traced_step_graph(trace, batch, precision, optimizer, checkpointing)
     memory = step_memory(
         trace,

@@ -46,17 +46,21 @@ def cache_dir() -> Path:
     return base / "powerfit" / "traces"
 
 
-def cache_key(data: Mapping[str, Any], seq_len: int, attention: str, precision: str) -> str:
+def cache_key(
+    data: Mapping[str, Any], seq_len: int, attention: str, precision: str, ampere: bool = True
+) -> str:
     """SHA-256 key of a trace (hex).
 
-    The precision enters only as half (fp16/bf16, with or without AMP) or not, the
-    one thing that changes which attention kind runs.
+    The precision enters only as half (fp16/bf16, with or without AMP) or not, and
+    the GPU only as Ampere-or-newer or not: the things that change what is traced
+    (the traced width, which attention kind runs).
     """
     payload = {
         "config": data,
         "seq_len": int(seq_len),
         "attention": attention,
         "half": precision in _HALF,
+        "ampere": bool(ampere),
         "trace_version": TRACE_VERSION,
         "libraries": library_versions(),
     }
@@ -91,6 +95,7 @@ def cached_trace(
     *,
     attention: str = "auto",
     precision: str = "fp32",
+    ampere: bool = True,
     source: str = "config",
     use_cache: bool = True,
 ) -> tuple[TracedStep, bool]:
@@ -106,6 +111,8 @@ def cached_trace(
         ``auto``, ``eager``, ``sdpa`` or ``flash``.
     precision : str
         Precision of the step (resolves the attention kind).
+    ampere : bool, default True
+        The GPU is an Ampere or newer (resolves the attention kind).
     source : str
         Where the config comes from (named in errors).
     use_cache : bool, default True
@@ -118,13 +125,15 @@ def cached_trace(
     """
     from powerfit.architectures.trace import trace_step
 
-    key = cache_key(data, seq_len, attention, precision)
+    key = cache_key(data, seq_len, attention, precision, ampere)
     path = cache_dir() / f"{key}.json"
     if use_cache:
         hit = _read(path, key)
         if hit is not None:
             return hit, True
-    trace = trace_step(data, seq_len, attention=attention, precision=precision, source=source)
+    trace = trace_step(
+        data, seq_len, attention=attention, precision=precision, ampere=ampere, source=source
+    )
     if use_cache:
         _write(path, key, trace)
     return trace, False

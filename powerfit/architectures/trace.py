@@ -64,6 +64,8 @@ __all__ = [
 #: Version of the trace format (part of the cache key).
 TRACE_VERSION = 1
 
+_HALF = ("fp16", "bf16", "amp-fp16", "amp-bf16")
+
 #: ``--attention`` values.
 ATTENTION_KINDS = ("auto", "eager", "sdpa", "flash")
 
@@ -344,43 +346,50 @@ def _model_class(config: Any, data: Mapping[str, Any]) -> Any:
     return getattr(transformers, chosen)
 
 
-def resolve_attention(model_cls: Any, attention: str, precision: str) -> tuple[str, list[str]]:
+def resolve_attention(
+    model_cls: Any, attention: str, precision: str, ampere: bool = True
+) -> tuple[str, list[str]]:
     """The attention kind a step runs, and why where it differs from the one asked.
 
-    ``auto`` is what transformers runs for that model: SDPA where the model class
-    supports it (fused kernels: FlashAttention in half precision on Ampere and newer,
-    the memory-efficient kernel otherwise), eager where it falls back. ``flash`` needs
-    half precision and a model that supports FlashAttention; otherwise it falls back
-    (SDPA, or eager) with a warning.
+    ``auto`` is what transformers runs for that model and precision: SDPA's fused
+    kernels (FlashAttention, memory-efficient) where the model class supports SDPA,
+    the step is in half precision (fp16, bf16, with or without AMP) and the GPU is an
+    Ampere or newer (``ampere``); eager elsewhere (FP32 steps, as the measured FP32
+    steps that calibrate them ran; older GPUs; models without SDPA). ``flash`` needs
+    half precision, an Ampere or newer GPU and a model that supports FlashAttention;
+    otherwise it falls back (SDPA, or eager) with a warning. ``sdpa`` asked for
+    explicitly is fused in every precision (PyTorch's memory-efficient kernel runs
+    FP32).
     """
     if attention not in ATTENTION_KINDS:
         raise ValueError(f"attention must be one of {', '.join(ATTENTION_KINDS)}")
     notes: list[str] = []
+    name = model_cls.__name__
     sdpa = bool(getattr(model_cls, "_supports_sdpa", False))
     flash = bool(
         getattr(model_cls, "_supports_flash_attn", False)
         or getattr(model_cls, "_supports_flash_attn_2", False)
     )
+    half = precision in _HALF
     if attention == "auto":
-        return ("sdpa" if sdpa else "eager"), notes
+        return ("sdpa" if sdpa and half and ampere else "eager"), notes
+    fallback = "sdpa" if sdpa else "eager"
     if attention == "flash":
-        half = precision in ("fp16", "bf16", "amp-fp16", "amp-bf16")
         if not half:
-            fallback = "sdpa" if sdpa else "eager"
             notes.append(
                 f"flash attention runs in fp16/bf16 only, not {precision}: falls back to "
                 f"{fallback}"
             )
             return fallback, notes
+        if not ampere:
+            notes.append(f"flash attention needs an Ampere or newer GPU: falls back to {fallback}")
+            return fallback, notes
         if not flash:
-            fallback = "sdpa" if sdpa else "eager"
-            notes.append(
-                f"{model_cls.__name__} does not support flash attention: falls back to {fallback}"
-            )
+            notes.append(f"{name} does not support flash attention: falls back to {fallback}")
             return fallback, notes
         return "flash", notes
     if attention == "sdpa" and not sdpa:
-        notes.append(f"{model_cls.__name__} does not support SDPA: falls back to eager")
+        notes.append(f"{name} does not support SDPA: falls back to eager")
         return "eager", notes
     return attention, notes
 
@@ -615,14 +624,14 @@ def _is_moe(config: Any) -> bool:
     )
 
 
-def _prepare(data: Mapping[str, Any], source: str, attention: str, precision: str):
+def _prepare(data: Mapping[str, Any], source: str, attention: str, precision: str, ampere: bool):
     torch, _tf = require_hf()
     config = load_hf_config(data, source)
     model_cls = _model_class(config, data)
-    kind, notes = resolve_attention(model_cls, attention, precision)
+    kind, notes = resolve_attention(model_cls, attention, precision, ampere)
     impl = "eager" if kind == "eager" else "sdpa"
     extra: dict[str, Any] = {"attn_implementation": impl}
-    half = precision in ("fp16", "bf16", "amp-fp16", "amp-bf16")
+    half = precision in _HALF
     can_set = getattr(model_cls, "_can_set_experts_implementation", None)
     if can_set is not None and can_set() and _is_moe(config):
         # the experts' products as one grouped product (static shapes on the meta
@@ -646,6 +655,7 @@ def trace_step(
     *,
     attention: str = "auto",
     precision: str = "fp32",
+    ampere: bool = True,
     source: str = "config",
 ) -> TracedStep:
     """Trace one training step of a ``config.json`` on the meta device.
@@ -659,7 +669,11 @@ def trace_step(
     attention : {'auto', 'eager', 'sdpa', 'flash'}
         Attention kind (:func:`resolve_attention`).
     precision : str
-        Precision of the step (only to resolve the attention kind).
+        Precision of the step: half precision (fp16, bf16, AMP) is traced in bf16,
+        the rest in FP32, and it resolves the attention kind.
+    ampere : bool, default True
+        The GPU is an Ampere or newer (fused attention kernels; see
+        :func:`resolve_attention`).
     source : str
         Where the config comes from (named in errors).
 
@@ -675,7 +689,7 @@ def trace_step(
         Without the ``hf`` extra.
     """
     torch, _tf = require_hf()
-    model, kind, notes = _prepare(data, source, attention, precision)
+    model, kind, notes = _prepare(data, source, attention, precision, ampere)
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     cfg = model.config
     d_model = int(getattr(cfg, "hidden_size", 0) or getattr(cfg, "d_model", 0) or 1)

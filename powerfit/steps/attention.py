@@ -78,7 +78,12 @@ def fused_attention_latency(rows: pd.DataFrame, gpu: str) -> np.ndarray:
     roofline max(FLOP / peak, bytes / bandwidth), the peak being the catalogue's at
     the row's precision (the tensor cores in fp16/bf16). A lower bound.
     """
-    from powerfit.steps.latency import roofline_latency
+    from powerfit.hardware.gpus import get_gpu
 
+    spec = get_gpu(gpu)
+    fp32 = spec.peak_flops["fp32"]
+    peak = rows.precision.map(lambda p: spec.peak_flops.get(p, fp32)).to_numpy(float)
     # --- swap for the per-GPU fused-attention law here ---------------------------
-    return roofline_latency(rows, gpu)
+    return np.maximum(
+        rows.flop.to_numpy() / peak, rows["bytes"].to_numpy() / spec.memory_bandwidth
+    )

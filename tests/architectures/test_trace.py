@@ -212,6 +212,11 @@ def test_flash_in_fp32_falls_back_with_a_warning():
     assert kind == "sdpa" and "fp32" in notes[0]
     assert resolve_attention(LlamaForCausalLM, "flash", "bf16") == ("flash", [])
     assert resolve_attention(LlamaForCausalLM, "auto", "bf16")[0] == "sdpa"
+    # what transformers runs: fused in half precision on Ampere and newer, else eager
+    assert resolve_attention(LlamaForCausalLM, "auto", "fp32")[0] == "eager"
+    assert resolve_attention(LlamaForCausalLM, "auto", "fp16", ampere=False)[0] == "eager"
+    kind, notes = resolve_attention(LlamaForCausalLM, "flash", "fp16", ampere=False)
+    assert kind == "sdpa" and "Ampere" in notes[0]
 
 
 def test_trace_round_trips_and_is_validated():

@@ -83,7 +83,9 @@ def test_cli_estimate_amp_bf16_flags_roofline_products(tmp_path, capsys, fp32_la
     assert out["mode"] == "in-gpu+roofline"
     assert out["outside_measured_range"] is True
     assert 0.0 < out["roofline_share"] < 1.0
-    products = sum(t for op, t in out["breakdown_by_op"].items() if op in ("linear", "bmm"))
+    roofline_ops = ("linear", "bmm", "attention", "attention_bwd")  # and fused attention
+    products = sum(t for op, t in out["breakdown_by_op"].items() if op in roofline_ops)
+    assert out["attention"] == "sdpa" and "attention" in out["breakdown_by_op"]
     assert out["roofline_share"] * out["step_time_s"] == pytest.approx(products, rel=1e-9)
     bundle = load_step_intervals()
     widen = float(bundle["widen_outside"]) if bundle else 2.0
