@@ -78,6 +78,32 @@ _NO_KERNEL = frozenset(
     }
 )
 
+#: Operators whose output is smaller than the input they sweep.
+_REDUCTIONS = frozenset(
+    {
+        "sum",
+        "mean",
+        "amax",
+        "amin",
+        "max",
+        "min",
+        "var",
+        "var_mean",
+        "std",
+        "norm",
+        "linalg_vector_norm",
+        "nll_loss_forward",
+        "nll_loss2d_forward",
+        "all",
+        "any",
+        "argmax",
+        "logsumexp",
+        "cumsum",
+        "histc",
+        "bincount",
+    }
+)
+
 _TRANSCENDENTAL = frozenset({"exp", "log", "sin", "cos", "erf", "sigmoid", "log1p", "expm1"})
 _UNARY = frozenset(
     {"neg", "abs", "reciprocal", "rsqrt", "sqrt", "sign", "floor", "ceil", "round", "clamp"}
@@ -177,7 +203,13 @@ def map_op(name: str, args: tuple, out: Any) -> tuple[str, str, tuple[int, ...]]
         k = int(a.shape[-1])
         n = int(w.shape[-1])
         return "linear", KIND_PRODUCT, (1, rows, n, k, 0)
-    biggest = max(tensors + outs, key=lambda t: t.numel())
+    # the tensor the kernel sweeps: a reduction's input, every other kernel's output
+    # (never "the largest", which could switch from a table to the activations
+    # between two batch sizes)
+    if base in _REDUCTIONS or not outs:
+        biggest = max(tensors or outs, key=lambda t: t.numel())
+    else:
+        biggest = max(outs, key=lambda t: t.numel())
     if biggest.numel() <= 1:
         return None
     b, h = _bh(biggest.shape)
