@@ -23,6 +23,10 @@ Sections:
 * ``mlflow`` — log + register one fit, and cold load + predict
   (``experiments/bench_mlflow.py``), where present.
 
+* ``trace`` — ``estimate --hf-config`` of a traced model: first (empty trace
+  cache) and cached, in cold processes, and re-timing a traced step in Python
+  (``experiments/bench_trace.py``; targets ≤ 5 s, ≤ 0.5 s, ≤ 50 ms).
+
 * ``concurrency`` — concurrent ``powerfit ingest`` writers on one store and
   concurrent ``powerfit fit`` runs on one MLflow server
   (``experiments/bench_concurrency.py``), where present.
@@ -319,6 +323,9 @@ TARGETS = {
     ("cli", "estimate_one_cold_s"): (0.5, False),
     ("ingest", "sqlite_total_s"): (2.0, False),
     ("ingest", "postgresql_total_s"): (2.0, False),
+    ("trace", "hf_first_cold_s"): (5.0, False),
+    ("trace", "hf_cached_cold_s"): (0.5, False),
+    ("trace", "retime_ms"): (50.0, False),
 }
 
 #: The README's table: (section, figure, what it is, unit). Units: ``s``, ``rate``
@@ -504,7 +511,11 @@ def main(argv: list[str] | None = None) -> int:
         "--update-readme", type=Path, help="rewrite this README's benchmark table from the run"
     )
     args = parser.parse_args(argv)
-    wanted = args.only.split(",") if args.only else [*SECTIONS, "ingest", "mlflow", "concurrency"]
+    wanted = (
+        args.only.split(",")
+        if args.only
+        else [*SECTIONS, "ingest", "mlflow", "concurrency", "trace"]
+    )
     summary: dict[str, object] = {"machine": machine()}
     for name in wanted:
         if name in SECTIONS:
