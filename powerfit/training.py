@@ -243,16 +243,24 @@ def estimate_training(
     if steps is None and tokens is None and grid_intensity is not None:
         raise ValueError("grid_intensity needs a run: give steps or tokens")
     ckpt = checkpointing_mode(checkpointing)
-    model, graph, trace, memory = None, None, None, None
+    model, graph, trace, memory, fallback = None, None, None, None, None
     if isinstance(config, ModelConfig):  # the hand-written graph (the checked reference)
         model = config
         family, n_params = model.family, model.n_parameters
     else:  # every architecture transformers knows: traced on the meta device
-        trace, graph, memory = _traced(
+        trace, graph, memory, fallback = _traced(
             config, gpu, batch, seq, precision, optimizer, ckpt, attention
         )
-        family, n_params = trace.model_type, trace.n_parameters
+        if trace is None:  # a hand-written family, without torch or untraceable
+            from powerfit.architectures.hf import from_hf_config
+
+            model = from_hf_config(config)
+            family, n_params = model.family, model.n_parameters
+        else:
+            family, n_params = trace.model_type, trace.n_parameters
     notes = out_of_range(gpu, n_params, batch, seq, precision, measured_ranges())
+    if fallback:
+        notes.append(fallback)
     if trace is not None:
         notes += trace.warnings
         if not memory["fits_in_memory"]:
@@ -371,18 +379,30 @@ def _traced(
     optimizer: str,
     checkpointing: str,
     attention: str,
-) -> tuple[Any, pd.DataFrame, dict[str, Any]]:
-    """(trace, step graph, peak memory) of a ``config.json`` traced on the meta device."""
+) -> tuple[Any, Any, Any, str | None]:
+    """(trace, step graph, peak memory, None) of a ``config.json`` traced on the meta
+    device; (None, None, None, why) for a hand-written family that cannot be traced
+    here (no ``hf`` extra, or a step the meta device cannot run: Switch's routing)."""
     from powerfit.architectures.cache import cached_trace
-    from powerfit.architectures.hf import read_config_json
+    from powerfit.architectures.hf import FAMILIES, read_config_json
+    from powerfit.architectures.trace import MissingExtraError
+    from powerfit.exceptions import DataError
     from powerfit.steps.graph import traced_step_graph
     from powerfit.steps.memory import step_memory
 
     data, where = read_config_json(config)
     ampere = "bf16" in _gpu(gpu).peak_flops  # Ampere and newer have bf16 tensor cores
-    trace, _hit = cached_trace(
-        data, seq, attention=attention, precision=precision, ampere=ampere, source=where
-    )
+    try:
+        trace, _hit = cached_trace(
+            data, seq, attention=attention, precision=precision, ampere=ampere, source=where
+        )
+    except (MissingExtraError, DataError) as exc:
+        if data.get("model_type") not in FAMILIES or (
+            isinstance(exc, DataError) and "cannot trace" not in str(exc)
+        ):
+            raise
+        # the seven hand-written families are still estimated (their checked graphs)
+        return None, None, None, f"{exc}: the hand-written graph of {data['model_type']} is used"
     graph = traced_step_graph(trace, batch, precision, optimizer, checkpointing)
     memory = step_memory(
         trace,
@@ -392,7 +412,7 @@ def _traced(
         checkpointing=checkpointing,
         capacity_bytes=_gpu(gpu).memory_bytes,
     )
-    return trace, graph, memory
+    return trace, graph, memory, None
 
 
 def _memory_warning(memory: dict[str, Any], gpu: str) -> str:

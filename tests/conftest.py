@@ -19,6 +19,18 @@ def _one_openmp_thread():
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _trace_cache(tmp_path_factory):
+    """Traced steps cached in a temporary directory, never the user's cache."""
+    old = os.environ.get("POWERFIT_CACHE_DIR")
+    os.environ["POWERFIT_CACHE_DIR"] = str(tmp_path_factory.mktemp("powerfit-cache"))
+    yield
+    if old is None:
+        os.environ.pop("POWERFIT_CACHE_DIR", None)
+    else:
+        os.environ["POWERFIT_CACHE_DIR"] = old
+
+
 @pytest.fixture(scope="session")
 def data_home() -> Path:
     """Data home holding mayaki2025/ (``POWERFIT_DATA_HOME``, else ../shared/data)."""

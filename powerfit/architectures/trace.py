@@ -51,11 +51,12 @@ from powerfit.architectures.aten import (
     map_op,
     numel,
 )
-from powerfit.exceptions import DataError
+from powerfit.exceptions import DataError, PowerfitError
 
 __all__ = [
     "ATTENTION_KINDS",
     "TRACE_VERSION",
+    "MissingExtraError",
     "TracedStep",
     "require_hf",
     "trace_step",
@@ -70,19 +71,23 @@ _HALF = ("fp16", "bf16", "amp-fp16", "amp-bf16")
 ATTENTION_KINDS = ("auto", "eager", "sdpa", "flash")
 
 
+class MissingExtraError(PowerfitError, ImportError):
+    """An optional dependency is not installed (the message names the extra)."""
+
+
 def require_hf() -> tuple[Any, Any]:
     """Import ``torch`` and ``transformers``, or say which extra installs them.
 
     Raises
     ------
-    ImportError
-        Naming the ``hf`` extra when either is missing.
+    MissingExtraError
+        (an ImportError) naming the ``hf`` extra when either is missing.
     """
     try:
         import torch
         import transformers
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError(
+    except ImportError as exc:
+        raise MissingExtraError(
             f"tracing a Hugging Face model needs torch and transformers ({exc.name} is "
             "missing): pip install 'powerfit[hf]'"
         ) from exc

@@ -96,3 +96,88 @@ def test_cli_estimate_amp_bf16_flags_roofline_products(tmp_path, capsys, fp32_la
     assert hi == pytest.approx(out["step_time_s"] * math.exp(widen * roof_q))
     assert any("bf16 matrix products" in w and "roofline" in w for w in out["warnings"])
     assert any("timed by the roofline at the bf16 peak" in w for w in out["warnings"])
+
+
+LLAMA2_70B = {
+    "model_type": "llama",
+    "hidden_size": 8192,
+    "intermediate_size": 28672,
+    "num_hidden_layers": 80,
+    "num_attention_heads": 64,
+    "num_key_value_heads": 8,
+    "vocab_size": 32000,
+}
+
+
+def test_cli_llama2_70b_adamw_does_not_fit_one_80gb_gpu(tmp_path, capsys):
+    from powerfit.cli import estimate_hf
+
+    pytest.importorskip("transformers")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(LLAMA2_70B))
+    argv = ["--hf-config", str(path), "--gpu", "a100-sxm4-80gb", "--batch-size", "1"]
+    argv += ["--seq-len", "4096", "--precision", "bf16"]
+    assert estimate_hf.main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"]["n_parameters"] == 68_976_648_192  # transformers' count
+    assert out["fits_in_memory"] is False and out["memory_gb"] > 500
+    assert out["attention"] == "sdpa" and out["model"]["graph"] == "traced"
+    assert estimate_hf.main(argv) == 0
+    captured = capsys.readouterr()
+    line = next(w for w in captured.err.splitlines() if "does not fit in memory" in w)
+    assert "GB short" in line and "optimizer" in line
+    assert "DOES NOT FIT" in captured.out
+
+
+def test_cli_attention_and_checkpointing_flags(tmp_path, capsys, tiny_gpt2):
+    from powerfit.cli import estimate_hf
+
+    pytest.importorskip("transformers")
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(tiny_gpt2))
+    base = ["--hf-config", str(path), "--gpu", "h100", "--batch-size", "2", "--seq-len", "16"]
+    parser = __import__("argparse").ArgumentParser()
+    estimate_hf.add_arguments(parser)
+    assert parser.parse_args([*base, "--checkpointing"]).checkpointing == "full"
+    assert parser.parse_args(base).checkpointing == "none"
+    runs = {}
+    for extra in ([], ["--checkpointing"], ["--checkpointing", "selective"]):
+        assert estimate_hf.main([*base, "--precision", "bf16", "--json", *extra]) == 0
+        out = json.loads(capsys.readouterr().out)
+        runs[out["checkpointing"]] = out
+    assert (
+        runs["full"]["step_time_s"]
+        > runs["selective"]["step_time_s"]
+        > runs["none"]["step_time_s"]
+    )
+    assert runs["full"]["memory_gb"] < runs["none"]["memory_gb"]
+    assert "recompute" in runs["full"]["breakdown_by_phase"]
+    # flash in fp32 falls back, with a warning that says so
+    assert estimate_hf.main([*base, "--attention", "flash", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["attention"] != "flash"
+    assert any("flash attention runs in fp16/bf16 only" in w for w in out["warnings"])
+
+
+def test_cli_config_transformers_refuses_is_one_line(tmp_path, capsys):
+    from powerfit.cli import main
+
+    pytest.importorskip("transformers")
+    path = tmp_path / "config.json"
+    path.write_text(
+        json.dumps({"model_type": "llama", "hidden_size": 60, "num_attention_heads": 7})
+    )
+    argv = ["estimate", "--hf-config", str(path), "--gpu", "a100", "--batch-size", "1"]
+    assert main([*argv, "--seq-len", "8"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "error" in line]
+    assert len(err) == 1 and "hidden_size" in err[0] and "Traceback" not in err[0]
+
+
+def test_missing_hf_extra_is_named(monkeypatch):
+    import sys
+
+    from powerfit.architectures.trace import MissingExtraError, trace_step
+
+    monkeypatch.setitem(sys.modules, "transformers", None)
+    with pytest.raises(MissingExtraError, match=r"powerfit\[hf\]"):
+        trace_step({"model_type": "qwen2"}, 8)
