@@ -307,6 +307,9 @@ class _Recorder:
         self.layer_names = layer_names
         self.param_storages = param_storages
         self.saved: dict[int, tuple[Any, int, bool]] = {}
+        # the saved tensors themselves, held until the trace ends: a storage freed
+        # early (a node off the loss's graph) must not lend its address to another
+        self.held: list[Any] = []
         self.largest = 0
         self.backward = False
 
@@ -335,6 +338,7 @@ class _Recorder:
         if key in self.param_storages or key in self.saved:
             return t
         _path, layer, core = self.scope()
+        self.held.append(t)
         self.saved[key] = (layer, t.untyped_storage().nbytes() // max(1, t.element_size()), core)
         return t
 
@@ -455,6 +459,7 @@ def _run(model: Any, batch: int, seq: int, names: tuple, causal: bool):
         rec.backward = True
         with functions, dispatch:
             loss.backward()
+    rec.held.clear()
     return rec
 
 

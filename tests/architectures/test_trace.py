@@ -227,3 +227,15 @@ def test_trace_round_trips_and_is_validated():
     bad["nodes"] = [["x", "forward", "os.system", "mm", [0] * 8, [0] * 8, 1, ""]]
     with pytest.raises(ValueError):
         TracedStep.from_json(bad)
+
+
+def test_saved_activations_are_counted_once_and_scale_with_batch():
+    data = {"model_type": "llama", **SMALL["llama"]}
+    first = trace_step(data, 32).activations
+    again = trace_step(data, 32).activations
+    assert first == again  # no storage address counted twice or skipped
+    b2, b3 = first["layers"]
+    assert b3 == pytest.approx(1.5 * b2, rel=0.02)
+    eager = trace_step(data, 64, attention="eager").activations["attention_core"][0]
+    fused = trace_step(data, 64, attention="sdpa").activations["attention_core"][0]
+    assert fused < eager  # the fused kernel keeps no T×T scores
