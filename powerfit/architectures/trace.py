@@ -290,6 +290,10 @@ def _ancestors(model: Any, target: Any) -> list[Any]:
     return path
 
 
+#: Key of the scope a forward call leaves on the autograd nodes it creates.
+_TAG = "powerfit_scope"
+
+
 class _Recorder:
     """Shared state of one trace: the nodes, the module scope, saved activations."""
 
@@ -314,7 +318,17 @@ class _Recorder:
         self.backward = False
 
     def scope(self) -> tuple[str, tuple[int, int] | None, bool]:
-        """(module path, layer (stack, index) or None, in an attention core)."""
+        """(module path, layer (stack, index) or None, in an attention core).
+
+        In the backward pass, the scope of the forward call that created the autograd
+        node running (:meth:`tag`), where known; else the module tracker's.
+        """
+        if self.backward:
+            import torch
+
+            node = torch._C._current_autograd_node()
+            if node is not None and _TAG in node.metadata:
+                return node.metadata[_TAG]
         parents = self.tracker.parents if self.tracker is not None else {"Global"}
         deepest = max(parents, key=lambda p: (p.count("."), p))
         layer = None
@@ -324,6 +338,21 @@ class _Recorder:
                 break
         core = deepest not in self.linear_names and any(p in self.attn_names for p in parents)
         return deepest.split(".", 1)[-1] if "." in deepest else deepest, layer, core
+
+    def tag(self, out: Any) -> None:
+        """Mark the autograd nodes a forward call created with its scope."""
+        import torch
+
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        stack = [o.grad_fn for o in outs if isinstance(o, torch.Tensor) and o.grad_fn]
+        scope = None
+        while stack:
+            node = stack.pop()
+            if node is None or _TAG in node.metadata:
+                continue
+            scope = scope or self.scope()
+            node.metadata[_TAG] = scope
+            stack.extend(f for f, _ in node.next_functions)
 
     def add(self, name: str, op: str, kind: str, dims: tuple[int, ...], core: bool = False):
         path, layer, in_core = self.scope()
@@ -397,8 +426,12 @@ def _modes(recorder: _Recorder, causal_model: bool):
                 causal = bool(kwargs.get("is_causal", False)) or (
                     mask is not None and causal_model and q.shape[-2] == k.shape[-2]
                 )
-                return fused.apply(q, k, v, causal, int(v.shape[-1]))
-            return func(*args, **kwargs)
+                out = fused.apply(q, k, v, causal, int(v.shape[-1]))
+            else:
+                out = func(*args, **kwargs)
+            if not recorder.backward:
+                recorder.tag(out)
+            return out
 
     class Dispatch(TorchDispatchMode):
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
