@@ -209,6 +209,10 @@ def estimate_training(
         ``run_energy_interval_kwh``, and with ``grid_intensity`` ``co2_kg`` [kg] and
         ``co2_interval_kg`` (``run_energy_kwh = steps · energy_j / 3.6e6``,
         ``co2_kg = run_energy_kwh · grid_intensity / 1000 · pue``).
+        A traced model (a ``config.json``) also gives ``attention`` (the kind
+        run), ``checkpointing``, ``memory_gb`` [GB] and ``fits_in_memory`` (the
+        step's peak on one GPU, :func:`powerfit.steps.memory.step_memory`) and
+        ``memory`` (its breakdown); they are None for a hand-written graph.
 
     Raises
     ------
@@ -245,6 +249,8 @@ def estimate_training(
     ckpt = checkpointing_mode(checkpointing)
     model, graph, trace, memory, fallback = None, None, None, None, None
     if isinstance(config, ModelConfig):  # the hand-written graph (the checked reference)
+        if ckpt == "selective":
+            raise ValueError("selective checkpointing needs a traced model: give its config.json")
         model = config
         family, n_params = model.family, model.n_parameters
     else:  # every architecture transformers knows: traced on the meta device
@@ -256,6 +262,8 @@ def estimate_training(
 
             model = from_hf_config(config)
             family, n_params = model.family, model.n_parameters
+            if ckpt == "selective":
+                fallback += "; selective checkpointing needs a traced step: estimated as full"
         else:
             family, n_params = trace.model_type, trace.n_parameters
     notes = out_of_range(gpu, n_params, batch, seq, precision, measured_ranges())
@@ -291,7 +299,8 @@ def estimate_training(
     roofline_share = est.roofline_share()
     if roofline and operator_model is not None:
         notes.append(
-            f"{100 * roofline_share:.0f} % of the step time is matrix products timed by the "
+            f"{100 * roofline_share:.0f} % of the step time is matrix products (and fused "
+            "attention) timed by the "
             f"roofline at the {PRECISIONS[precision][0]} peak (a lower bound: "
             "tensor-core products were never measured): step-time interval at least the "
             f"roofline's, widened outside the measured steps (q = {q:.2f}, "
