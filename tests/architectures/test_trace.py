@@ -43,6 +43,22 @@ SMALL = {
         "vocab_size": 500,
         "rotary_pct": 0.25,
     },
+    "bert": {
+        "num_hidden_layers": 2,
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "vocab_size": 300,
+    },
+    "t5": {
+        "num_layers": 2,
+        "num_decoder_layers": 2,
+        "d_model": 64,
+        "d_ff": 128,
+        "d_kv": 16,
+        "num_heads": 4,
+        "vocab_size": 300,
+    },
     "mistral": {
         "num_hidden_layers": 2,
         "hidden_size": 64,
