@@ -537,6 +537,7 @@ def trace_step(
     precision: str = "fp32",
     ampere: bool = True,
     source: str = "config",
+    per_kind: bool = True,
 ) -> TracedStep:
     """Trace one training step of a ``config.json`` on the meta device.
 
@@ -556,6 +557,9 @@ def trace_step(
         :func:`resolve_attention`).
     source : str
         Where the config comes from (named in errors).
+    per_kind : bool, default True
+        Trace each stack's shortest prefix holding every kind of layer and repeat it
+        (False: trace every layer, as a check).
 
     Returns
     -------
@@ -583,6 +587,7 @@ def trace_step(
         sigs = [_signature(m) for m in layers]
         need = set(sigs)
         k = next(i + 1 for i in range(len(sigs)) if set(sigs[: i + 1]) == need)
+        k = k if per_kind else len(layers)
         n_layers += len(layers)
         for i in range(k):
             traced_same = sum(1 for j in range(k) if sigs[j] == sigs[i])

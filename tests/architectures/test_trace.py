@@ -255,3 +255,55 @@ def test_saved_activations_are_counted_once_and_scale_with_batch():
     eager = trace_step(data, 64, attention="eager").activations["attention_core"][0]
     fused = trace_step(data, 64, attention="sdpa").activations["attention_core"][0]
     assert fused < eager  # the fused kernel keeps no T×T scores
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {  # sliding and full attention layers alternate
+            "model_type": "gemma2",
+            "num_hidden_layers": 5,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "vocab_size": 300,
+            "sliding_window": 8,
+        },
+        {  # dense feed-forward layers first, then mixture-of-experts layers
+            "model_type": "deepseek_v3",
+            "num_hidden_layers": 4,
+            "first_k_dense_replace": 1,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "moe_intermediate_size": 32,
+            "n_routed_experts": 8,
+            "num_experts_per_tok": 2,
+            "n_group": 1,
+            "topk_group": 1,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 4,
+            "q_lora_rank": 32,
+            "kv_lora_rank": 16,
+            "qk_rope_head_dim": 8,
+            "qk_nope_head_dim": 8,
+            "v_head_dim": 16,
+            "vocab_size": 300,
+        },
+    ],
+    ids=["gemma2", "deepseek_v3"],
+)
+def test_one_layer_per_kind_repeated_equals_every_layer_traced(data):
+    once = trace_step(data, 16, precision="bf16")
+    every = trace_step(data, 16, precision="bf16", per_kind=False)
+    assert once.n_parameters == every.n_parameters
+    g1, g2 = traced_step_graph(once, 3, "bf16"), traced_step_graph(every, 3, "bf16")
+    for phase in ("forward", "backward"):
+        for col in ("flop", "bytes"):
+            a = float((g1[col] * g1["count"])[g1.phase == phase].sum())
+            b = float((g2[col] * g2["count"])[g2.phase == phase].sum())
+            assert a == pytest.approx(b, rel=1e-9), (phase, col)
+    # a tensor every layer shares (rotary cos/sin, a mask) is saved once in a whole
+    # trace but counted with each repeated layer: within 1 %
+    assert once.activations["layers"] == pytest.approx(every.activations["layers"], rel=0.01)
