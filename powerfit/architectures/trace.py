@@ -24,11 +24,17 @@ apart by class, parameter shapes and attention type: sliding/full windows, dense
 mixture-of-experts feed-forward...), traced, and each traced layer's operators
 counted as many times as the full stack has layers of its kind.
 
+Backward operators are named after the forward call that created their autograd
+node (its scope is left on the node), so ``model.layers.*.mlp.gate_proj.mm`` names
+both the forward product and its two gradient products.
+
 The batch is symbolic: the step is traced at batch 2 and 3 and every dimension of
 every operator is checked to be either constant or proportional to the batch, so the
-trace holds for any batch (:meth:`TracedStep.rows`). Precision is not traced either:
-the graph is traced in FP32 and each row gets its precision from its kind (product,
-normalisation/softmax, element-wise), as :data:`powerfit.architectures.model.PRECISIONS`.
+trace holds for any batch (:func:`powerfit.steps.graph.traced_step_graph`). The
+precision is applied afterwards: half-precision steps are traced in bf16 (they run
+the casts half precision runs), the others in FP32, and each row gets its precision
+from its kind (product, normalisation/softmax, element-wise) as
+:data:`powerfit.architectures.model.PRECISIONS` says.
 
 Mixture-of-experts layers run with transformers' ``grouped_mm`` experts: the
 experts' products are one grouped product of (tokens × top-k) rows, timed as a perfectly
