@@ -578,8 +578,31 @@ def trace_step(
     ImportError
         Without the ``hf`` extra.
     """
-    torch, _tf = require_hf()
+    require_hf()
     model, kind, notes = _prepare(data, source, attention, precision, ampere)
+    try:
+        return _trace_model(model, data, seq_len, kind, notes, source, per_kind)
+    except DataError:
+        if not per_kind:
+            raise
+        # a model that reaches layers by absolute index (shared key/value caches...)
+        # cannot be cut to one layer per kind: trace every layer
+        model, kind, notes = _prepare(data, source, attention, precision, ampere)
+        return _trace_model(model, data, seq_len, kind, notes, source, per_kind=False)
+
+
+def _trace_model(
+    model: Any,
+    data: Mapping[str, Any],
+    seq_len: int,
+    kind: str,
+    notes: list[str],
+    source: str,
+    per_kind: bool,
+) -> TracedStep:
+    """Trace a model built on the meta device (see :func:`trace_step`)."""
+    import torch
+
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     cfg = model.config
     d_model = int(getattr(cfg, "hidden_size", 0) or getattr(cfg, "d_model", 0) or 1)
