@@ -635,10 +635,10 @@ def _trace_model(
     causal = not bool(getattr(cfg, "is_encoder_decoder", False)) and (
         type(model).__name__.endswith(("CausalLM", "LMHeadModel"))
     )
-    recs = []
-    for batch in (2, 3):
+
+    def run(batch: int) -> _Recorder:
         try:
-            recs.append(_run(model, batch, seq_len, names, causal))
+            rec = _run(model, batch, seq_len, names, causal)
         except DataError:
             raise
         except Exception as exc:
@@ -650,6 +650,12 @@ def _trace_model(
             ) from exc
         for p in model.parameters():
             p.grad = None
+        return rec
+
+    recs = [run(2), run(3)]
+    if len(recs[0].nodes) != len(recs[1].nodes):
+        # a model caching something (a cast) on its first call: compare steady steps
+        recs[0] = run(2)
     nodes = _merge(recs[0], recs[1], weights)
     acts = _activations(recs, weights)
     return TracedStep(
