@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         mem = result["memory"]
         verdict = "fits" if result["fits_in_memory"] else "DOES NOT FIT"
         print(
-            f"memory:    {result['memory_gb']:.3g} GB peak of {mem['capacity_gb']:.3g} GB: "
+            f"memory:    {result['memory_gb']:.1f} GB peak of {mem['capacity_gb']:.1f} GB: "
             f"{verdict}"
         )
     if "run_energy_kwh" in result:
