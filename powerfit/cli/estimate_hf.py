@@ -1,14 +1,18 @@
 """``powerfit estimate --hf-config``: a training step and a whole run of a Hugging Face model.
 
 The estimate is :func:`powerfit.training.estimate_training` (its notes say how it is
-made and where it extrapolates); ``--json`` prints the dict it returns. This module
+made and where it extrapolates); ``--json`` prints the dict it returns. The model is
+traced through transformers on the meta device (:mod:`powerfit.architectures.trace`,
+cached on disk); ``--attention`` and ``--checkpointing`` say how the step runs, and
+the text output says whether it fits in the GPU's memory. This module
 exposes ``add_arguments(parser)`` and ``run(args) -> int``; the ``estimate``
 sub-command calls them when ``--hf-config`` is given.
 
 example::
 
   powerfit estimate --hf-config gpt2-large/config.json --gpu h100 --batch-size 4 \\
-      --seq-len 1024 --precision amp-bf16 --steps 50000 --grid-intensity 350 --json
+      --seq-len 1024 --precision amp-bf16 --attention sdpa --checkpointing selective \\
+      --steps 50000 --grid-intensity 350 --json
 """
 
 from __future__ import annotations
