@@ -8,6 +8,15 @@ each operator timed by the per-(GPU, operator) laws of :mod:`powerfit.kernels.mo
 a bounded power law of the step's utilisation (:mod:`powerfit.power`), and a run of
 ``steps`` or ``tokens`` in kWh and kg CO₂.
 
+A ``config.json`` (a path or its dict) is traced through transformers on the meta
+device (:mod:`powerfit.architectures.trace`, cached by
+:mod:`powerfit.architectures.cache`) into the step graph
+(:func:`powerfit.steps.graph.traced_step_graph`; fused attention and selective
+checkpointing as asked), with the step's peak memory
+(:func:`powerfit.steps.memory.step_memory`); a
+:class:`~powerfit.architectures.model.ModelConfig` takes its hand-written graph (the
+checked reference), as do the hand-written families where tracing is not possible.
+
 The orchestration, stage by stage: :func:`estimate_step` builds the graph
 (:mod:`powerfit.steps.graph`), times it (:mod:`powerfit.steps.latency`, with a
 :class:`~powerfit.steps.calibration.Calibration`) and gives its energy
