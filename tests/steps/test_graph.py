@@ -390,3 +390,92 @@ def test_products_match_neusight_traces(neusight_labels):
         both = compare_products(g, traced_products(path, label["num_layer"]))
         mismatch = both[both.count_graph != both.count_trace]
         assert mismatch.empty, f"{path}:\n{mismatch}"
+
+
+def _toy_trace():
+    """A traced step written by hand: one layer kind run 4 times, one fused attention."""
+    from powerfit.architectures.trace import TracedStep
+
+    def dims(b, m, n, k, h, heads=0, kv=0, causal=0):
+        return [b, m, n, k, h, heads, kv, causal]
+
+    nodes = [
+        [
+            "embed.embedding",
+            "forward",
+            "addu",
+            "elt",
+            dims(2, 0, 0, 0, 64),
+            dims(3, 0, 0, 0, 64),
+            1,
+            "",
+        ],
+        [
+            "layers.*.q.mm",
+            "forward",
+            "linear",
+            "mm",
+            dims(1, 32, 64, 64, 0),
+            dims(1, 48, 64, 64, 0),
+            4,
+            "full",
+        ],
+        [
+            "layers.*.sdpa",
+            "forward",
+            "attention",
+            "mm",
+            dims(8, 16, 16, 16, 0, 4, 2, 1),
+            dims(12, 16, 16, 16, 0, 4, 2, 1),
+            4,
+            "attention",
+        ],
+        [
+            "layers.*.norm",
+            "forward",
+            "ln",
+            "red",
+            dims(32, 0, 0, 0, 64),
+            dims(48, 0, 0, 0, 64),
+            4,
+            "full",
+        ],
+        [
+            "layers.*.sdpa_grad",
+            "backward",
+            "attention_bwd",
+            "mm",
+            dims(8, 16, 16, 16, 0, 4, 2, 1),
+            dims(12, 16, 16, 16, 0, 4, 2, 1),
+            4,
+            "",
+        ],
+    ]
+    return TracedStep(
+        "llama", "LlamaForCausalLM", 10_000, 64, 16, "sdpa", nodes, {"layers": [0, 0]}, 4
+    )
+
+
+def test_traced_graph_scales_the_batch_and_applies_the_precision():
+    from powerfit.steps.graph import traced_step_graph
+
+    g = traced_step_graph(_toy_trace(), 5, "amp-bf16", "adamw")
+    q = g[g.name == "layers.*.q.mm"].iloc[0]
+    assert (q.M, q.precision, q.flop) == (80, "bf16", 2.0 * 80 * 64 * 64)
+    attn = g[g.op == "attention"].iloc[0]
+    assert (attn.batch, attn.heads, attn.kv_heads, attn.causal, attn.B) == (5, 4, 2, 1, 20)
+    assert g[g.name == "layers.*.norm"].precision.iloc[0] == "fp32"  # AMP: norms in fp32
+    assert g[g.phase == "optimizer"].B.iloc[0] == math.ceil(10_000 / 64)
+    assert g[g.name == "optimizer.cast"].shape[0] == 1  # master weights copied to half
+
+
+def test_traced_graph_checkpointing_modes():
+    from powerfit.steps.graph import traced_step_graph
+
+    t = _toy_trace()
+    full = traced_step_graph(t, 2, checkpointing=True)
+    sel = traced_step_graph(t, 2, checkpointing="selective")
+    assert set(full[full.phase == "recompute"].op) == {"linear", "attention", "ln"}
+    assert set(sel[sel.phase == "recompute"].op) == {"attention"}
+    with pytest.raises(ValueError, match="checkpointing"):
+        traced_step_graph(t, 2, checkpointing="some")
