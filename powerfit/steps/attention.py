@@ -71,12 +71,18 @@ def fused_attention_counts(
     return flop, elements * np.asarray(bytes_per_element, float)
 
 
-def fused_attention_latency(rows: pd.DataFrame, gpu: str) -> np.ndarray:
+def fused_attention_latency(rows: pd.DataFrame, gpu: str, kernel: str = "sdpa") -> np.ndarray:
     """Latency of fused-attention rows [s].
+
+    ``kernel``: ``sdpa`` (PyTorch's scaled_dot_product_attention: FlashAttention in
+    half precision on Ampere and newer, the memory-efficient kernel otherwise) or
+    ``flash`` (FlashAttention-2 itself); a traced graph says which in
+    ``graph.attrs["attention"]``.
 
     PLACEHOLDER until the fused-attention law (``powerfit.kernels``) is merged: the
     roofline max(FLOP / peak, bytes / bandwidth), the peak being the catalogue's at
-    the row's precision (the tensor cores in fp16/bf16). A lower bound.
+    the row's precision (the tensor cores in fp16/bf16), whatever the kernel. A lower
+    bound.
     """
     from powerfit.hardware.gpus import get_gpu
 

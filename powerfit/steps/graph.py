@@ -457,4 +457,5 @@ def traced_step_graph(
         frame = pd.concat([frame, tail], ignore_index=True)
     for col in ("B", "M", "N", "K", "H", "params"):
         frame[col] = frame[col].astype("int64")
+    frame.attrs["attention"] = trace.attention  # the fused kernel (sdpa, flash) or eager
     return frame

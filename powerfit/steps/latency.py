@@ -148,7 +148,8 @@ def operator_latency_sources(
     if fused.any():  # fused attention (SDPA, FlashAttention): its own timing
         from powerfit.steps.attention import fused_attention_latency
 
-        out[fused] = fused_attention_latency(graph.iloc[np.flatnonzero(fused)], gpu)
+        kernel = graph.attrs.get("attention", "sdpa")
+        out[fused] = fused_attention_latency(graph.iloc[np.flatnonzero(fused)], gpu, kernel)
         source[fused] = "roofline"
     for precision in sorted(set(precisions[~fused])):
         mask = (precisions == precision) & ~fused
