@@ -419,8 +419,10 @@ def traced_step_graph(
         )
         flop[attn], moved[attn] = f, b
     mem = ~(mat | attn)
-    for i in np.flatnonzero(mem):
-        flop[i], moved[i] = _flop_bytes(str(op[i]), int(B[i]), 0, 0, 0, int(H[i]), dtype[i])
+    for name in set(op[mem]):  # one vectorised count per memory-bound operator
+        rows = mem & (op == name)
+        flop[rows] = operator_flops(name, B[rows], H=H[rows])
+        moved[rows] = operator_bytes(name, B[rows], H=H[rows], bytes_per_element=size[rows])
     frame = pd.DataFrame(
         {
             "name": [x[0] for x in nodes],
