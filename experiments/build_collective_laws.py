@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(laws_to_json(laws), indent=2) + "\n")
     print(f"dropped copies: {frame.attrs['duplicates']}")
     print(
-        "| topology | collective | links | α [µs] | B [GB/s] | GPUs | MAPE % | held-out n % | >16 MB % |"
+        "| topology | collective | links | α [µs] | B [GB/s] | GPUs | MAPE % "
+        "| held-out n % | >16 MB % |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     for w in laws:

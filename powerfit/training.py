@@ -48,6 +48,7 @@ __all__ = [
     "StepEstimate",
     "estimate_step",
     "estimate_training",
+    "gpu_power_model",
     "measured_ranges",
     "out_of_range",
     "run_energy",
@@ -423,6 +424,11 @@ def step_energy(
     p = float(pm.power(u))
     lo, hi = (float(v) for v in pm.interval(u))
     return step_s * p, step_s * lo, step_s * hi, p
+
+
+def gpu_power_model(gpu: str) -> Any:
+    """The bundled power law of a GPU (``power(u)``, ``interval(u)``), else the unfitted prior."""
+    return _power_model(gpu)
 
 
 def _power_model(gpu: str) -> Any:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -64,7 +65,7 @@ def _checksums(folder: Path) -> dict[str, str]:
             f"{sums} not found; set POWERFIT_DATA_HOME to the folder holding vidur2024/"
         )
     table = {}
-    for lineno, line in enumerate(sums.read_text().splitlines(), 1):
+    for line in sums.read_text().splitlines():
         if not line.strip():
             continue
         parts = line.split(maxsplit=1)
@@ -79,7 +80,8 @@ def _read(folder: Path, relative: str, digest: str) -> pd.DataFrame:
     actual = sha256_file(path)
     if actual != digest:
         raise DataError(
-            f"SHA-256 {actual} differs from the pinned {digest}: damaged or not the published file",
+            f"SHA-256 {actual} differs from the pinned {digest}: "
+            "damaged or not the published file",
             source=str(path),
         )
     collective = Path(relative).name.removesuffix(".csv.gz")

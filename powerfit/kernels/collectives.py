@@ -1,4 +1,4 @@
-"""Time of the collectives of a parallel training step: all-reduce, reduce-scatter, all-gather, send/recv.
+"""Time of the collectives of a parallel step: all-reduce, reduce-scatter, all-gather, send/recv.
 
 One law per (topology, collective, locality), fitted on Vidur's NCCL measurements
 (:func:`powerfit.datasets.vidur2024_network.load_vidur_network`, FP16 buffers, 2 KB to
@@ -169,7 +169,12 @@ def link_class(topology: str, n: int, per_node: int) -> str:
 
 
 def _features(rows: pd.DataFrame, locality: str) -> np.ndarray:
-    f = np.array([algorithm_factor(c, int(n)) for c, n in zip(rows.collective, rows.num_workers)])
+    f = np.array(
+        [
+            algorithm_factor(c, int(n))
+            for c, n in zip(rows.collective, rows.num_workers, strict=False)
+        ]
+    )
     scale = rows.devices_per_node.to_numpy(float) if locality == "network" else 1.0
     return f * rows["bytes"].to_numpy(float) / scale
 
@@ -201,7 +206,9 @@ def fit_collective_laws(frame: pd.DataFrame) -> list[CollectiveLaw]:
     frame = frame.assign(
         locality=[
             link_class(t, int(n), int(g))
-            for t, n, g in zip(frame.topology, frame.num_workers, frame.devices_per_node)
+            for t, n, g in zip(
+                frame.topology, frame.num_workers, frame.devices_per_node, strict=False
+            )
         ]
     )
     for (topo, coll, loc), rows in frame.groupby(["topology", "collective", "locality"]):

@@ -46,6 +46,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -58,7 +59,16 @@ from powerfit.steps.graph import training_step_graph
 from powerfit.steps.latency import operator_latency_sources
 from powerfit.steps.parallel_memory import SHARDINGS, tensor_parallel_config
 
-__all__ = ["DDP_BUCKET_BYTES", "ParallelStep", "Split", "make_split", "parallel_step_time"]
+__all__ = [
+    "DDP_BUCKET_BYTES",
+    "ComputeProfile",
+    "ParallelStep",
+    "Split",
+    "compute_profile",
+    "make_split",
+    "model_flop_per_sequence",
+    "parallel_step_time",
+]
 
 #: PyTorch DDP's default gradient bucket [B] (``bucket_cap_mb=25``).
 DDP_BUCKET_BYTES = 25 * 1024**2
@@ -216,22 +226,31 @@ class ParallelStep:
         }
 
 
-def _overlap(bucket_s: list[float], window_s: float) -> float:
-    """Time [s] the buckets run past a window they are produced evenly over."""
-    if not bucket_s:
+def _overlap(bucket_s: np.ndarray, window_s: float) -> float:
+    """Time [s] the buckets run past a window they are produced evenly over.
+
+    Bucket i is ready at ``window · (i + 1) / n`` and starts when ready and after
+    bucket i − 1; the last ends at ``max_j (ready_j + Σ_{k ≥ j} c_k)``.
+    """
+    c = np.asarray(bucket_s, float)
+    if not c.size:
         return 0.0
-    n = len(bucket_s)
-    end = 0.0
-    for i, c in enumerate(bucket_s):
-        end = max(end, window_s * (i + 1) / n) + c
-    return max(0.0, end - window_s)
+    n = c.size
+    ready = window_s * np.arange(1, n + 1) / n
+    tail = np.cumsum(c[::-1])[::-1]  # Σ_{k ≥ j} c_k
+    return max(0.0, float(np.max(ready + tail)) - window_s)
 
 
-def _buckets(nbytes: float, bucket: float = DDP_BUCKET_BYTES) -> list[float]:
+def _bucket_times(
+    net: Network, collective: str, nbytes: float, n: int, per_node: int
+) -> np.ndarray:
+    """Times [s] of a collective over ``nbytes`` [B] cut into DDP's 25 MB buckets."""
     if nbytes <= 0:
-        return []
-    k = math.ceil(nbytes / bucket)
-    return [bucket] * (k - 1) + [nbytes - bucket * (k - 1)]
+        return np.zeros(0)
+    k = math.ceil(nbytes / DDP_BUCKET_BYTES)
+    out = np.full(k, net.time(collective, DDP_BUCKET_BYTES, n, per_node))
+    out[-1] = net.time(collective, nbytes - DDP_BUCKET_BYTES * (k - 1), n, per_node)
+    return out
 
 
 def _timed(
@@ -248,6 +267,88 @@ def _timed(
     return lat, source, notes
 
 
+@dataclass
+class ComputeProfile:
+    """One micro-batch of the slice one GPU of a tensor-parallel group computes [s].
+
+    ``layer_f_s``/``layer_b_s``: one layer's forward and backward (with recomputation)
+    time; ``embed_s``/``head_s``: the embeddings' and the head's (forward + backward);
+    ``optimizer_s``: the optimizer over all ``local_params`` (the slice's parameters);
+    ``flop``: the slice's forward, backward and recomputation FLOP of one micro-batch.
+    """
+
+    tp: int
+    micro_batch: int
+    n_layers: int
+    layer_f_s: float
+    layer_b_s: float
+    embed_s: float
+    head_s: float
+    optimizer_s: float
+    local_params: int
+    flop: float
+    graph: pd.DataFrame
+    latency_s: np.ndarray
+    row_source: np.ndarray
+    notes: list[str]
+
+
+def compute_profile(
+    config: ModelConfig,
+    gpu: str,
+    tp: int,
+    micro_batch: int,
+    seq_len: int,
+    *,
+    precision: str = "fp32",
+    optimizer: str = "adamw",
+    checkpointing: bool = False,
+    operator_model: Any = None,
+    specs_only: bool = False,
+    calibration: Calibration | None = None,
+    loss: bool = True,
+) -> ComputeProfile:
+    """Time one micro-batch of a GPU's tensor-parallel slice (see :func:`parallel_step_time`)."""
+    local = tensor_parallel_config(config, tp)
+    graph = training_step_graph(
+        local, micro_batch, seq_len, precision, optimizer, checkpointing, loss=loss
+    )
+    lat, source, notes = _timed(graph, gpu, operator_model, specs_only, calibration)
+    t_row = lat * graph["count"].to_numpy()
+    is_layer = graph.name.str.contains(_LAYER).to_numpy()
+    phase = graph.phase.to_numpy()
+    is_opt = phase == "optimizer"
+    fwd = phase == "forward"
+    L = config.n_layers + config.n_decoder_layers
+    rest = ~is_layer & ~is_opt
+    embed = graph.name.str.contains(r"(?:^|\.)embed").to_numpy()
+    return ComputeProfile(
+        tp=tp,
+        micro_batch=micro_batch,
+        n_layers=L,
+        layer_f_s=float(t_row[is_layer & fwd].sum()) / L,
+        layer_b_s=float(t_row[is_layer & ~fwd & ~is_opt].sum()) / L,
+        embed_s=float(t_row[rest & embed].sum()),
+        head_s=float(t_row[rest & ~embed].sum()),
+        optimizer_s=float(t_row[is_opt].sum()),
+        local_params=local.n_parameters,
+        flop=float((graph.flop * graph["count"])[~is_opt].sum()),
+        graph=graph,
+        latency_s=lat,
+        row_source=source,
+        notes=notes,
+    )
+
+
+@lru_cache(maxsize=256)
+def model_flop_per_sequence(
+    config: ModelConfig, seq_len: int, precision: str, loss: bool
+) -> float:
+    """Forward + backward FLOP of one sequence of the whole model [FLOP] (no recomputation)."""
+    full = training_step_graph(config, 1, seq_len, precision, "none", False, loss=loss)
+    return float((full.flop * full["count"]).sum())
+
+
 def parallel_step_time(
     config: ModelConfig,
     gpu: str,
@@ -262,6 +363,7 @@ def parallel_step_time(
     specs_only: bool = False,
     calibration: Calibration | None = None,
     loss: bool = True,
+    profile: ComputeProfile | None = None,
 ) -> ParallelStep:
     """Time of one optimizer step of a split [s] (see the module notes).
 
@@ -284,29 +386,37 @@ def parallel_step_time(
         scales every row and adds its launch cost per call.
     loss : bool, default True
         Include the loss (NeuSight's measured steps have none).
+    profile : ComputeProfile, optional
+        The micro-batch already timed (:func:`compute_profile` with the same
+        arguments, ``split.tp`` and ``split.micro_batch``), e.g. shared by the planner's
+        splits.
     """
     net = Network(gpu, split.gpus_per_node) if network is None else network
     T, P, dp, G = split.tp, split.pp, split.dp, split.gpus_per_node
     m, b, s = split.micro_batches, split.micro_batch, int(seq_len)
-    local = tensor_parallel_config(config, T)
-    graph = training_step_graph(local, b, s, precision, optimizer, checkpointing, loss=loss)
-    lat, source, notes = _timed(graph, gpu, operator_model, specs_only, calibration)
-    t_row = lat * graph["count"].to_numpy()
-    is_layer = graph.name.str.contains(_LAYER).to_numpy()
-    phase = graph.phase.to_numpy()
-    is_opt = phase == "optimizer"
-    fwd = phase == "forward"
-    L = config.n_layers + config.n_decoder_layers
-    layer_f = float(t_row[is_layer & fwd].sum()) / L
-    layer_b = float(t_row[is_layer & ~fwd & ~is_opt].sum()) / L
-    rest = ~is_layer & ~is_opt
-    embed = graph.name.str.contains(r"(?:^|\.)embed").to_numpy()
-    embed_t = float(t_row[rest & embed].sum())
-    head_t = float(t_row[rest & ~embed].sum())
+    prof = profile or compute_profile(
+        config,
+        gpu,
+        T,
+        b,
+        s,
+        precision=precision,
+        optimizer=optimizer,
+        checkpointing=checkpointing,
+        operator_model=operator_model,
+        specs_only=specs_only,
+        calibration=calibration,
+        loss=loss,
+    )
+    if (prof.tp, prof.micro_batch) != (T, b):
+        raise ValueError("the profile was timed for another tensor-parallel degree or micro-batch")
+    notes = list(prof.notes)
+    L = prof.n_layers
+    layer_f, layer_b = prof.layer_f_s, prof.layer_b_s
     sizes = [L // P + (1 if i < L % P else 0) for i in range(P)]
     stage_t = [n_l * (layer_f + layer_b) for n_l in sizes]
-    stage_t[0] += embed_t
-    stage_t[-1] += head_t
+    stage_t[0] += prof.embed_s
+    stage_t[-1] += prof.head_s
     # tensor parallel: all-reduces of the micro-batch's activations, on the critical path
     act_b = _SIZE[PRECISIONS[precision][1]]
     tp_bytes = b * s * config.d_model * act_b
@@ -323,12 +433,12 @@ def parallel_step_time(
     if P > 1:
         per_node = 2 if T * dp * 2 <= G else 1
         p2p = 2 * net.time("send_recv", tp_bytes / T, 2, per_node=per_node)
-    per_mb = [a + c + (p2p if P > 1 else 0.0) for a, c in zip(stage_t, tp_stage)]
+    per_mb = [a + c + (p2p if P > 1 else 0.0) for a, c in zip(stage_t, tp_stage, strict=False)]
     pipeline = float(sum(per_mb) + (m - 1) * max(per_mb))
     bubble = pipeline - m * max(per_mb)
     busiest = int(np.argmax(per_mb))
     # the busiest stage's parameters and gradients
-    total_local = local.n_parameters
+    total_local = prof.local_params
     stage_params = total_local * sizes[busiest] / L if P > 1 else float(total_local)
     grad_b = _SIZE[PRECISIONS[precision][3]]
     grad_bytes = stage_params * grad_b
@@ -337,12 +447,12 @@ def parallel_step_time(
     dp_comm = dp_exposed = 0.0
     if dp > 1:
         if split.sharding == "none":
-            times = [net.time("all_reduce", x, dp, dp_node) for x in _buckets(grad_bytes)]
-            dp_comm, dp_exposed = sum(times), _overlap(times, window)
+            times = _bucket_times(net, "all_reduce", grad_bytes, dp, dp_node)
+            dp_comm, dp_exposed = float(times.sum()), _overlap(times, window)
         elif split.sharding in ("optimizer", "gradients"):
-            times = [net.time("reduce_scatter", x, dp, dp_node) for x in _buckets(grad_bytes)]
+            times = _bucket_times(net, "reduce_scatter", grad_bytes, dp, dp_node)
             gather = net.time("all_gather", grad_bytes, dp, dp_node)
-            dp_comm = sum(times) + gather
+            dp_comm = float(times.sum()) + gather
             dp_exposed = _overlap(times, window) + gather
         else:  # ZeRO-3 / FSDP: per layer, every micro-batch
             layer_bytes = grad_bytes / max(sizes[busiest], 1)
@@ -354,14 +464,13 @@ def parallel_step_time(
             dp_comm = m * n_l * (2 * ag + rs)
             dp_exposed = m * (exposed_f + exposed_b)
     # the optimizer over the GPU's (sharded) parameters
-    opt_t = float(t_row[is_opt].sum()) * stage_params / max(total_local, 1)
+    opt_t = prof.optimizer_s * stage_params / max(total_local, 1)
     if split.sharding != "none" and dp > 1:
         opt_t /= dp
     step = pipeline + dp_exposed + opt_t
     # FLOP: the whole model's forward + backward (no recomputation), and the GPU's own
-    full = training_step_graph(config, 1, s, precision, "none", False, loss=loss)
-    model_flop = float((full.flop * full["count"]).sum()) * split.batch_size
-    gpu_flop = float((graph.flop * graph["count"])[~is_opt].sum()) * m * sum(sizes) / L / P
+    model_flop = model_flop_per_sequence(config, s, precision, loss) * split.batch_size
+    gpu_flop = prof.flop * m * sizes[busiest] / L
     return ParallelStep(
         split=split,
         step_time_s=float(step),
@@ -375,8 +484,8 @@ def parallel_step_time(
         optimizer_s=float(opt_t),
         model_flop=model_flop,
         gpu_flop=gpu_flop,
-        graph=graph,
-        latency_s=lat,
+        graph=prof.graph,
+        latency_s=prof.latency_s,
         notes=list(dict.fromkeys(notes + net.notes)),
-        row_source=source,
+        row_source=prof.row_source,
     )

@@ -102,7 +102,7 @@ def tensor_parallel_config(config: ModelConfig, tp: int) -> ModelConfig:
 
 def _dtype_bytes(precision: str) -> tuple[int, int, int]:
     """(weights and gradients, activations, optimizer states) bytes per element."""
-    mm, elt, _red, opt = PRECISIONS[precision]
+    _mm, elt, _red, opt = PRECISIONS[precision]
     weights = _SIZE[opt] if precision.startswith("amp") else _SIZE[elt]
     return weights, _SIZE[elt], _SIZE[opt]
 
