@@ -45,6 +45,7 @@ TRACKING_TIMEOUT_ENV = "POWERFIT_TRACKING_TIMEOUT"
 COMMAND_MODULES = (
     "demo",
     "estimate",
+    "plan",
     "ingest",
     "db",
     "fit",

@@ -82,6 +82,8 @@ def gpu_topology(gpu: str) -> tuple[str, str | None]:
     from powerfit.hardware.gpus import get_gpu
 
     name = get_gpu(gpu).name
+    if name == "NVIDIA H200":
+        return "h100_dgx", "H200 nodes timed by H100 DGX collectives (same NVLink 4 and NVSwitch)"
     if name in _TOPOLOGY:
         return _TOPOLOGY[name], None
     return "a100_pairwise_nvlink", (

@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from powerfit.plan.runs import operator_setup, energy_and_run, resolve_model
+from powerfit.plan.runs import energy_and_run, operator_setup, resolve_model
 
 __all__ = ["OBJECTIVES", "pareto_front", "parse_gpus_available", "plan_training"]
 
