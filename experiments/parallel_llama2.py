@@ -1,11 +1,12 @@
-"""Llama 2's published GPU-hours against ``powerfit``'s runs over many GPUs, and the planner's speed.
+"""Llama 2's published GPU-hours against ``powerfit``'s runs over many GPUs, and plan's speed.
 
 Touvron et al. (2023), Table 2: pretraining on 2 T tokens, 4096-token sequences, a global
 batch of 4 M tokens (1024 sequences), A100-80GB GPUs: 7B 184,320 GPU-hours, 13B
 368,640, 70B 1,720,320. Meta did not publish the split; assumed here (``SPLITS``):
 1024 A100-SXM4-80GB, 8 per node, 200 Gb/s per GPU between nodes (``roce-200g``; Meta's
 RSC and production clusters), mixed BF16, AdamW, FSDP-style full sharding with no tensor
-or pipeline parallelism for 7B and 13B (micro-batch 1, activation checkpointing: without it the eager attention does not fit), tensor parallel 8
+or pipeline parallelism for 7B and 13B (micro-batch 1, activation checkpointing:
+without it the eager attention does not fit), tensor parallel 8
 × pipeline 4 with ZeRO-1 for the 70B (micro-batch 1, activation checkpointing). Goal:
 within ±25 %. Then ``plan`` for a 13B model over two GPU kinds (≤ 60 s).
 
@@ -99,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
         print(
-            f"Llama 2 {name}: {r['gpu_hours']:,.0f} GPU-hours against {PUBLISHED_GPU_HOURS[name]:,}"
-            f" published ({err:+.1f} %), MFU {100 * r['mfu']:.0f} %, step {r['step_time_s']:.2f} s, "
+            f"Llama 2 {name}: {r['gpu_hours']:,.0f} GPU-hours against "
+            f"{PUBLISHED_GPU_HOURS[name]:,} published ({err:+.1f} %), MFU "
+            f"{100 * r['mfu']:.0f} %, step {r['step_time_s']:.2f} s, "
             f"fits {r['fits_in_memory']}, {r['run_energy_kwh'] / 1e3:,.0f} MWh (GPUs only)"
         )
     start = time.perf_counter()
@@ -111,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         f"plan, 13B over h100:16 and a100-sxm4-80gb:32: {seconds:.1f} s, "
         f"{len(plan['options'])} options fit ({plan['considered']} considered), all "
         f"fits_in_memory={all(o['fits_in_memory'] for o in plan['options'])}; best by energy: "
-        f"{best['split']['n_gpus']} × {best['gpu']} tp {best['split']['tp']} pp {best['split']['pp']} "
+        f"{best['split']['n_gpus']} × {best['gpu']} tp {best['split']['tp']} "
+        f"pp {best['split']['pp']} "
         f"{best['split']['sharding']}, {best['run_energy_kwh'] / 1e3:,.0f} MWh"
     )
     if args.json:
