@@ -137,6 +137,17 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("give --steps or --tokens, not both")
     if args.steps is None and args.tokens is None and args.grid_intensity is not None:
         raise ValueError("--grid-intensity needs --steps or --tokens")
+    parallel_only = {
+        "--tp": getattr(args, "tp", 1) != 1,
+        "--pp": getattr(args, "pp", 1) != 1,
+        "--sharding": getattr(args, "sharding", "none") != "none",
+        "--micro-batch-size": getattr(args, "micro_batch_size", None) is not None,
+        "--interconnect": getattr(args, "interconnect", None) is not None,
+        "--node-power-w": bool(getattr(args, "node_power_w", 0.0)),
+    }
+    given = [flag for flag, on in parallel_only.items() if on]
+    if given and getattr(args, "gpus", None) is None:
+        raise ValueError(f"{', '.join(given)} need --gpus N (a run over several GPUs)")
     if getattr(args, "gpus", None) is not None:
         from powerfit.plan.runs import estimate_parallel_training
 

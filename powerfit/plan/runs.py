@@ -6,7 +6,8 @@ busiest GPU's step time with its parts (:func:`powerfit.steps.parallel.parallel_
 its memory (:func:`powerfit.steps.parallel_memory.per_gpu_memory`), and the energy of
 **all** GPUs: ``N · P(u) · t`` with P the GPU's bounded power law
 (:func:`powerfit.training.gpu_power_model`) at the step's utilisation
-``u = FLOP of the GPU / (peak · t)`` (communication waits and the pipeline bubble lower
+``u`` = the GPU's FLOP at the peak of each operator's precision / t, as
+:func:`powerfit.steps.latency.utilisation` (communication waits and the pipeline bubble lower
 it), plus an optional host power per node (default 0 W, said in the output).
 
 A run of ``steps`` or ``tokens`` gives ``gpu_hours = N · steps · t / 3600``,
@@ -68,7 +69,7 @@ def energy_and_run(
     split = step.split
     t = step.step_time_s
     peak = peak_flops(gpu, PRECISIONS[precision][0])
-    u = min(1.0, step.gpu_flop / (peak * t)) if t > 0 else 0.0
+    u = min(1.0, step.busy_s / t) if t > 0 else 0.0
     law = gpu_power_model(gpu)
     p_gpu = float(law.power(u))
     p_lo, p_hi = (float(v) for v in law.interval(u))

@@ -56,7 +56,7 @@ from powerfit.architectures.model import PRECISIONS, ModelConfig
 from powerfit.kernels.collectives import Network
 from powerfit.steps.calibration import Calibration
 from powerfit.steps.graph import training_step_graph
-from powerfit.steps.latency import operator_latency_sources
+from powerfit.steps.latency import operator_latency_sources, utilisation
 from powerfit.steps.parallel_memory import SHARDINGS, tensor_parallel_config
 
 __all__ = [
@@ -189,8 +189,10 @@ def make_split(
 class ParallelStep:
     """Time of one optimizer step of the busiest GPU [s], by part.
 
-    ``step_time_s`` = ``pipeline_s`` (compute + tensor-parallel + pipeline
-    send/recv over all micro-batches, with the bubble) + ``dp_exposed_s`` (the data
+    ``busy_s``: the GPU's FLOP at the peak of each row's precision [s] (the step's
+    utilisation is ``busy_s / step_time_s``). ``step_time_s`` = ``pipeline_s``
+    (compute + tensor-parallel + pipeline send/recv over all micro-batches, with the
+    bubble) + ``dp_exposed_s`` (the data
     parallel / ZeRO communication not hidden) + ``optimizer_s``.
     """
 
@@ -206,6 +208,7 @@ class ParallelStep:
     optimizer_s: float
     model_flop: float
     gpu_flop: float
+    busy_s: float
     graph: pd.DataFrame
     latency_s: np.ndarray
     notes: list[str] = field(default_factory=list)
@@ -274,7 +277,9 @@ class ComputeProfile:
     ``layer_f_s``/``layer_b_s``: one layer's forward and backward (with recomputation)
     time; ``embed_s``/``head_s``: the embeddings' and the head's (forward + backward);
     ``optimizer_s``: the optimizer over all ``local_params`` (the slice's parameters);
-    ``flop``: the slice's forward, backward and recomputation FLOP of one micro-batch.
+    ``flop``: the slice's forward, backward and recomputation FLOP of one micro-batch;
+    ``busy_s``/``optimizer_busy_s``: their FLOP at the peak of each row's precision
+    [s] (:func:`powerfit.steps.latency.utilisation` × time), for the step's utilisation.
     """
 
     tp: int
@@ -287,6 +292,8 @@ class ComputeProfile:
     optimizer_s: float
     local_params: int
     flop: float
+    busy_s: float
+    optimizer_busy_s: float
     graph: pd.DataFrame
     latency_s: np.ndarray
     row_source: np.ndarray
@@ -333,11 +340,21 @@ def compute_profile(
         optimizer_s=float(t_row[is_opt].sum()),
         local_params=local.n_parameters,
         flop=float((graph.flop * graph["count"])[~is_opt].sum()),
+        busy_s=_busy(graph, lat, t_row, ~is_opt, gpu),
+        optimizer_busy_s=_busy(graph, lat, t_row, is_opt, gpu),
         graph=graph,
         latency_s=lat,
         row_source=source,
         notes=notes,
     )
+
+
+def _busy(graph: pd.DataFrame, lat: np.ndarray, t_row: np.ndarray, mask: np.ndarray, gpu: str):
+    """Time [s] the rows' FLOP take at their precision's peak."""
+    if not mask.any():
+        return 0.0
+    rows = graph[mask].reset_index(drop=True)
+    return utilisation(rows, lat[mask], gpu) * float(t_row[mask].sum())
 
 
 @lru_cache(maxsize=256)
@@ -471,6 +488,8 @@ def parallel_step_time(
     # FLOP: the whole model's forward + backward (no recomputation), and the GPU's own
     model_flop = model_flop_per_sequence(config, s, precision, loss) * split.batch_size
     gpu_flop = prof.flop * m * sizes[busiest] / L
+    share_opt = opt_t / prof.optimizer_s if prof.optimizer_s > 0 else 0.0
+    busy = prof.busy_s * m * sizes[busiest] / L + prof.optimizer_busy_s * share_opt
     return ParallelStep(
         split=split,
         step_time_s=float(step),
@@ -484,6 +503,7 @@ def parallel_step_time(
         optimizer_s=float(opt_t),
         model_flop=model_flop,
         gpu_flop=gpu_flop,
+        busy_s=float(busy),
         graph=prof.graph,
         latency_s=prof.latency_s,
         notes=list(dict.fromkeys(notes + net.notes)),

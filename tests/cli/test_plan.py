@@ -116,3 +116,25 @@ def test_estimate_gpus_json(tmp_path, capsys):
     )
     r = json.loads(capsys.readouterr().out)
     assert code == 0 and r["split"]["dp"] == 2 and r["gpu_hours"] > 0 and "mfu" in r
+
+
+def test_parallel_options_need_gpus(tmp_path, capsys):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps(GPT2))
+    code = main(
+        [
+            "estimate",
+            "--hf-config",
+            str(cfg),
+            "--gpu",
+            "h100",
+            "--tp",
+            "2",
+            "--batch-size",
+            "8",
+            "--seq-len",
+            "256",
+        ]
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1].endswith("--tp need --gpus N (a run over several GPUs)")
