@@ -66,12 +66,18 @@ SPLITS = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--gpus", type=int, default=1024)
+    parser.add_argument(
+        "--no-checkpointing",
+        action="store_true",
+        help="the same splits without activation checkpointing (they do not fit in the "
+        "eager-attention memory model; Llama 2 trained with memory-efficient attention)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     rows = []
     for name, fields in LLAMA2.items():
         split = dict(SPLITS[name])
-        ckpt = split.pop("checkpointing")
+        ckpt = split.pop("checkpointing") and not args.no_checkpointing
         r = estimate_parallel_training(
             {**_BASE, **fields},
             "a100-sxm4-80gb",
