@@ -7,7 +7,6 @@ import pytest
 from powerfit.architectures.hf import from_hf_config
 from powerfit.kernels.collectives import Network
 from powerfit.steps.parallel import _overlap, make_split, parallel_step_time
-from powerfit.steps.parallel_memory import per_gpu_memory
 
 GPT2 = {
     "model_type": "gpt2",
@@ -68,15 +67,3 @@ def test_parts_of_a_step(cfg):
         cfg, "a100-sxm4-80gb", make_split(cfg, 4, 32, sharding="full"), 256, network=net
     )
     assert zero3.dp_comm_s > dp.dp_comm_s  # all-gathers twice and reduce-scatters
-
-
-def test_sharding_lowers_memory(cfg):
-    kw = dict(dp=8, micro_batches=1)
-    sizes = [
-        per_gpu_memory(cfg, "amp-bf16", 1, 256, sharding=s, **kw).total_bytes
-        for s in ("none", "optimizer", "gradients", "full")
-    ]
-    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
-    ckpt = per_gpu_memory(cfg, "amp-bf16", 8, 512, checkpointing=True).parts["activations"]
-    full = per_gpu_memory(cfg, "amp-bf16", 8, 512).parts["activations"]
-    assert ckpt < full
