@@ -51,3 +51,33 @@ def test_interconnect_parsing():
     assert parse_interconnect(None)[0] == "vidur"
     with pytest.raises(ValueError, match="interconnect 'fast'"):
         parse_interconnect("fast")
+
+
+def test_fit_recovers_a_known_law():
+    import numpy as np
+    import pandas as pd
+
+    from powerfit.kernels.collectives import fit_collective_laws
+
+    rows = []
+    for n in (2, 4, 8):
+        for nbytes in np.geomspace(2e3, 6e7, 20):
+            t = 20e-6 + algorithm_factor("all_reduce", n) * nbytes / 200e9
+            rows.append(("x_dgx", "all_reduce", n, n, 1, int(nbytes), t))
+    frame = pd.DataFrame(
+        rows,
+        columns=[
+            "topology",
+            "collective",
+            "num_workers",
+            "devices_per_node",
+            "n_nodes",
+            "bytes",
+            "time_s",
+        ],
+    )
+    (law,) = fit_collective_laws(frame)
+    assert law.locality == "nvlink" and law.workers == (2, 4, 8)
+    assert law.latency_s == pytest.approx(20e-6, rel=1e-6)
+    assert law.bandwidth == pytest.approx(200e9, rel=1e-6)
+    assert law.mape_pct < 1e-3 and law.mape_heldout_pct < 1e-3  # [%]
