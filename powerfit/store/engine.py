@@ -388,7 +388,9 @@ def transaction(
 def store_error(engine: Engine, exc: BaseException) -> StoreError:
     """A database error as a StoreError naming the store (and a timeout by name)."""
     text = str(exc)
-    message = timeout_message(text) or mask_urls(text)
+    for marker in ("\n[SQL:", "\n(Background on this error"):
+        text = text.split(marker, 1)[0]
+    message = timeout_message(text) or mask_urls(" ".join(text.split()))
     return StoreError(f"store {mask_url(engine.url)}: {message}")
 
 

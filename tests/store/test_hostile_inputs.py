@@ -300,3 +300,47 @@ def test_parquet_and_csv_of_the_same_rows_agree(tmp_path):
     a, b = read_measurements(csv_path), read_measurements(parquet)
     assert len(a) == len(b) == 2
     assert a.rows["n_layers"].tolist() == b.rows["n_layers"].tolist() == [6, 12]
+
+
+# ------------------------------------------------------------ partial ingest (finding 9)
+_FAIL_ON_99 = {
+    "sqlite": [
+        "CREATE TRIGGER full_disk BEFORE INSERT ON run_measurements WHEN NEW.n_layers = 99 "
+        "BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION full_disk() RETURNS trigger AS $$ BEGIN IF NEW.n_layers = 99 THEN "
+        "RAISE EXCEPTION 'could not extend file: No space left on device'; END IF; "
+        "RETURN NEW; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER full_disk BEFORE INSERT ON run_measurements FOR EACH ROW "
+        "EXECUTE FUNCTION full_disk()",
+    ],
+}
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def fresh_url(request, tmp_path):
+    if request.param == "sqlite":
+        return request.param, str(tmp_path / "store.db")
+    return request.param, request.getfixturevalue("postgres_schema_url")
+
+
+def test_a_failure_midway_says_which_files_were_committed(fresh_url, tmp_path, capsys):
+    import sqlalchemy as sa
+
+    backend, url = fresh_url
+    with open_store(url) as store, store.engine.begin() as conn:
+        for statement in _FAIL_ON_99[backend]:
+            conn.execute(sa.text(statement))
+    paths = []
+    for i, layers in enumerate((6, 12, 99, 24), start=1):
+        path = tmp_path / f"f{i}.csv"
+        path.write_text(HEADER + ROW.replace(",6,", f",{layers},"))
+        paths.append(str(path))
+    assert main(["ingest", *paths, "--db", url]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert f"committed: {paths[0]} (import 1), {paths[1]} (import 2)" in err, err
+    assert f"not committed: {paths[2]}, {paths[3]}" in err, err
+    with open_store(url) as store:
+        assert store.counts()["run_measurements"] == 2
