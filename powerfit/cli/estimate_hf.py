@@ -98,11 +98,15 @@ def add_parallel_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+#: Largest batch or sequence length accepted [-] (the store's SQL INTEGER).
+_MAX_COUNT = 2**31 - 1
+
+
 def _positive_int(value: Any, flag: str) -> int:
     if value is None:
         raise ValueError(f"{flag} is required with --hf-config")
-    if value <= 0 or value != int(value):
-        raise ValueError(f"{flag} must be a positive integer, got {value:g}")
+    if value <= 0 or value != int(value) or value > _MAX_COUNT:
+        raise ValueError(f"{flag} must be a positive integer ≤ {_MAX_COUNT:,}, got {value:g}")
     return int(value)
 
 
@@ -192,7 +196,10 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``powerfit estimate --hf-config ...``; print text or ``--json``."""
+    from powerfit.cli import refuse_non_finite
+
     result = estimate(args)
+    refuse_non_finite(result, "the estimate")
     for note in result["warnings"]:
         print(f"warning: {note}", file=sys.stderr)
     if getattr(args, "json", False):

@@ -75,3 +75,49 @@ def test_gpus_add_refuses_a_catalogue_gpu(tmp_path, capsys):
     argv = ["gpus", "add", "Tesla T4", "--peak-flops", "fp32=8e12", "--db", str(tmp_path / "s.db")]
     assert main(argv) == 1
     assert "in powerfit's catalogue" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- terminal escapes (issue 26)
+def test_gpus_add_refuses_control_characters(tmp_path, capsys):
+    db = str(tmp_path / "s.db")
+    argv = ["gpus", "add", "GPU\x1b]0;owned\x07X", "--peak-flops", "fp32=1e13", "--db", db]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\\x1b" in err and "control characters" in err, err
+    assert main(["gpus", "--db", db]) == 0
+    assert "owned" not in capsys.readouterr().out
+
+
+def test_gpus_add_refuses_infinite_specs(tmp_path, capsys):
+    argv = ["gpus", "add", "My GPU", "--peak-flops", "fp32=1e13", "--tdp", "inf"]
+    assert main([*argv, "--db", str(tmp_path / "s.db")]) == 1
+    assert "TDP must be a finite number" in capsys.readouterr().err
+
+
+def test_listings_escape_control_characters_already_stored(tmp_path, capsys):
+    """Names written by an older powerfit, or straight into the database, print escaped."""
+    import sqlalchemy as sa
+
+    from powerfit.store import open_store
+    from powerfit.store.gpus import add_gpu
+
+    db = tmp_path / "s.db"
+    with open_store(db) as store:
+        add_gpu(store.engine, "Evil GPU", {"fp32": 1e13}, power_limit_w=300)
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE gpus SET name = :n WHERE name = 'Evil GPU'"),
+                         {"n": "Evil\x1b]0;owned\x07GPU"})  # fmt: skip
+            conn.execute(
+                sa.text(
+                    "INSERT INTO imports (source, sha256, identity, format, kind, row_count, "
+                    "imported_at, imported_by, tool) VALUES (:s, :h, :i, 'powerfit-runs', "
+                    "'run', 0, CURRENT_TIMESTAMP, 'me@here', 't')"
+                ),
+                {"s": "f\x1b[2J.csv", "h": "ab" * 32, "i": "cd" * 32},
+            )
+    assert main(["gpus", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "Evil\\x1b]0;owned\\x07GPU" in out
+    assert main(["db", "imports", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "f\\x1b[2J.csv" in out, out
