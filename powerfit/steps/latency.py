@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from powerfit.kernels.attention import FUSED_ATTENTION_OPS, load_fused_attention_laws
 from powerfit.kernels.model import OPERATOR_COLUMNS, load_operator_model
 from powerfit.steps.calibration import Calibration
 from powerfit.steps.graph import MATMUL_OPS
@@ -42,10 +43,12 @@ def _gpu(name: str):
 
 
 def _row_peaks(graph: pd.DataFrame, spec: Any) -> np.ndarray:
-    """Peak [FLOP/s] of each row: its precision's for products, FP32's elsewhere."""
+    """Peak [FLOP/s] of each row: its precision's for products and fused attention, FP32's
+    elsewhere."""
     fp32 = spec.peak_flops["fp32"]
     peak = graph.precision.map(lambda p: spec.peak_flops.get(p, fp32)).to_numpy(float)
-    return np.where(graph.op.isin(list(MATMUL_OPS)).to_numpy(), peak, fp32)
+    tensor = graph.op.isin([*MATMUL_OPS, *FUSED_ATTENTION_OPS]).to_numpy()
+    return np.where(tensor, peak, fp32)
 
 
 def roofline_latency(graph: pd.DataFrame, gpu: str) -> np.ndarray:
@@ -114,7 +117,72 @@ def _model_for(precision: str, operator_model: Any) -> Any:
 
 
 #: Where a row's latency comes from (:func:`operator_latency_sources`).
-ROW_SOURCES = ("laws", "fp32 bandwidth laws", "roofline")
+ROW_SOURCES = (
+    "laws",
+    "fp32 bandwidth laws",
+    "roofline",
+    "fused attention laws",
+    "fused attention assumed",
+)
+
+_FUSED: dict[str, Any] = {}
+
+
+def bundled_fused_attention_laws() -> Any:
+    """The bundled fused-attention laws (:mod:`powerfit.kernels.attention`), or None."""
+    if "laws" not in _FUSED:
+        try:
+            _FUSED["laws"] = load_fused_attention_laws()
+        except ValueError:
+            _FUSED["laws"] = None
+    return _FUSED["laws"]
+
+
+def _fused_latency(
+    graph: pd.DataFrame, gpu: str, specs_only: bool
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Latency [s], source and notes of fused-attention rows (:data:`FUSED_ATTENTION_OPS`)."""
+    laws = bundled_fused_attention_laws()
+    out = np.full(len(graph), np.nan)
+    source = np.full(len(graph), "fused attention laws", dtype=object)
+    notes: list[str] = []
+    if laws is None:
+        out[:] = roofline_latency(graph, gpu)
+        source[:] = "roofline"
+        return out, source, ["no fused-attention laws bundled: fused attention by the roofline"]
+    kv = graph["kv_heads"] if "kv_heads" in graph else graph["H"]
+    kinds = graph["op"].map(FUSED_ATTENTION_OPS)
+    for precision in graph["precision"].astype(str).unique():
+        m = (graph["precision"].astype(str) == precision).to_numpy()
+        d = graph[m]
+        causal = np.array([k[0] for k in kinds[m]])
+        backward = np.array([k[1] for k in kinds[m]])
+        t, origin = laws.time(
+            gpu,
+            d["B"],
+            d["H"],
+            kv[m],
+            d["M"],
+            d["K"],
+            d["N"],
+            causal,
+            backward,
+            precision=precision,
+            specs_only=specs_only,
+        )
+        out[m] = t
+        if origin == "assumed-fp32":
+            source[m] = "fused attention assumed"
+            notes.append(
+                f"{precision} fused attention ({m.sum()} rows): SDPA runs the memory-efficient "
+                "kernel, timed at the fp32 peak by its fp16 efficiency (no fp32 figure published)"
+            )
+        elif origin == "transfer":
+            notes.append(
+                f"{precision} fused attention ({m.sum()} rows): law transferred from the other "
+                "GPUs' published FlashAttention-2 figures by tensor-core peak"
+            )
+    return out, source, notes
 
 
 def operator_latency_sources(
@@ -135,18 +203,37 @@ def operator_latency_sources(
     notes : list of str
         One line per precision without laws, saying which rows fell back to what.
     """
-    X = _operator_frame(graph, gpu).reset_index(drop=True)
-    out = np.full(len(X), np.nan)
-    source = np.full(len(X), "laws", dtype=object)
+    graph = graph.reset_index(drop=True)
+    out = np.full(len(graph), np.nan)
+    source = np.full(len(graph), "laws", dtype=object)
     notes: list[str] = []
+    fused = graph["op"].isin(list(FUSED_ATTENTION_OPS)).to_numpy()
+    if fused.any():
+        idx = np.flatnonzero(fused)
+        out[idx], source[idx], fused_notes = _fused_latency(graph.iloc[idx], gpu, specs_only)
+        notes += fused_notes
+    X = _operator_frame(graph, gpu)
     precisions = X["precision"].astype(str).to_numpy()
     products = X["op"].isin(list(MATMUL_OPS)).to_numpy()
-    for precision in sorted(set(precisions)):
-        mask = precisions == precision
+    for precision in sorted(set(precisions[~fused])):
+        mask = (precisions == precision) & ~fused
         model = _model_for(precision, operator_model)
         if model is not None:
-            out[mask] = np.asarray(_as_used(model, specs_only).predict(X.loc[mask]), dtype=float)
-            continue
+            covered = mask.copy()
+            if precision != "fp32" and hasattr(model, "covers"):
+                known = {op: model.covers(op) for op in set(X["op"][mask])}
+                covered &= X["op"].map(known).fillna(False).to_numpy(bool)
+            try:
+                used = _as_used(model, specs_only)
+                if covered.any():
+                    out[covered] = np.asarray(used.predict(X.loc[covered]), dtype=float)
+                mask = mask & ~covered
+            except ValueError as error:  # e.g. no such peak of this GPU: no transfer
+                if precision == "fp32":
+                    raise
+                notes.append(f"{precision} operator laws do not apply on {gpu}: {error}")
+            if not mask.any():
+                continue
         fp32 = _model_for("fp32", operator_model)
         fp32 = None if fp32 is None else _as_used(fp32, specs_only)
         parts = []
@@ -183,7 +270,8 @@ def operator_latency_sources(
                     f"{precision} memory-bound operators ({mem.size} rows): roofline "
                     "(no fp32 laws either)"
                 )
-        notes.append(f"no {precision} operator laws: " + "; ".join(parts))
+        what = "no" if model is None else "some rows without"
+        notes.append(f"{what} {precision} operator laws: " + "; ".join(parts))
     return out, source, notes
 
 
