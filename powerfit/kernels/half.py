@@ -131,8 +131,7 @@ def vidur_operator_frame(data: Any = None, data_home: Any = None) -> pd.DataFram
             "tp": d.tp.to_numpy(),
         }
     )
-    key = out[["gpu", "model", "num_tokens", "tp"]].astype(str).agg("|".join, axis=1)
-    out["layer"] = pd.factorize(key)[0]
+    out["layer"] = out.groupby(["gpu", "model", "num_tokens", "tp"], sort=False).ngroup()
     return out
 
 
