@@ -14,8 +14,9 @@ frame: the published columns, plus normalised ones the laws need:
 * ``precision_name`` (``fp16``, ``bf16``, ``fp8``), ``pass_name`` (``fwd``, ``bwd``,
   ``fwd+bwd``; None for maxima, ranges and unstated passes), ``is_causal`` (bool, None
   where unknown), ``q_heads``/``kv_heads`` (GQA rows publish "64 q / 8 kv"), and flags
-  ``approximate`` (APPROXIMATE in the note), ``derived`` (DERIVED), ``presumed`` (the pass
-  or causality was presumed by the transcriber);
+  ``approximate`` ("approx" in the note: APPROXIMATE, or a label read approximately),
+  ``derived`` (DERIVED), ``presumed`` (the pass or causality was presumed by the
+  transcriber);
 * ``flop``: the FLOPs of the row's work under the publications' convention (forward
   4·B·S²·H·D, halved when causal; backward 2.5×; forward+backward 3.5×) [FLOP], and
   ``time_s`` = flop / (tflops·1e12) [s] (or the published ``time_ms`` where there is one).
@@ -201,7 +202,7 @@ def fetch_flashattn(data_home: str | os.PathLike[str] | None = None) -> FlashAtt
             raise ValueError(f"{path}, line {line}: column {col!r} must be > 0")
         out[col] = values
     note = out.note.fillna("").astype(str)
-    out["approximate"] = note.str.contains("APPROXIMATE")
+    out["approximate"] = note.str.contains("approx", case=False)
     out["derived"] = note.str.contains("DERIVED") | out.flop_convention.astype(str).str.contains(
         "DERIVED"
     )
