@@ -56,23 +56,22 @@ import pandas as pd
 from scipy.optimize import least_squares
 
 __all__ = [
+    "ATTENTION_COLUMNS",
     "FUSED_ATTENTION_OPS",
     "FusedAttentionLaws",
     "fused_attention_flops_bytes",
+    "fused_attention_latency",
     "fused_attention_row",
     "leave_one_gpu_out",
     "load_fused_attention_laws",
 ]
 
-#: Operator names of fused-attention rows in a step graph -> (causal, backward). A row's
-#: shape: ``B`` sequences, ``H`` query heads, ``M`` queries, ``K`` keys, ``N`` head dim;
-#: an optional ``kv_heads`` column (default ``H``) [-]. See :func:`fused_attention_row`.
-FUSED_ATTENTION_OPS = {
-    "sdpa": (False, False),
-    "sdpa_backward": (False, True),
-    "sdpa_causal": (True, False),
-    "sdpa_causal_backward": (True, True),
-}
+#: Operator names of fused-attention rows in a step graph -> whether it is the backward.
+FUSED_ATTENTION_OPS = {"attention": False, "attention_bwd": True}
+
+#: Columns of a step graph that describe a fused attention (0 on other rows): sequences,
+#: query heads, key/value heads, query and key lengths, head dimension [-], causal (0/1).
+ATTENTION_COLUMNS = ("batch", "heads", "kv_heads", "seq_q", "seq_kv", "head_dim", "causal")
 
 #: Figures (and at least two sequence lengths and head dims) a GPU needs to fit every
 #: coefficient of its law; below, only the level ``e`` (and ``r``).
@@ -134,8 +133,8 @@ def fused_attention_flops_bytes(
     Examples
     --------
     >>> f, b = fused_attention_flops_bytes(1, 32, 8, 4096, 4096, 128, True, False)
-    >>> round(float(f) / 1e12, 3)  # 4·32·(4096·4097/2)·128 [TFLOP]
-    0.138
+    >>> float(f) == 4 * 32 * (4096 * 4097 / 2) * 128  # [FLOP]
+    True
     """
     names = ("batch", "heads", "kv_heads", "seq_q", "seq_k", "head_dim")
     values = [np.asarray(v, float) for v in (batch, heads, kv_heads, seq_q, seq_k, head_dim)]
@@ -148,7 +147,7 @@ def fused_attention_flops_bytes(
     back = np.asarray(backward, bool)
     fwd_flop = 4.0 * b * h * _pairs(sq, sk, causal) * d
     flop = np.where(back, 2.5 * fwd_flop, fwd_flop)
-    w = float(bytes_per_element)
+    w = np.asarray(bytes_per_element, float)
     q = b * h * sq * d  # elements of Q (and O, dO, dQ)
     kv = b * hkv * sk * d  # elements of K (and V)
     lse = 4.0 * b * h * sq  # FP32 log-sum-exp per query row
@@ -180,34 +179,127 @@ def fused_attention_row(
     Returns
     -------
     dict
-        ``op`` (a key of :data:`FUSED_ATTENTION_OPS`), ``precision``, ``B`` = batch,
-        ``H`` = heads, ``kv_heads``, ``M`` = seq_q, ``K`` = seq_k, ``N`` = head_dim,
-        ``flop`` [FLOP] and ``bytes`` [B].
+        ``op`` (``attention`` or ``attention_bwd``), ``precision``, the
+        :data:`ATTENTION_COLUMNS`, the generic shape (``B`` = batch·heads, ``M`` =
+        seq_q, ``N`` = seq_k, ``K`` = head_dim, ``H`` = 0), ``flop`` [FLOP] and
+        ``bytes`` [B].
 
     Examples
     --------
     >>> row = fused_attention_row(2, 32, 8, 1024, 1024, 128, True, False, "bf16")
-    >>> row["op"], row["kv_heads"]
-    ('sdpa_causal', 8)
+    >>> row["op"], row["kv_heads"], row["B"]
+    ('attention', 8, 64)
     """
     _check_precision(precision)
     width = 2.0 if precision in _HALF else 4.0
     flop, moved = fused_attention_flops_bytes(
         batch, heads, kv_heads, seq_q, seq_k, head_dim, causal, backward, width
     )
-    op = "sdpa" + ("_causal" if causal else "") + ("_backward" if backward else "")
     return {
-        "op": op,
+        "op": "attention_bwd" if backward else "attention",
         "precision": precision,
-        "B": batch,
-        "H": heads,
+        "batch": batch,
+        "heads": heads,
         "kv_heads": kv_heads,
+        "seq_q": seq_q,
+        "seq_kv": seq_k,
+        "head_dim": head_dim,
+        "causal": int(bool(causal)),
+        "B": batch * heads,
         "M": seq_q,
-        "K": seq_k,
-        "N": head_dim,
+        "N": seq_k,
+        "K": head_dim,
+        "H": 0,
         "flop": float(flop),
         "bytes": float(moved),
     }
+
+
+def fused_attention_latency(
+    rows: pd.DataFrame, gpu: str, specs_only: bool = False, laws: Any = None
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Latency [s] of the fused-attention rows of a step graph, their source and notes.
+
+    Parameters
+    ----------
+    rows : pandas.DataFrame
+        Rows of op ``attention``/``attention_bwd`` with :data:`ATTENTION_COLUMNS` and
+        ``precision``.
+    gpu : str
+        GPU name.
+    specs_only : bool, default False
+        Time as if the GPU's own figures were never seen (the transfer).
+    laws : FusedAttentionLaws, optional
+        Default: the bundled ones (:func:`load_fused_attention_laws`); without them,
+        the roofline at the precision's peak.
+
+    Returns
+    -------
+    latency : numpy.ndarray
+        [s].
+    source : numpy.ndarray of str
+        ``fused attention laws``, ``fused attention assumed`` (FP32 tensors: the
+        memory-efficient kernel) or ``roofline``.
+    notes : list of str
+        What was transferred or assumed.
+    """
+    from powerfit.hardware.gpus import get_gpu
+
+    out = np.full(len(rows), np.nan)
+    source = np.full(len(rows), "fused attention laws", dtype=object)
+    notes: list[str] = []
+    if laws is None:
+        try:
+            laws = load_fused_attention_laws()
+        except ValueError:
+            spec = get_gpu(gpu)
+            fp32 = spec.peak_flops["fp32"]
+            peak = rows.precision.map(lambda p: spec.peak_flops.get(p, fp32)).to_numpy(float)
+            out = np.maximum(
+                rows.flop.to_numpy(float) / peak,
+                rows["bytes"].to_numpy(float) / spec.memory_bandwidth,
+            )
+            source[:] = "roofline"
+            return (
+                out,
+                source,
+                ["no fused-attention laws bundled: fused attention by the roofline"],
+            )
+    missing = [c for c in ATTENTION_COLUMNS if c not in rows]
+    if missing:
+        raise ValueError(f"fused-attention rows lack column(s) {missing}")
+    backward = rows["op"].map(FUSED_ATTENTION_OPS).to_numpy(bool)
+    precisions = rows["precision"].astype(str).to_numpy()
+    for precision in sorted(set(precisions)):
+        m = precisions == precision
+        d = rows[m]
+        t, origin = laws.time(
+            gpu,
+            d["batch"].to_numpy(float),
+            d["heads"].to_numpy(float),
+            d["kv_heads"].to_numpy(float),
+            d["seq_q"].to_numpy(float),
+            d["seq_kv"].to_numpy(float),
+            d["head_dim"].to_numpy(float),
+            d["causal"].to_numpy(bool),
+            backward[m],
+            precision=precision,
+            specs_only=specs_only,
+        )
+        out[m] = t
+        if origin == "assumed-fp32":
+            source[m] = "fused attention assumed"
+            notes.append(
+                f"{precision} fused attention ({int(m.sum())} rows): SDPA runs the "
+                "memory-efficient kernel, timed at the fp32 peak by its fp16 efficiency "
+                "(no fp32 figure published)"
+            )
+        elif origin == "transfer":
+            notes.append(
+                f"{precision} fused attention ({int(m.sum())} rows): law transferred from "
+                "the other GPUs' published FlashAttention-2 figures by tensor-core peak"
+            )
+    return out, source, notes
 
 
 def _check_precision(precision: str) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from powerfit.kernels.attention import FUSED_ATTENTION_OPS, load_fused_attention_laws
+from powerfit.kernels.attention import FUSED_ATTENTION_OPS, fused_attention_latency
 from powerfit.kernels.model import OPERATOR_COLUMNS, load_operator_model
 from powerfit.steps.calibration import Calibration
 from powerfit.steps.graph import MATMUL_OPS
@@ -125,65 +125,6 @@ ROW_SOURCES = (
     "fused attention assumed",
 )
 
-_FUSED: dict[str, Any] = {}
-
-
-def bundled_fused_attention_laws() -> Any:
-    """The bundled fused-attention laws (:mod:`powerfit.kernels.attention`), or None."""
-    if "laws" not in _FUSED:
-        try:
-            _FUSED["laws"] = load_fused_attention_laws()
-        except ValueError:
-            _FUSED["laws"] = None
-    return _FUSED["laws"]
-
-
-def _fused_latency(
-    graph: pd.DataFrame, gpu: str, specs_only: bool
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Latency [s], source and notes of fused-attention rows (:data:`FUSED_ATTENTION_OPS`)."""
-    laws = bundled_fused_attention_laws()
-    out = np.full(len(graph), np.nan)
-    source = np.full(len(graph), "fused attention laws", dtype=object)
-    notes: list[str] = []
-    if laws is None:
-        out[:] = roofline_latency(graph, gpu)
-        source[:] = "roofline"
-        return out, source, ["no fused-attention laws bundled: fused attention by the roofline"]
-    kv = graph["kv_heads"] if "kv_heads" in graph else graph["H"]
-    kinds = graph["op"].map(FUSED_ATTENTION_OPS)
-    for precision in graph["precision"].astype(str).unique():
-        m = (graph["precision"].astype(str) == precision).to_numpy()
-        d = graph[m]
-        causal = np.array([k[0] for k in kinds[m]])
-        backward = np.array([k[1] for k in kinds[m]])
-        t, origin = laws.time(
-            gpu,
-            d["B"],
-            d["H"],
-            kv[m],
-            d["M"],
-            d["K"],
-            d["N"],
-            causal,
-            backward,
-            precision=precision,
-            specs_only=specs_only,
-        )
-        out[m] = t
-        if origin == "assumed-fp32":
-            source[m] = "fused attention assumed"
-            notes.append(
-                f"{precision} fused attention ({m.sum()} rows): SDPA runs the memory-efficient "
-                "kernel, timed at the fp32 peak by its fp16 efficiency (no fp32 figure published)"
-            )
-        elif origin == "transfer":
-            notes.append(
-                f"{precision} fused attention ({m.sum()} rows): law transferred from the other "
-                "GPUs' published FlashAttention-2 figures by tensor-core peak"
-            )
-    return out, source, notes
-
 
 def operator_latency_sources(
     graph: pd.DataFrame, gpu: str, operator_model: Any = None, specs_only: bool = False
@@ -210,7 +151,9 @@ def operator_latency_sources(
     fused = graph["op"].isin(list(FUSED_ATTENTION_OPS)).to_numpy()
     if fused.any():
         idx = np.flatnonzero(fused)
-        out[idx], source[idx], fused_notes = _fused_latency(graph.iloc[idx], gpu, specs_only)
+        out[idx], source[idx], fused_notes = fused_attention_latency(
+            graph.iloc[idx], gpu, specs_only
+        )
         notes += fused_notes
     X = _operator_frame(graph, gpu)
     precisions = X["precision"].astype(str).to_numpy()

@@ -42,7 +42,8 @@ def test_flops_causal_halving_backward_and_gqa():
 
 def test_graph_row_carries_its_kind_in_the_op_name():
     row = fused_attention_row(2, 32, 8, 512, 512, 128, True, True, "bf16")
-    assert row["op"] == "sdpa_causal_backward" and row["kv_heads"] == 8
+    assert row["op"] == "attention_bwd" and (row["kv_heads"], row["causal"]) == (8, 1)
+    assert (row["B"], row["M"], row["N"], row["K"]) == (64, 512, 512, 128)
     flop, moved = fused_attention_flops_bytes(2, 32, 8, 512, 512, 128, True, True)
     assert (row["flop"], row["bytes"]) == (flop, moved)
     with pytest.raises(ValueError, match="precision 'fp8' not supported"):
