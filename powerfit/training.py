@@ -264,7 +264,12 @@ def estimate_training(
         specs_only=bool(specs_only),
         calibration=calibration,
     )
-    mode, q, roofline = _mode_and_half_width(est, operator_model, calibration, specs_only, notes)
+    from powerfit.steps.intervals import law_half_width
+
+    law = law_half_width(est.graph, est.latency_s, est.row_source, gpu, bool(specs_only))
+    mode, q, roofline = _mode_and_half_width(
+        est, operator_model, calibration, specs_only, notes, law
+    )
     roofline_share = est.roofline_share()
     if roofline and operator_model is not None:
         notes.append(
@@ -341,9 +346,20 @@ def estimate_training(
 
 
 def _mode_and_half_width(
-    est: Any, operator_model: Any, calibration: Any, specs_only: bool, notes: list[str]
+    est: Any,
+    operator_model: Any,
+    calibration: Any,
+    specs_only: bool,
+    notes: list[str],
+    law: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[str, float, bool]:
-    """(mode, step-time half-width q, whether products used the roofline)."""
+    """(mode, step-time half-width q, whether products used the roofline).
+
+    ``law``: (q, share) of the rows timed by laws no measured step checks
+    (:func:`powerfit.steps.intervals.law_half_width`); their q is added in quadrature,
+    and a precision the steps never measured no longer widens the interval when
+    those laws' own evidence covers it.
+    """
     from powerfit.steps.intervals import half_width_for
 
     if operator_model is None:
@@ -357,7 +373,11 @@ def _mode_and_half_width(
     if key == "in-gpu" and calibration is not None and calibration.used:
         key = "in-gpu+cal"
     roofline = mode.endswith("+roofline")
-    q = half_width_for(key, outside=bool(notes) or roofline, roofline=roofline)
+    q_law, share = law
+    outside = [n for n in notes if not (share > 0 and n.startswith("precision "))]
+    q = half_width_for(key, outside=bool(outside) or roofline, roofline=roofline)
+    if share > 0 and math.isfinite(q_law):
+        q = math.hypot(q, q_law)
     return mode, q, roofline
 
 

@@ -44,7 +44,12 @@ import pandas as pd
 
 from powerfit.kernels.model import OPERATOR_COLUMNS, OperatorTimeModel
 
-__all__ = ["VIDUR_OPERATOR_MAP", "half_precision_evidence", "vidur_operator_frame"]
+__all__ = [
+    "VIDUR_OPERATOR_MAP",
+    "half_precision_evidence",
+    "half_precision_half_width",
+    "vidur_operator_frame",
+]
 
 #: Vidur operator -> generic operator (see the module notes for the shapes).
 VIDUR_OPERATOR_MAP = {
@@ -192,3 +197,25 @@ def half_precision_evidence(
     linear.columns = ["products_measured_s", "products_own_s", "products_logo_s"]
     per_layer = sums.rename(columns={"latency_s": "measured_s"}).join(linear).reset_index()
     return per_op, per_layer.drop(columns="layer")
+
+
+def half_precision_half_width(origin: str) -> float:
+    """Log half-width q [-] of a 90 % interval of half-precision laws of this origin.
+
+    From the evidence bundled with the FP16 laws (``powerfit/data/operators/fp16.json``,
+    written by ``experiments/build_half_precision_laws.py``): ``q = t₀.₉₅(n−1)·RMS(log
+    pred/measured)`` of Vidur's layers summed, every GPU weighing the same, by the GPU's
+    own laws (``origin='fit'``) or by laws transferred from the other GPUs
+    (``'transfer'``, leave-one-GPU-out). NaN when no evidence is bundled.
+    """
+    import json
+    from importlib import resources
+
+    try:
+        text = resources.files("powerfit").joinpath("data", "operators", "fp16.json").read_text()
+    except FileNotFoundError:
+        return float("nan")
+    evidence = json.loads(text).get("evidence", {})
+    key = "own" if origin == "fit" else "logo"
+    q = evidence.get(key, {}).get("half_width")
+    return float("nan") if q is None else float(q)
