@@ -33,8 +33,9 @@ length or one head dimension only, fits ``e`` (and ``r`` when it has both passes
 **Transfer** to a GPU without figures, by its tensor-core peak: FlashAttention-2 runs
 Ampere's ``mma.sync`` instructions on every generation, whose rate per SM and clock is
 the A100's (:data:`MMA_SYNC_RATE`), so its roof is ``min(peak, rate · SMs · clock)``
-(:func:`mma_share`): ``e`` is the other GPUs' median level relative to that roof times
-this GPU's share, ``r``, ``d0``, ``s0`` their medians. Leave-one-GPU-out residuals
+(:func:`mma_share`); the level relative to that roof falls with the tensor rate per SM
+and cycle (the softmax's exponentials run at a fixed rate per cycle beside it:
+:meth:`FusedAttentionLaws.transferred`); ``r``, ``d0``, ``s0`` are the others' medians. Leave-one-GPU-out residuals
 (:func:`leave_one_gpu_out`) give the interval of each origin (:meth:`half_width`).
 
 **Precision.** FP16 and BF16 (and the products of AMP) run FlashAttention-2 at the
@@ -396,6 +397,25 @@ def mma_share(gpu: str) -> float:
     return float(min(1.0, roof / _peak(spec.name)))
 
 
+#: The call at which laws are compared for transfer: forward, head dim 128, 4096 keys
+#: per query row (non-causal) [-].
+REFERENCE_CALL = {"head_dim": 128.0, "keys": 4096.0}
+
+
+def _reference(law: dict) -> float:
+    """Forward efficiency [-] of a law at :data:`REFERENCE_CALL`."""
+    D, L = REFERENCE_CALL["head_dim"], REFERENCE_CALL["keys"]
+    return float(law["e"] * D / (D + law["d0"]) * L / (L + law["s0"]))
+
+
+def _tensor_rate(gpu: str) -> float:
+    """FlashAttention-2's tensor roof per SM and cycle [FLOP/cycle]."""
+    from powerfit.hardware.gpus import get_gpu
+
+    spec = get_gpu(gpu)
+    return mma_share(gpu) * _peak(spec.name) / (spec.sm_count * spec.boost_clock_hz)
+
+
 def _peak(gpu: str, precision: str = "fp16") -> float:
     from powerfit.hardware.gpus import get_gpu
 
@@ -467,9 +487,14 @@ class FusedAttentionLaws:
     def transferred(self, gpu: str, family: str = "fa2") -> dict:
         """Coefficients for ``gpu`` from the other GPUs' laws of ``family``.
 
-        ``e = ê · min(1, legacy/peak)`` with ``ê`` the median over the other GPUs of
-        their ``e / min(1, legacy/peak)`` and ``legacy`` = :data:`MMA_SYNC_RATE` · SMs ·
-        boost clock (see :func:`mma_share`); ``r, d0, s0`` their medians.
+        ``r, d0, s0``: the other GPUs' medians. The level: each other GPU's forward
+        efficiency at :data:`REFERENCE_CALL`, relative to its ``mma.sync`` roof
+        (:func:`mma_share`), follows ``1/η = a + b·ρ`` over the tensor rate per SM and
+        cycle ρ = roof / (SMs · clock) [FLOP/cycle] (the exponentials of the softmax run
+        on the SM's special-function units at a fixed rate per cycle: the faster the
+        tensor cores of an SM, the larger their share of the time), ``a``, ``b ≥ 0`` by
+        least squares (the median level with fewer than three GPUs); ``e`` is set so that
+        this GPU's law reaches the predicted η at the reference call.
         """
         others = {g: c for (g, f), c in self.laws.items() if f == family and g != gpu}
         if not others:
@@ -477,8 +502,16 @@ class FusedAttentionLaws:
         law = _medians(list(others.values()))
         if family != "fa2":  # other kernels: the median level, as an assumption
             return law
-        level = np.median([c["e"] / mma_share(g) for g, c in others.items()])
-        law["e"] = float(np.clip(level * mma_share(gpu), *BOUNDS["e"]))
+        rel = np.array([_reference(c) / mma_share(g) for g, c in others.items()])
+        rho = np.array([_tensor_rate(g) for g in others])
+        target = float(np.median(rel))
+        if len(others) >= 3 and np.ptp(rho) > 0:
+            b, a = np.polyfit(rho, 1.0 / rel, 1)
+            if b < 0:
+                b, a = 0.0, float(np.mean(1.0 / rel))
+            target = 1.0 / (a + b * _tensor_rate(gpu))
+        eta = target * mma_share(gpu)
+        law["e"] = float(np.clip(eta / _reference({**law, "e": 1.0}), *BOUNDS["e"]))
         return law
 
     def law(self, gpu: str, family: str = "fa2", specs_only: bool = False) -> tuple[dict, str]:
