@@ -35,8 +35,9 @@ Ampere's ``mma.sync`` instructions on every generation, whose rate per SM and cl
 the A100's (:data:`MMA_SYNC_RATE`), so its roof is ``min(peak, rate · SMs · clock)``
 (:func:`mma_share`); the level relative to that roof falls with the tensor rate per SM
 and cycle (the softmax's exponentials run at a fixed rate per cycle beside it:
-:meth:`FusedAttentionLaws.transferred`); ``r``, ``d0``, ``s0`` are the others' medians. Leave-one-GPU-out residuals
-(:func:`leave_one_gpu_out`) give the interval of each origin (:meth:`half_width`).
+:meth:`FusedAttentionLaws.transferred`); ``r``, ``d0``, ``s0`` are the others' medians.
+Leave-one-GPU-out residuals (:func:`leave_one_gpu_out`) give the interval of each origin
+(:meth:`FusedAttentionLaws.half_width`).
 
 **Precision.** FP16 and BF16 (and the products of AMP) run FlashAttention-2 at the
 tensor-core peak. FP32 and TF32 tensors make SDPA run the memory-efficient kernel, not
