@@ -61,6 +61,7 @@ __all__ = [
     "ATTENTION_COLUMNS",
     "FUSED_ATTENTION_OPS",
     "FusedAttentionLaws",
+    "attention_saved_bytes",
     "fused_attention_flops_bytes",
     "fused_attention_latency",
     "fused_attention_row",
@@ -302,6 +303,59 @@ def fused_attention_latency(
                 "the other GPUs' published FlashAttention-2 figures by tensor-core peak"
             )
     return out, source, notes
+
+
+def attention_saved_bytes(
+    kind: str,
+    batch: Any,
+    heads: Any,
+    kv_heads: Any,
+    seq_q: Any,
+    seq_k: Any,
+    head_dim: Any,
+    bytes_per_element: float = 2.0,
+    dropout: bool = False,
+) -> np.ndarray:
+    """Bytes one attention call keeps for its backward, its inputs included [B].
+
+    The activation-memory hook of an attention kind (what activation checkpointing of
+    the attention core frees):
+
+    * ``sdpa``, ``flash``, ``mem-efficient`` (fused): Q, K, V, the output O and the
+      FP32 row log-sum-exp (the backward recomputes the scores; dropout keeps only a
+      random seed);
+    * ``eager``: Q, K, V, the softmax output P (B·H·S_q·S_k elements: softmax's
+      gradient needs its output) and, with dropout, the dropped probabilities and a
+      one-byte mask per score.
+
+    Parameters
+    ----------
+    kind : {'eager', 'sdpa', 'flash', 'mem-efficient'}
+    batch, heads, kv_heads, seq_q, seq_k, head_dim : int or array-like
+        As :func:`fused_attention_flops_bytes`.
+    bytes_per_element : float, default 2
+        Element width of the activations [B].
+    dropout : bool, default False
+        Attention dropout in training.
+
+    Examples
+    --------
+    >>> fused = attention_saved_bytes("sdpa", 1, 32, 8, 8192, 8192, 128)
+    >>> eager = attention_saved_bytes("eager", 1, 32, 8, 8192, 8192, 128)
+    >>> bool(eager > 20 * fused)  # the T×T probabilities dominate at 8 k tokens
+    True
+    """
+    b, h, hkv, sq, sk, d = (
+        np.asarray(v, float) for v in (batch, heads, kv_heads, seq_q, seq_k, head_dim)
+    )
+    w = float(bytes_per_element)
+    inputs = w * (b * h * sq * d + 2 * b * hkv * sk * d)
+    if kind in ("sdpa", "flash", "mem-efficient"):
+        return inputs + w * b * h * sq * d + 4.0 * b * h * sq
+    if kind == "eager":
+        scores = b * h * sq * sk
+        return inputs + w * scores + (w + 1.0) * scores * float(bool(dropout))
+    raise ValueError(f"attention kind must be eager, sdpa, flash or mem-efficient, got {kind!r}")
 
 
 def _check_precision(precision: str) -> None:

@@ -122,3 +122,24 @@ def test_published_figures_own_and_leave_one_gpu_out(data_home):
     per_gpu = ape.groupby("gpu")[["own", "logo"]].mean() * 100
     assert (per_gpu.own < 12).all()  # each GPU by its own law
     assert per_gpu.loc["NVIDIA A100-SXM4-80GB", "logo"] < 15  # from the other five GPUs
+
+
+def test_saved_activations_by_attention_kind():
+    from powerfit.kernels.attention import attention_saved_bytes
+
+    args = (2, 16, 4, 4096, 4096, 64)
+    fused = attention_saved_bytes("sdpa", *args)
+    q = 2 * 16 * 4096 * 64
+    kv = 2 * 4 * 4096 * 64
+    assert fused == 2 * (2 * q + 2 * kv) + 4 * 2 * 16 * 4096  # Q, O, K, V, log-sum-exp
+    assert attention_saved_bytes("flash", *args) == fused
+    eager = attention_saved_bytes("eager", *args)
+    assert eager - fused == pytest.approx(2 * 2 * 16 * 4096**2 - 2 * q - 4 * 2 * 16 * 4096)
+    dropped = attention_saved_bytes("eager", *args, dropout=True)
+    assert dropped - eager == 3 * 2 * 16 * 4096**2  # dropped probabilities and mask
+    # fused memory grows linearly in the sequence, eager quadratically
+    longer = (2, 16, 4, 8192, 8192, 64)
+    assert attention_saved_bytes("sdpa", *longer) == pytest.approx(2 * fused)
+    assert attention_saved_bytes("eager", *longer) > 3.5 * eager
+    with pytest.raises(ValueError, match="attention kind must be"):
+        attention_saved_bytes("paged", *args)
