@@ -15,12 +15,14 @@ The orchestration, stage by stage: :func:`estimate_step` builds the graph
 and transferred elsewhere, :mod:`powerfit.power.bundle`); :func:`run_energy` turns one
 step into a whole run's kWh and CO₂.
 
-Only FP32 laws are bundled: in TF32, FP16, BF16 and mixed precision the memory-bound
-operators are timed by the FP32 laws on their own bytes, and the matrix products by
-the roofline at the precision's (tensor-core) peak plus the FP32 laws' fixed cost per
-call (:func:`powerfit.steps.latency.operator_latency`); such an estimate says so (mode
+FP32 and FP16/BF16 operator laws are bundled (:mod:`powerfit.kernels`); rows no law
+covers (TF32 products, half precision on a GPU without its peak) fall back to the
+roofline at the precision's peak plus the FP32 laws' fixed cost per call
+(:func:`powerfit.steps.latency.operator_latency`); such an estimate says so (mode
 ``…+roofline``, ``roofline_share`` of the step time, ``outside_measured_range``) and
-its step-time interval is at least the roofline's, widened. Outside the measured
+its step-time interval is at least the roofline's, widened. Rows timed by laws no
+measured step checks (half precision, fused attention) add their laws' own evidence
+to the interval (:func:`powerfit.steps.intervals.law_half_width`). Outside the measured
 steps (:func:`out_of_range`: GPU, model size, batch, sequence, precision) the
 interval's half-width doubles; the half-widths per mode and the measured ranges come
 from ``powerfit/data/power/step_time_intervals.json``

@@ -33,6 +33,11 @@ profiles by their tensor-core peak and board power (:mod:`powerfit.kernels.trans
 :func:`half_precision_evidence` measures both: each GPU's rows by its own laws, and by
 the laws of the other GPUs only (leave-one-GPU-out), per operator and summed over a
 layer.
+
+Where the laws extrapolate: Vidur timed forward products of at most 4096 tokens; a
+training step's products run 8-64 k tokens and the backward's transposed shapes (the
+weight gradient reduces over the tokens). The law's tile-and-wave term carries them
+(large products are compute-bound at the fitted η_max), but no such shape was measured.
 """
 
 from __future__ import annotations

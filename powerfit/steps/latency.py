@@ -3,12 +3,15 @@
 :func:`step_time` sums each row's latency predicted by an operator model (the
 per-(GPU, operator) laws of :mod:`powerfit.kernels.model`; by default the ones bundled
 for the row's precision, :func:`bundled_operator_model`), or by a roofline
-(:func:`roofline_latency`) where there is none. Only FP32 laws are bundled: in other
-precisions the memory-bound rows are timed by the FP32 laws on their own bytes and the
-matrix products by the roofline at their precision's peak plus the FP32 law's fixed
-cost per call (:func:`operator_latency`; :func:`operator_latency_sources` says which
-row was timed how). :func:`utilisation` is the step's time-weighted compute
-utilisation, what board power is a function of (:mod:`powerfit.power`).
+(:func:`roofline_latency`) where there is none. FP32 laws (NeuSight's operators) and
+FP16 laws (Vidur's, which time BF16 too) are bundled; fused-attention rows are timed by
+the fused-attention laws (:func:`powerfit.kernels.attention.fused_attention_latency`).
+Rows no law of their precision covers fall back: memory-bound ones to the FP32 laws on
+their own bytes, matrix products to the roofline at their precision's peak plus the
+FP32 law's fixed cost per call (:func:`operator_latency`;
+:func:`operator_latency_sources` says which row was timed how). :func:`utilisation` is
+the step's time-weighted compute utilisation, what board power is a function of
+(:mod:`powerfit.power`).
 """
 
 from __future__ import annotations
@@ -261,8 +264,10 @@ def operator_latency(
 
     Notes
     -----
-    Rows of a precision without laws (only FP32 laws are bundled; TF32, FP16 and BF16
-    rows have none) are timed, with a ``RuntimeWarning`` that names them:
+    Fused-attention rows (ops ``attention``/``attention_bwd``) are timed by the
+    fused-attention laws. Rows no law of their precision covers (TF32 rows; FP16/BF16
+    memory-bound operators without an FP16 law, such as softmax; every FP16/BF16 row
+    on a GPU without such a peak) are timed, with a ``RuntimeWarning`` that names them:
 
     * memory-bound operators by the FP32 laws on their own bytes
       (:meth:`powerfit.kernels.model.OperatorTimeModel.predict_memory_bound`): their
