@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     laws = FusedAttentionLaws.fit(figures)
     logo = leave_one_gpu_out(figures, "fa2")
     own_me = leave_one_gpu_out(figures, "mem-efficient")
+    cudnn = leave_one_gpu_out(figures, "cudnn")
+    gc = cudnn.gpu.to_numpy()
     attn = attention_figures(logo)
     gl = logo.gpu.to_numpy()
     laws.residuals = {
@@ -152,7 +154,13 @@ def main(argv: list[str] | None = None) -> int:
             "half_width": _q(1 / own_me.own, np.ones(len(own_me)), own_me.gpu.to_numpy()),
             "n": len(own_me),
         },
+        "cudnn_own": {"half_width": _q(1 / cudnn.own, np.ones(len(cudnn)), gc), "n": len(cudnn)},
+        "cudnn_logo": {
+            "half_width": _q(1 / cudnn.logo, np.ones(len(cudnn)), gc),
+            "n": len(cudnn),
+        },
         "per_gpu": attn.to_dict(orient="records"),
+        "per_gpu_cudnn": attention_figures(cudnn).to_dict(orient="records"),
         "provenance": {
             "data": "flashattn-published/fused_attention_published.csv (each row's source)",
             "built": built,
@@ -169,8 +177,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("\nFused attention (FlashAttention-2), time MAPE [%]:")
     print(attn.round(1).to_string(index=False))
+    print("\nFused attention (cuDNN, SDPA's CUDNN_ATTENTION backend), time MAPE [%]:")
+    print(attention_figures(cudnn).round(1).to_string(index=False))
     print(
-        f"interval half-width q (figures): own {laws.residuals['own']['half_width']:.3f}, "
+        f"interval half-width q (FlashAttention-2 figures): own "
+        f"{laws.residuals['own']['half_width']:.3f}, "
         f"leave-one-GPU-out {laws.residuals['logo']['half_width']:.3f}"
     )
     if not args.no_write:

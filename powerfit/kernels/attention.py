@@ -26,9 +26,9 @@ row visits (S_k, ≈ S_k/2 when causal: short causal calls are less efficient), 
 backward's efficiency relative to the forward. A forward+backward figure is timed as
 the sum of both. The coefficients are fitted per GPU on published FlashAttention-2
 throughput (:func:`powerfit.datasets.flashattn.fetch_flashattn`), on log efficiency with
-a robust loss; a GPU with fewer than :data:`MIN_ROWS_FULL` figures, or one sequence
-length or one head dimension only, fits ``e`` (and ``r`` when it has both passes) with
-``d0``, ``s0`` (and ``r``) the medians of the others.
+a robust loss; a GPU fits ``e`` always, ``r`` when it has both passes, ``d0`` with two
+head dims and ``s0`` with three sequence lengths (and :data:`MIN_ROWS_FULL` figures);
+the rest are the medians of the GPUs that fit them all.
 
 **Transfer** to a GPU without figures, by its tensor-core peak: FlashAttention-2 runs
 Ampere's ``mma.sync`` instructions on every generation, whose rate per SM and clock is
@@ -406,12 +406,14 @@ def _fit_one(d: pd.DataFrame, peak: float, prior: dict | None) -> dict:
     y = np.log(d.tflops.to_numpy(float) * 1e12 / peak)
     names = set(passes)
     both = {"fwd", "bwd"} <= names or ("fwd+bwd" in names and len(names) > 1)
-    full = len(d) >= MIN_ROWS_FULL and len(set(d.seq_len)) >= 2 and len(set(D)) >= 2
+    enough = len(d) >= MIN_ROWS_FULL
     free = ["e"]
     if both or prior is None:
         free.append("r")
-    if full or prior is None:
-        free += ["d0", "s0"]
+    if (enough and len(set(D)) >= 2) or prior is None:
+        free.append("d0")
+    if (enough and len(set(d.seq_len)) >= 3) or prior is None:
+        free.append("s0")
     fixed = {n: (prior or {}).get(n, 1.0) for n in _NAMES if n not in free}
     lo = np.log([BOUNDS[n][0] for n in free])
     hi = np.log([BOUNDS[n][1] for n in free])
@@ -502,7 +504,11 @@ class FusedAttentionLaws:
 
     # ------------------------------------------------------------------- fit
     @classmethod
-    def fit(cls, figures: pd.DataFrame, families: tuple[str, ...] = ("fa2", "mem-efficient")):
+    def fit(
+        cls,
+        figures: pd.DataFrame,
+        families: tuple[str, ...] = ("fa2", "cudnn", "mem-efficient"),
+    ):
         """Fit one law per (GPU, family) on :func:`fetch_flashattn` figures.
 
         GPUs with enough figures are fitted first (all coefficients); the others then
@@ -592,17 +598,20 @@ class FusedAttentionLaws:
         backward: Any,
         precision: str = "bf16",
         specs_only: bool = False,
+        family: str | None = None,
     ) -> tuple[np.ndarray, str]:
         """Latency [s] of fused-attention calls on ``gpu``, and the law's origin.
 
-        ``precision``: ``fp16``/``bf16``/``amp-*`` run FlashAttention-2 at the FP16
-        tensor-core peak (origin ``fit`` or ``transfer``); ``fp32``/``tf32`` the
+        ``precision``: ``fp16``/``bf16``/``amp-*`` run FlashAttention-2 (PyTorch SDPA's
+        FLASH_ATTENTION backend, its first choice) at the FP16 tensor-core peak (origin
+        ``fit`` or ``transfer``), or the kernel ``family`` names (``cudnn``: SDPA's
+        CUDNN_ATTENTION backend, when a user selects it); ``fp32``/``tf32`` the
         memory-efficient kernel at the FP32 peak (origin ``assumed-fp32``). The latency
         is ``max(FLOP/(peak·η), bytes/bandwidth)``.
         """
         _check_precision(precision)
         if precision in _HALF:
-            family, peak_name, width, tag = "fa2", "fp16", 2.0, None
+            family, peak_name, width, tag = family or "fa2", "fp16", 2.0, None
         else:
             family, peak_name, width, tag = "mem-efficient", "fp32", 4.0, "assumed-fp32"
         from powerfit.hardware.gpus import get_gpu
@@ -620,9 +629,16 @@ class FusedAttentionLaws:
         t = np.maximum(flop / (_peak(spec.name, peak_name) * eta), moved / spec.memory_bandwidth)
         return t, tag or origin
 
-    def half_width(self, origin: str) -> float:
-        """Log half-width q [-] of a 90 % interval for a law of this origin (evidence)."""
+    def half_width(self, origin: str, family: str = "fa2") -> float:
+        """Log half-width q [-] of a 90 % interval for a law of this origin (evidence).
+
+        From the bundled residuals of ``family`` (FlashAttention-2 by default):
+        ``fit`` the GPU's own law, ``transfer`` leave-one-GPU-out, ``assumed-fp32``
+        twice the transfer's.
+        """
         key = {"fit": "own", "transfer": "logo"}.get(origin, "logo")
+        if family != "fa2":
+            key = f"{family}_{key}"
         q = self.residuals.get(key, {}).get("half_width")
         if q is None:
             return float("nan")
