@@ -107,6 +107,10 @@ def test_bundled_laws_time_a_call_plausibly_and_say_their_origin():
     t32, origin32 = laws.time(H100, 4, 32, 8, 4096, 4096, 128, True, False, "fp32")
     assert origin32 == "assumed-fp32" and t32 > 5 * t[0]
     assert laws.half_width("transfer") > laws.half_width("fit") > 0
+    # cuDNN's kernel where a user selects it: its own laws (H200: only cuDNN figures)
+    t_cu, origin_cu = laws.time("h200", 1, 64, 8, 8192, 8192, 128, True, False, family="cudnn")
+    assert origin_cu == "fit" and 400e12 < 4 * 64 * 8192 * 8193 / 2 * 128 / t_cu < 989.5e12
+    assert laws.half_width("transfer", "cudnn") > laws.half_width("fit", "cudnn") > 0
     with pytest.raises(ValueError, match="not powerfit fused-attention laws"):
         FusedAttentionLaws.from_dict({"format": "other"})
 
