@@ -281,15 +281,24 @@ def _run_steps(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from powerfit.evaluation.steps import evaluate_steps
+    from powerfit.evaluation.steps import evaluate_half_precision_and_fused, evaluate_steps
 
     start = time.perf_counter()
-    with stages(1, "timing the measured training steps", quiet=args.json):
+    with stages(2, "timing the measured training steps", quiet=args.json) as stage:
+        stage("fp32 training steps")
         table = evaluate_steps()
+        stage("half-precision and fused rows")
+        modern = evaluate_half_precision_and_fused()
     seconds = time.perf_counter() - start
     if args.json:
         records = table.replace({np.nan: None}).to_dict(orient="records")
-        payload = {"suite": "steps", "seconds": round(seconds, 2), "table": records}
+        extra = modern.replace({np.nan: None}).to_dict(orient="records")
+        payload = {
+            "suite": "steps",
+            "seconds": round(seconds, 2),
+            "table": records,
+            "half_precision_and_fused": extra,
+        }
         print(json.dumps(payload, indent=2))
         return 0
     modes = ["in-gpu", "in-gpu+cal", "specs-only", "specs-only+cal-other-gpus", "roofline"]
@@ -299,6 +308,13 @@ def _run_steps(args: argparse.Namespace) -> int:
     coverage = [c for c in table.columns if c.startswith("coverage90_")]
     print("\n90 % interval coverage [%] (loo-step: leave one step out; loo-gpu: one GPU out)")
     print(table[["gpu", *coverage]].T.to_string(header=False, float_format=lambda x: f"{x:.0f}"))
+    if not modern.empty:
+        print("\nhalf-precision and fused rows: MAPE [%] (own: the GPU's own laws; logo: "
+              "laws from the other GPUs; coverage: inside their 90 % interval)")  # fmt: skip
+        shown = modern.drop(columns="what")
+        print(shown.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+        for row, what in modern.drop_duplicates("row")[["row", "what"]].itertuples(index=False):
+            print(f"  {row}: {what}")
     print(f"({int(table['steps'].sum())} steps on {len(table)} GPUs, {seconds:.1f} s)")
     return 0
 

@@ -83,6 +83,10 @@ def test_steps_suite_reports_every_gpu_with_training_labels(data_home, monkeypat
     assert a100["steps"] == 10 and a100["neusight_published"] == 7.6
     # the operator graph timed by the A100's own laws beats the roofline
     assert 0 < a100["in-gpu"] < a100["roofline"]
+    # the half-precision and fused rows, each saying what it compares
+    extra = result["half_precision_and_fused"]
+    assert {"fp16 layer", "fused attention", "fused fp32 forward"} <= {r["row"] for r in extra}
+    assert all(r["what"] and r["n"] > 0 for r in extra)
 
 
 @pytest.mark.slow

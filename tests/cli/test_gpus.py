@@ -8,7 +8,7 @@ import pytest
 
 from powerfit.cli import main
 
-RTX4090 = "NVIDIA GeForce RTX 4090"
+RTX3090 = "NVIDIA GeForce RTX 3090"  # not in the catalogue
 NEUSIGHT_GPUS = (
     "NVIDIA A100 80GB PCIe", "NVIDIA A100-PCIE-40GB", "NVIDIA H100 80GB HBM3", "NVIDIA L4",
     "Tesla P100-PCIE-16GB", "Tesla P4", "Tesla T4", "Tesla V100-PCIE-32GB",
@@ -36,29 +36,29 @@ def test_gpus_json_lists_the_nine_gpus_with_specs_and_laws(tmp_path, capsys):
     assert "Tesla P4" in table and "mayaki2025-rtx2080ti" in table
 
 
-def test_gpus_add_then_ingest_an_rtx_4090(tmp_path, capsys):
+def test_gpus_add_then_ingest_an_rtx_3090(tmp_path, capsys):
     db = str(tmp_path / "s.db")
     data = tmp_path / "ops.csv"
     data.write_text(
         "gpu,arch,operation,batch_size,seq_len,d_model,precision,flops,duration_s\n"
-        f"{RTX4090},transformer,qkv_projections,8,128,512,fp16,1e10,1e-3\n"
+        f"{RTX3090},transformer,qkv_projections,8,128,512,fp16,1e10,1e-3\n"
     )
     assert main(["ingest", str(data), "--db", db]) == 1
     assert "powerfit gpus add" in capsys.readouterr().err
-    argv = ["gpus", "add", RTX4090, "--peak-flops", "fp32=82.6T,fp16=165.2e12",
-            "--memory-bandwidth", "1.008e12", "--tdp", "450", "--sm-count", "128",
+    argv = ["gpus", "add", RTX3090, "--peak-flops", "fp32=35.6T,fp16=71e12",
+            "--memory-bandwidth", "0.936e12", "--tdp", "350", "--sm-count", "82",
             "--db", db]  # fmt: skip
     assert main(argv) == 0
-    assert "added 'NVIDIA GeForce RTX 4090'" in capsys.readouterr().out
+    assert "added 'NVIDIA GeForce RTX 3090'" in capsys.readouterr().out
     assert main(argv) == 1
     assert "already in the store" in capsys.readouterr().err
     assert main(["ingest", str(data), "--db", db]) == 0
     assert "1 rows into operation_measurements" in capsys.readouterr().out
     gpus = {g["name"]: g for g in _json(capsys, ["gpus", "--json", "--db", db])}
-    added = gpus[RTX4090]
+    added = gpus[RTX3090]
     assert added["origin"] == "user" and added["operation_rows"] == 1
-    assert added["peak_flops"] == {"fp32": 82.6e12, "fp16": 165.2e12}
-    assert (added["power_limit_w"], added["sm_count"]) == (450.0, 128)
+    assert added["peak_flops"] == {"fp32": 35.6e12, "fp16": 71e12}
+    assert (added["power_limit_w"], added["sm_count"]) == (350.0, 82)
 
 
 @pytest.mark.parametrize(
