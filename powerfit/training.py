@@ -24,12 +24,14 @@ The orchestration, stage by stage: :func:`estimate_step` builds the graph
 and transferred elsewhere, :mod:`powerfit.power.bundle`); :func:`run_energy` turns one
 step into a whole run's kWh and CO₂.
 
-Only FP32 laws are bundled: in TF32, FP16, BF16 and mixed precision the memory-bound
-operators are timed by the FP32 laws on their own bytes, and the matrix products by
-the roofline at the precision's (tensor-core) peak plus the FP32 laws' fixed cost per
-call (:func:`powerfit.steps.latency.operator_latency`); such an estimate says so (mode
+FP32 and FP16/BF16 operator laws are bundled (:mod:`powerfit.kernels`); rows no law
+covers (TF32 products, half precision on a GPU without its peak) fall back to the
+roofline at the precision's peak plus the FP32 laws' fixed cost per call
+(:func:`powerfit.steps.latency.operator_latency`); such an estimate says so (mode
 ``…+roofline``, ``roofline_share`` of the step time, ``outside_measured_range``) and
-its step-time interval is at least the roofline's, widened. Outside the measured
+its step-time interval is at least the roofline's, widened. Rows timed by laws no
+measured step checks (half precision, fused attention) add their laws' own evidence
+to the interval (:func:`powerfit.steps.intervals.law_half_width`). Outside the measured
 steps (:func:`out_of_range`: GPU, model size, batch, sequence, precision) the
 interval's half-width doubles; the half-widths per mode and the measured ranges come
 from ``powerfit/data/power/step_time_intervals.json``
@@ -57,6 +59,7 @@ __all__ = [
     "StepEstimate",
     "estimate_step",
     "estimate_training",
+    "gpu_power_model",
     "measured_ranges",
     "out_of_range",
     "run_energy",
@@ -304,7 +307,12 @@ def estimate_training(
         calibration=calibration,
         graph=graph,
     )
-    mode, q, roofline = _mode_and_half_width(est, operator_model, calibration, specs_only, notes)
+    from powerfit.steps.intervals import law_half_width
+
+    law = law_half_width(est.graph, est.latency_s, est.row_source, gpu, bool(specs_only))
+    mode, q, roofline = _mode_and_half_width(
+        est, operator_model, calibration, specs_only, notes, law
+    )
     roofline_share = est.roofline_share()
     if roofline and operator_model is not None:
         notes.append(
@@ -453,9 +461,20 @@ def _memory_warning(memory: dict[str, Any], gpu: str) -> str:
 
 
 def _mode_and_half_width(
-    est: Any, operator_model: Any, calibration: Any, specs_only: bool, notes: list[str]
+    est: Any,
+    operator_model: Any,
+    calibration: Any,
+    specs_only: bool,
+    notes: list[str],
+    law: tuple[float, float] = (0.0, 0.0),
 ) -> tuple[str, float, bool]:
-    """(mode, step-time half-width q, whether products used the roofline)."""
+    """(mode, step-time half-width q, whether products used the roofline).
+
+    ``law``: (q, share) of the rows timed by laws no measured step checks
+    (:func:`powerfit.steps.intervals.law_half_width`); their q is added in quadrature,
+    and a precision the steps never measured no longer widens the interval when
+    those laws' own evidence covers it.
+    """
     from powerfit.steps.intervals import half_width_for
 
     if operator_model is None:
@@ -469,7 +488,11 @@ def _mode_and_half_width(
     if key == "in-gpu" and calibration is not None and calibration.used:
         key = "in-gpu+cal"
     roofline = mode.endswith("+roofline")
-    q = half_width_for(key, outside=bool(notes) or roofline, roofline=roofline)
+    q_law, share = law
+    outside = [n for n in notes if not (share > 0 and n.startswith("precision "))]
+    q = half_width_for(key, outside=bool(outside) or roofline, roofline=roofline)
+    if share > 0 and math.isfinite(q_law):
+        q = math.hypot(q, q_law)
     return mode, q, roofline
 
 
@@ -535,6 +558,11 @@ def step_energy(
     p = float(pm.power(u))
     lo, hi = (float(v) for v in pm.interval(u))
     return step_s * p, step_s * lo, step_s * hi, p
+
+
+def gpu_power_model(gpu: str) -> Any:
+    """The bundled power law of a GPU (``power(u)``, ``interval(u)``), else the unfitted prior."""
+    return _power_model(gpu)
 
 
 def _power_model(gpu: str) -> Any:

@@ -39,6 +39,7 @@ cost (dropout rates, initialisers, token ids...) are ignored.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,6 +47,7 @@ from typing import Any
 
 from powerfit.architectures.model import ModelConfig
 from powerfit.exceptions import DataError
+from powerfit.files import read_input
 
 __all__ = ["FAMILIES", "from_hf_config", "read_config_json"]
 
@@ -94,18 +96,94 @@ def _load(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str,
         return dict(source), "config"
     path = Path(source)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_input(path, limit=_MAX_CONFIG_BYTES).decode("utf-8")
+    except FileNotFoundError as exc:
+        raise DataError("cannot read the config: no such file", source=str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not UTF-8 text: {exc.reason}", source=str(path)) from None
     except OSError as exc:
         raise DataError(
             f"cannot read the config: {exc.strerror or exc}", source=str(path)
         ) from exc
+    depth = _nesting(text)
+    if depth > _MAX_DEPTH:
+        raise DataError(
+            f"JSON nested {depth} levels deep, more than a config holds ({_MAX_DEPTH})",
+            source=str(path),
+        )
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise DataError(f"not valid JSON: {exc}", source=str(path)) from exc
+    except ValueError as exc:
+        raise DataError(str(exc), source=str(path)) from None
     if not isinstance(data, dict):
         raise DataError("a config.json must hold a JSON object", source=str(path))
     return data, str(path)
+
+
+#: Largest config.json read [B] (real ones are a few kB).
+_MAX_CONFIG_BYTES = 16 * 2**20
+#: Deepest JSON nesting read (real configs nest 2–3 levels).
+_MAX_DEPTH = 32
+#: Largest count a field may hold [-]; layers at most :data:`_MAX_LAYERS`.
+_MAX_INT = 2**31 - 1
+_MAX_LAYERS = 100_000
+
+
+def _nesting(text: str) -> int:
+    """Deepest nesting of ``[`` and ``{`` outside strings (before parsing it)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a number JSON allows; give a finite number")
+
+
+def _check_rates(r: _Reader) -> None:
+    """Dropout probabilities (``*pdrop``, ``*dropout*``) must lie in [0, 1]."""
+    for name, value in r.data.items():
+        lowered = name.lower()
+        if not ("pdrop" in lowered or "dropout" in lowered) or value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue  # e.g. a layer list; read (and refused) by the family if used
+        if not 0.0 <= value <= 1.0:
+            raise DataError(
+                f"a dropout probability must be in [0, 1], got {value!r}",
+                source=r.source,
+                column=name,
+            )
+
+
+def _check_heads(r: _Reader, config: ModelConfig) -> None:
+    """The width must split evenly into heads where the head width is derived."""
+    if r.has("head_dim", "d_kv") or config.d_model % config.n_heads == 0:
+        return
+    width = next((n for n in ("n_embd", "hidden_size", "d_model") if r.has(n)), "hidden_size")
+    heads = next((n for n in ("n_head", "num_attention_heads", "num_heads") if r.has(n)), "n_head")
+    raise DataError(
+        f"{width}={config.d_model} is not divisible by {heads}={config.n_heads}",
+        source=r.source,
+        column=width,
+    )
 
 
 class _Reader:
@@ -132,6 +210,7 @@ class _Reader:
             if (
                 isinstance(value, bool)
                 or not isinstance(value, (int, float))
+                or (isinstance(value, float) and not math.isfinite(value))
                 or value != int(value)
             ):
                 raise DataError(
@@ -139,6 +218,12 @@ class _Reader:
                 )
             if value < 0:
                 raise DataError(f"must be ≥ 0, got {value!r}", source=self.source, column=name)
+            top = _MAX_LAYERS if "layer" in name else _MAX_INT
+            if value > top:
+                shown = f"{value:g}" if value < 1e300 else f"a {len(str(int(value)))}-digit number"
+                raise DataError(f"must be ≤ {top:,}, got {shown}", source=self.source, column=name)
+            if value == 0 and "head" in name:
+                raise DataError("must be ≥ 1, got 0", source=self.source, column=name)
             return int(value)
         if default is None:
             raise DataError(
@@ -150,9 +235,13 @@ class _Reader:
         value = self.get(*names)
         if value is None:
             return default
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             raise DataError(
-                f"must be a number, got {value!r}", source=self.source, column=names[0]
+                f"must be a finite number, got {value!r}", source=self.source, column=names[0]
             )
         return float(value)
 
@@ -167,7 +256,7 @@ class _Reader:
 
     def activation(self, *names: str, default: str) -> str:
         name = self.get(*names, default=default)
-        if name not in _ACTIVATIONS:
+        if not isinstance(name, str) or name not in _ACTIVATIONS:
             raise DataError(
                 f"activation {name!r} is not modelled; known: {', '.join(sorted(_ACTIVATIONS))}",
                 source=self.source,
@@ -219,8 +308,13 @@ def from_hf_config(source: str | os.PathLike[str] | Mapping[str, Any]) -> ModelC
         "llama": _llama,
         "t5": _t5,
     }[family]
+    _check_rates(r)
     try:
-        return reader(r)
+        config = reader(r)
+        _check_heads(r, config)
+        return config
+    except ZeroDivisionError:
+        raise DataError("a width or count is 0 where it divides", source=where) from None
     except ValueError as exc:
         if isinstance(exc, DataError):
             raise

@@ -128,6 +128,24 @@ def _refusal(exc: BaseException, config: Mapping[str, Any], source: str) -> Data
     )
 
 
+#: Most layers a traced config may ask for [-] (the model is built whole on the meta
+#: device: about 2 ms a layer; real models have at most a few hundred).
+MAX_TRACED_LAYERS = 1000
+_MAX_INT = 2**31 - 1
+
+
+def _check_counts(data: Mapping[str, Any], source: str, depth: int = 0) -> None:
+    """Counts a model could not be built with refused by name (before building it)."""
+    for name, value in data.items():
+        if isinstance(value, Mapping) and depth < 2:  # e.g. text_config
+            _check_counts(value, source, depth + 1)
+        if isinstance(value, bool) or not isinstance(value, int):
+            continue
+        top = MAX_TRACED_LAYERS if "layers" in str(name) else _MAX_INT
+        if value > top:
+            raise DataError(f"must be ≤ {top:,}, got {value:,}", source=source, column=str(name))
+
+
 def load_hf_config(data: Mapping[str, Any], source: str = "config") -> Any:
     """Build transformers' own config object from a ``config.json``'s content.
 
@@ -151,6 +169,7 @@ def load_hf_config(data: Mapping[str, Any], source: str = "config") -> Any:
             source=source,
             column="model_type",
         )
+    _check_counts(data, source)
     clean = {k: v for k, v in data.items() if k not in ("auto_map", "model_type")}
     try:
         return CONFIG_MAPPING[model_type].from_dict(clean)

@@ -45,6 +45,7 @@ TRACKING_TIMEOUT_ENV = "POWERFIT_TRACKING_TIMEOUT"
 COMMAND_MODULES = (
     "demo",
     "estimate",
+    "plan",
     "ingest",
     "db",
     "fit",
@@ -110,12 +111,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with _masked_output(), _tracking_timeout(getattr(args, "tracking_timeout", None)):
         try:
+            _refuse_non_finite_options(parser, args)
             return int(args.func(args) or 0)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
         except Exception as exc:
             return _report(args, exc)
+
+
+def _refuse_non_finite_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """No option takes NaN or infinity (``--pue nan``, ``--tokens 1e400``)."""
+    import math
+
+    for dest, value in vars(args).items():
+        if isinstance(value, float) and not math.isfinite(value):
+            flag = "--" + dest.replace("_", "-")
+            raise ValueError(f"{flag}: {value!r} is not a finite number")
+
+
+def refuse_non_finite(result: Any, what: str = "the result") -> None:
+    """Raise instead of printing a result holding NaN or infinity (never valid JSON).
+
+    Raises
+    ------
+    ValueError
+        Naming the first non-finite value's key, e.g. ``energy_j``.
+    """
+    import math
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(
+                f"{what}: {key} is {value!r} (the inputs are beyond what the model can "
+                "compute); give smaller values"
+            )
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, str(k))
+        elif isinstance(value, (list, tuple)):
+            for v in value:
+                walk(v, key)
+
+    walk(result, what)
 
 
 #: Modules whose exceptions are explained failures of the environment (a server, a

@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action in ("imports", "remove-import"):
         return _imports(args)
     if args.action == "stats":
-        with open_store(args.db) as store:
+        with open_store(args.db, create=args.db is None) as store:
             counts = store.counts()
         if args.json:
             print(json.dumps(counts))
@@ -117,9 +117,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _imports(args: argparse.Namespace) -> int:
     """``db imports`` and ``db remove-import``."""
+    from powerfit.files import printable
     from powerfit.store import open_store
 
-    with open_store(args.db) as store:
+    with open_store(args.db, create=args.db is None) as store:
         listed = store.imports()
         if args.action == "imports":
             if args.json:
@@ -132,14 +133,14 @@ def _imports(args: argparse.Namespace) -> int:
             for item in listed:
                 given = item["overrides"]
                 values = (
-                    " [" + ", ".join(f"{k}={v}" for k, v in given.items()) + "]"
+                    " [" + printable(", ".join(f"{k}={v}" for k, v in given.items())) + "]"
                     if given
                     else (" [values not recorded]" if given is None else "")
                 )
                 date = (item["imported_at"] or "")[:19].replace("T", " ")
                 print(
                     f"{item['id']:>4}  {date:<19}  {item['rows']:>7,}  {item['sha256'][:12]:<12}"
-                    f"  {item['source']}{values}"
+                    f"  {printable(item['source'])}{values}"
                 )
             return 0
         found = next((i for i in listed if i["id"] == args.import_id), None)
@@ -151,13 +152,14 @@ def _imports(args: argparse.Namespace) -> int:
             )
         table = f"{found['kind']}_measurements"
         confirm(
-            f"remove import {found['id']} ({found['source']}) from {store.url}",
+            f"remove import {found['id']} ({printable(found['source'])}) from {store.url}",
             [f"{found['rows']:,} rows of {table} are deleted; ingest the file again to restore"],
             yes=args.yes,
         )
         removed = store.remove_import(found["id"])
     rows = removed["operation_measurements"] + removed["run_measurements"]
-    print(f"removed import {found['id']} ({found['source']}) and its {rows:,} rows: {store.url}")
+    source = printable(found["source"])
+    print(f"removed import {found['id']} ({source}) and its {rows:,} rows: {store.url}")
     return 0
 
 

@@ -18,13 +18,14 @@ Four modes, each importing only what it needs:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
 from pathlib import Path
 from typing import Any
 
-from powerfit.cli import add_format_arguments, estimate_hf
+from powerfit.cli import add_format_arguments, estimate_hf, refuse_non_finite
 
 HELP = """\
 Estimate the energy [J] of one training step of a model configuration, from a
@@ -193,6 +194,7 @@ def _run_one(profile: Any, arch: str, args: argparse.Namespace) -> int:
         "duration_s": math.fsum(o["duration_s"] for o in operations),
         "operations": operations,
     }
+    refuse_non_finite(result, "the estimate")
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -306,13 +308,16 @@ def _run_many(profile: Any, args: argparse.Namespace) -> int:
     import pandas as pd
 
     from powerfit.exceptions import DataError
+    from powerfit.files import open_input
 
     source = str(args.input)
     durations = profile.durations()
     writer = _Writer(args)
     rows, done = 0, False
+    stack = contextlib.ExitStack()
     try:
-        for chunk in pd.read_csv(args.input, chunksize=CHUNK_ROWS):
+        handle = stack.enter_context(open_input(args.input))
+        for chunk in pd.read_csv(handle, chunksize=CHUNK_ROWS):
             chunk.index = pd.RangeIndex(rows, rows + len(chunk))
             try:
                 out = _estimate_block(profile, durations, chunk, source)
@@ -328,6 +333,7 @@ def _run_many(profile: Any, args: argparse.Namespace) -> int:
     except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise DataError(f"not a readable CSV file ({exc})", source=source) from None
     finally:
+        stack.close()
         writer.close(complete=done)
     if args.output is not None:
         print(f"wrote {rows} estimates to {args.output}", file=sys.stderr)

@@ -81,13 +81,53 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     _add(parser, "--json", action="store_true", help="print JSON")
     _add(parser, "--top", type=int, default=10, help="operators shown in the breakdown")
+    add_parallel_arguments(parser)
+
+
+def add_parallel_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of a run over many GPUs (``--gpus N`` switches them on)."""
+    group = parser.add_argument_group(
+        "many GPUs (--gpus N; --batch-size is then the global batch of one optimizer step)"
+    )
+    group.add_argument("--gpus", type=int, help="GPUs of the run [-] (dp = N / (tp·pp))")
+    group.add_argument("--tp", type=int, default=1, help="tensor-parallel degree (default 1)")
+    group.add_argument("--pp", type=int, default=1, help="pipeline stages, 1F1B (default 1)")
+    group.add_argument(
+        "--sharding",
+        default="none",
+        choices=("none", "optimizer", "gradients", "full"),
+        help="ZeRO stage: optimizer=1, gradients=2, full=3 (FSDP FULL_SHARD)",
+    )
+    group.add_argument(
+        "--micro-batch-size",
+        dest="micro_batch_size",
+        type=int,
+        help="sequences per micro-batch (default: the replica's batch; 1 with --pp > 1)",
+    )
+    group.add_argument("--gpus-per-node", type=int, default=8, help="GPUs per node (default 8)")
+    group.add_argument(
+        "--interconnect",
+        help="between nodes: vidur (default, measured), ib-hdr, ib-ndr, roce-200g, "
+        "eth-100g, or GB/s per GPU",
+    )
+    group.add_argument(
+        "--node-power-w",
+        dest="node_power_w",
+        type=float,
+        default=0.0,
+        help="host power per node [W] added to the GPUs' (default 0: GPUs only)",
+    )
+
+
+#: Largest batch or sequence length accepted [-] (the store's SQL INTEGER).
+_MAX_COUNT = 2**31 - 1
 
 
 def _positive_int(value: Any, flag: str) -> int:
     if value is None:
         raise ValueError(f"{flag} is required with --hf-config")
-    if value <= 0 or value != int(value):
-        raise ValueError(f"{flag} must be a positive integer, got {value:g}")
+    if value <= 0 or value != int(value) or value > _MAX_COUNT:
+        raise ValueError(f"{flag} must be a positive integer ≤ {_MAX_COUNT:,}, got {value:g}")
     return int(value)
 
 
@@ -122,6 +162,42 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError("give --steps or --tokens, not both")
     if args.steps is None and args.tokens is None and args.grid_intensity is not None:
         raise ValueError("--grid-intensity needs --steps or --tokens")
+    parallel_only = {
+        "--tp": getattr(args, "tp", 1) != 1,
+        "--pp": getattr(args, "pp", 1) != 1,
+        "--sharding": getattr(args, "sharding", "none") != "none",
+        "--micro-batch-size": getattr(args, "micro_batch_size", None) is not None,
+        "--interconnect": getattr(args, "interconnect", None) is not None,
+        "--node-power-w": bool(getattr(args, "node_power_w", 0.0)),
+    }
+    given = [flag for flag, on in parallel_only.items() if on]
+    if given and getattr(args, "gpus", None) is None:
+        raise ValueError(f"{', '.join(given)} need --gpus N (a run over several GPUs)")
+    if getattr(args, "gpus", None) is not None:
+        from powerfit.plan.runs import estimate_parallel_training
+
+        return estimate_parallel_training(
+            args.hf_config,
+            args.gpu,
+            args.gpus,
+            batch,
+            seq,
+            tp=args.tp,
+            pp=args.pp,
+            micro_batch=args.micro_batch_size,
+            sharding=args.sharding,
+            gpus_per_node=args.gpus_per_node,
+            interconnect=args.interconnect,
+            node_power_w=args.node_power_w,
+            precision=args.precision,
+            optimizer=args.optimizer,
+            checkpointing=bool(getattr(args, "checkpointing", False)),
+            specs_only=bool(getattr(args, "specs_only", False)),
+            steps=args.steps,
+            tokens=args.tokens,
+            grid_intensity=args.grid_intensity,
+            pue=args.pue,
+        )
     return estimate_training(
         args.hf_config,
         args.gpu,
@@ -142,12 +218,17 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``powerfit estimate --hf-config ...``; print text or ``--json``."""
+    from powerfit.cli import refuse_non_finite
+
     result = estimate(args)
+    refuse_non_finite(result, "the estimate")
     for note in result["warnings"]:
         print(f"warning: {note}", file=sys.stderr)
     if getattr(args, "json", False):
         print(json.dumps(result, indent=2))
         return 0
+    if "split" in result:
+        return _print_parallel(result)
     t_lo, t_hi = result["step_time_interval_s"]
     e_lo, e_hi = result["energy_interval_j"]
     print(
@@ -181,6 +262,41 @@ def run(args: argparse.Namespace) -> int:
     print("largest operators:")
     for op in result["operators"]:
         print(f"  {op['name']:<50} {op['time_s']:.4g} s  {100 * op['share']:.1f} %")
+    return 0
+
+
+def _print_parallel(r: dict[str, Any]) -> int:
+    """The text of an estimate over many GPUs."""
+    sp = r["split"]
+    print(
+        f"{r['model']['family']} ({r['model']['n_parameters'] / 1e9:.3g} B parameters) on "
+        f"{sp['n_gpus']} × {r['gpu']} ({sp['n_nodes']} nodes), tp {sp['tp']} × pp {sp['pp']} × "
+        f"dp {sp['dp']}, sharding {sp['sharding']}, batch {sp['batch_size']} = "
+        f"{sp['micro_batches']} × {sp['micro_batch']} per replica, {r['precision']}"
+    )
+    parts = r["parts"]
+    print(
+        f"step time: {r['step_time_s']:.4g} s (compute {parts['compute_s']:.3g}, tp "
+        f"{parts['tp_comm_s']:.3g}, bubble {parts['bubble_s']:.3g}, dp exposed "
+        f"{parts['dp_exposed_s']:.3g} of {parts['dp_comm_s']:.3g}, optimizer "
+        f"{parts['optimizer_s']:.3g})"
+    )
+    print(
+        f"energy:    {r['energy_j']:.4g} J per step, all GPUs at {r['power_per_gpu_w']:.0f} W "
+        f"each; {r['host_power_note']}"
+    )
+    mem = r["memory"]
+    print(
+        f"memory:    {mem['total_gib']:.1f} GiB per GPU of {mem['capacity_gib']:.0f} "
+        f"({'fits' if r['fits_in_memory'] else 'does NOT fit'}); MFU {100 * r['mfu']:.1f} %, "
+        f"{r['tokens_per_s']:.4g} tokens/s"
+    )
+    if "run_energy_kwh" in r:
+        print(
+            f"run:       {r['steps']} steps, {r['gpu_hours']:.4g} GPU-hours, "
+            f"{r['run_time_h']:.4g} h, {r['run_energy_kwh']:.4g} kWh, {r['co2_kg']:.4g} kg CO2 "
+            f"at {r['grid_intensity_g_per_kwh']:g} gCO2/kWh"
+        )
     return 0
 
 

@@ -34,7 +34,9 @@ and roofline; see powerfit.evaluation.operators.evaluate_operators). --suite ste
 NeuSight's measured training steps of real models (BERT-large, GPT-2 large, GPT-3
 XL/2.7B, OPT-1.3B) from their operator graphs: MAPE per GPU in every mode (in-GPU,
 calibrated, specs-only, roofline), interval coverage, beside NeuSight's published
-errors (see powerfit.evaluation.steps.evaluate_steps).
+errors (see powerfit.evaluation.steps.evaluate_steps). --suite parallel times
+NeuSight's 4-GPU steps (data, tensor, pipeline parallel) beside NeuSight's own errors
+(see powerfit.evaluation.parallel.evaluate_parallel).
 
 Progress is shown on stderr when it is a terminal (not with --json).
 
@@ -42,6 +44,7 @@ examples:
   powerfit evaluate
   powerfit evaluate --suite operators
   powerfit evaluate --suite steps
+  powerfit evaluate --suite parallel
   powerfit evaluate --extra --json
   powerfit evaluate --arch lstm --extra
   powerfit evaluate --protocol layers-12 --protocol gpu-rtx --bootstrap 50
@@ -59,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--suite",
-        choices=("energy", "operators", "steps"),
+        choices=("energy", "operators", "steps", "parallel"),
         default="energy",
         help="energy models (default), operator latency laws or real models' training "
         "steps (NeuSight's data)",
@@ -131,6 +134,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_operators(args)
     if getattr(args, "suite", "energy") == "steps":
         return _run_steps(args)
+    if getattr(args, "suite", "energy") == "parallel":
+        return _run_parallel(args)
     if (args.test or args.predictions) and not args.train:
         raise ValueError("--test and --predictions need --train")
     if args.train and not args.test:
@@ -276,15 +281,24 @@ def _run_steps(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from powerfit.evaluation.steps import evaluate_steps
+    from powerfit.evaluation.steps import evaluate_half_precision_and_fused, evaluate_steps
 
     start = time.perf_counter()
-    with stages(1, "timing the measured training steps", quiet=args.json):
+    with stages(2, "timing the measured training steps", quiet=args.json) as stage:
+        stage("fp32 training steps")
         table = evaluate_steps()
+        stage("half-precision and fused rows")
+        modern = evaluate_half_precision_and_fused()
     seconds = time.perf_counter() - start
     if args.json:
         records = table.replace({np.nan: None}).to_dict(orient="records")
-        payload = {"suite": "steps", "seconds": round(seconds, 2), "table": records}
+        extra = modern.replace({np.nan: None}).to_dict(orient="records")
+        payload = {
+            "suite": "steps",
+            "seconds": round(seconds, 2),
+            "table": records,
+            "half_precision_and_fused": extra,
+        }
         print(json.dumps(payload, indent=2))
         return 0
     modes = ["in-gpu", "in-gpu+cal", "specs-only", "specs-only+cal-other-gpus", "roofline"]
@@ -294,5 +308,36 @@ def _run_steps(args: argparse.Namespace) -> int:
     coverage = [c for c in table.columns if c.startswith("coverage90_")]
     print("\n90 % interval coverage [%] (loo-step: leave one step out; loo-gpu: one GPU out)")
     print(table[["gpu", *coverage]].T.to_string(header=False, float_format=lambda x: f"{x:.0f}"))
+    if not modern.empty:
+        print("\nhalf-precision and fused rows: MAPE [%] (own: the GPU's own laws; logo: "
+              "laws from the other GPUs; coverage: inside their 90 % interval)")  # fmt: skip
+        shown = modern.drop(columns="what")
+        print(shown.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+        for row, what in modern.drop_duplicates("row")[["row", "what"]].itertuples(index=False):
+            print(f"  {row}: {what}")
     print(f"({int(table['steps'].sum())} steps on {len(table)} GPUs, {seconds:.1f} s)")
+    return 0
+
+
+def _run_parallel(args: argparse.Namespace) -> int:
+    """``powerfit evaluate --suite parallel``: NeuSight's 4-GPU steps."""
+    import numpy as np
+
+    from powerfit.evaluation.parallel import evaluate_parallel
+
+    table = evaluate_parallel()
+    if args.json:
+        records = table.replace({np.nan: None}).to_dict(orient="records")
+        print(json.dumps({"suite": "parallel", "table": records, "mean": table.attrs.get("mean")}))
+        return 0
+    print("4-GPU training steps (fp32, forward + backward): predicted against measured")
+    cols = ["gpu", "model", "option", "measured_s", "predicted_s", "error_pct"]
+    cols += ["specs_only_error_pct", "neusight_published_pct"]
+    print(table[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}"))
+    for m in table.attrs.get("mean", []):
+        print(
+            f"{m['gpu']}: mean |error| {m['in_gpu_mape']:.1f} % in-GPU, "
+            f"{m['specs_only_mape']:.1f} % specs-only ({m['steps']} steps); "
+            f"NeuSight's own {m['neusight_published']:.1f} %"
+        )
     return 0

@@ -77,6 +77,7 @@ def _fmt(value: float | None, scale: float, digits: int = 4) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """List the GPUs, or add one."""
+    from powerfit.files import printable
     from powerfit.store import open_store
     from powerfit.store.gpus import add_gpu, list_gpus, parse_peak_flops
 
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps({"name": spec.name, "peak_flops": spec.peak_flops}))
             else:
                 peaks = ", ".join(f"{k} {v / 1e12:.4g}" for k, v in spec.peak_flops.items())
-                print(f"added {spec.name!r} to {store.url} (peak TFLOP/s: {peaks})")
+                print(f"added {printable(spec.name)!r} to {store.url} (peak TFLOP/s: {peaks})")
             return 0
         gpus = list_gpus(store.engine)
     if args.json:
@@ -111,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     for gpu in gpus:
         peaks = gpu["peak_flops"]
         print(
-            f"{gpu['name'][:28]:<28} {gpu['origin']:<9} "
+            f"{printable(gpu['name'])[:28]:<28} {gpu['origin']:<9} "
             f"{_fmt(peaks.get('fp32'), 1e12):>6} {_fmt(peaks.get('tf32'), 1e12):>6} "
             f"{_fmt(peaks.get('fp16'), 1e12):>6} {_fmt(gpu['memory_bandwidth'], 1e12, 3):>6} "
             f"{_fmt(gpu['power_limit_w'], 1, 4):>5} "

@@ -42,6 +42,18 @@ def _laws_column(table: Any) -> Any:
     return table.apply(one, axis=1) if ops else None
 
 
+def _printable(table):  # type: ignore[no-untyped-def]
+    """The table with control characters of its text cells escaped (terminal-safe)."""
+    from powerfit.files import printable
+
+    out = table.copy()
+    for column in out.columns:
+        if out[column].dtype == object:
+            out[column] = out[column].map(lambda v: printable(v) if isinstance(v, str) else v)
+    out.columns = [printable(c) for c in out.columns]
+    return out
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``history`` sub-command."""
     parser = subparsers.add_parser(
@@ -82,14 +94,14 @@ def run(args: argparse.Namespace) -> int:
         if args.json:
             print(table.to_json(orient="records"))
         else:
-            print(table.to_string(index=False, max_colwidth=60))
+            print(_printable(table).to_string(index=False, max_colwidth=60))
         return 0
     if args.compare is not None:
         table = compare(args.compare, args.gpu, args.arch, versions=args.versions, **selection)
         if args.json:
             print(table.to_json(orient="records"))
         else:
-            print(table.to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+            print(_printable(table).to_string(index=False, float_format=lambda x: f"{x:.6g}"))
         return 0
     table = history(args.gpu, args.arch, **selection)
     if args.json:
@@ -107,5 +119,5 @@ def run(args: argparse.Namespace) -> int:
     shown["created"] = shown["created"].dt.strftime("%Y-%m-%d %H:%M:%S")
     shown["data_sha256"] = shown["data_sha256"].str[:12]
     shown["test_mape"] = (100 * shown["test_mape"]).map("{:.2f} %".format)
-    print(shown.to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    print(_printable(shown).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
     return 0

@@ -99,11 +99,31 @@ def _overrides(pairs: list[str]) -> dict[str, str]:
     return values
 
 
+def _ingest_each(engine, parsed):  # type: ignore[no-untyped-def]
+    """Ingest validated files, one transaction each; a failure says what was committed."""
+    from powerfit.exceptions import DataError, PowerfitError, StoreError
+    from powerfit.files import printable
+    from powerfit.store.ingest import ingest_measurements
+
+    results = []
+    for index, measurements in enumerate(parsed):
+        try:
+            results.append(ingest_measurements(engine, measurements))
+        except (PowerfitError, OSError) as exc:
+            if len(parsed) == 1:
+                raise
+            done = ", ".join(f"{printable(r.source)} (import {r.import_id})" for r in results)
+            left = ", ".join(printable(m.source) for m in parsed[index:])
+            text = " ".join(str(exc).splitlines())
+            message = f"committed: {done or 'nothing'}; not committed: {left}; because {text}"
+            raise (DataError if isinstance(exc, DataError) else StoreError)(message) from exc
+    return results
+
+
 def run(args: argparse.Namespace) -> int:
     """Validate every file, then ingest them one by one; print what each added."""
     from powerfit.store import open_store
     from powerfit.store.gpus import store_gpus
-    from powerfit.store.ingest import ingest_measurements
     from powerfit.store.readers.read import read_measurements
 
     overrides = _overrides(args.overrides)
@@ -120,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
             )
             for path in args.paths
         ]
-        results = [ingest_measurements(store.engine, m) for m in parsed]
+        results = _ingest_each(store.engine, parsed)
     if args.json:
         json.dump([r.as_dict() for r in results], sys.stdout, indent=2)
         print()

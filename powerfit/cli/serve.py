@@ -43,11 +43,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--timeout", type=int, default=60, help="seconds a request may take (default 60)"
     )
+    parser.add_argument(
+        "--max-rows",
+        type=int,
+        default=None,
+        help="rows one request to a step-time model may hold (default 1000: each row builds "
+        "a training-step graph, about 10 ms; a larger request is refused, not queued)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``powerfit serve`` until interrupted."""
+    import os
     import shlex
     import subprocess
     import sys
@@ -56,7 +64,11 @@ def run(args: argparse.Namespace) -> int:
 
     from powerfit.exceptions import DataError
     from powerfit.tracking import verified_model
+    from powerfit.tracking.flavor import MAX_ROWS_ENV, max_step_rows
 
+    if args.max_rows is not None and args.max_rows < 1:
+        raise DataError(f"--max-rows {args.max_rows}: give a positive number of rows")
+    rows = max_step_rows() if args.max_rows is None else args.max_rows
     for name in ("port", "workers", "timeout"):
         value = getattr(args, name)
         if value < (0 if name == "port" else 1) or (name == "port" and value > 65535):
@@ -65,11 +77,14 @@ def run(args: argparse.Namespace) -> int:
         command, env = scoring_server.get_cmd(
             str(folder), args.port, args.host, args.timeout, args.workers
         )
+        env = {**(env or os.environ), MAX_ROWS_ENV: str(rows)}
         words = shlex.split(command)
         if words[0] == "uvicorn":  # the uvicorn of this Python, whatever PATH says
             words = [sys.executable, "-m", "uvicorn", *words[1:]]
         print(
-            f"serving {args.model} (verified) on http://{args.host}:{args.port}", file=sys.stderr
+            f"serving {args.model} (verified) on http://{args.host}:{args.port}; "
+            f"step-time requests of at most {rows:,} rows",
+            file=sys.stderr,
         )
         server = subprocess.Popen(words, env=env)
         try:

@@ -19,7 +19,9 @@ Intervals: the nominal 90 % interval of a step time t is ``[t·e^−q, t·e^q]``
 weighing the same (:func:`interval_half_width`). Its coverage is checked out of
 sample two ways: ``loo-step`` (q from every other step, all GPUs pooled) and
 ``loo-gpu`` (q from the other GPUs' steps only: the unseen-GPU case).
-:func:`evaluate_steps` returns the per-GPU table; :func:`step_time_intervals` the
+:func:`evaluate_steps` returns the per-GPU table; :func:`evaluate_half_precision_and_fused`
+the half-precision and fused rows (:data:`HALF_PRECISION_ROWS` says what each is);
+:func:`step_time_intervals` the
 half-widths a CLI should use, and :func:`step_interval_bundle` the shipped bundle that
 :mod:`powerfit.steps.intervals` reads. :func:`compare_products` checks the graph's
 matrix products against a NeuSight trace
@@ -39,9 +41,11 @@ from powerfit.steps.graph import MATMUL_OPS
 from powerfit.steps.intervals import OUT_OF_RANGE_WIDEN
 
 __all__ = [
+    "HALF_PRECISION_ROWS",
     "MODES",
     "NEUSIGHT_PUBLISHED",
     "compare_products",
+    "evaluate_half_precision_and_fused",
     "evaluate_steps",
     "interval_coverage",
     "interval_half_width",
@@ -354,3 +358,174 @@ def compare_products(graph: pd.DataFrame, traced: pd.DataFrame) -> pd.DataFrame:
     b = traced.groupby(key)["count"].sum().rename("count_trace")
     both = pd.concat([a, b], axis=1).fillna(0).astype("int64").reset_index()
     return both
+
+
+#: The half-precision and fused rows of the steps suite: what each row is.
+HALF_PRECISION_ROWS = {
+    "fp16 layer": "Vidur's FP16 operators of one decoder layer (forward: projections, norms, "
+    "rotary, activation, residual) summed per measured layer (model x tokens x TP); "
+    "own: the GPU's own laws; logo: laws transferred from the other GPUs only",
+    "fp16 layer products": "the same layers, their four matrix products only",
+    "fused attention": "published FlashAttention-2 throughput figures (FP16/BF16; forward, "
+    "backward, forward+backward) timed by the fused-attention laws; own: the GPU's law; "
+    "logo: transferred from the other GPUs by tensor-core peak",
+    "unfused fp32 forward": "NeuSight's A100-PCIE-40GB forward (inference) steps run eager "
+    "against powerfit's eager forward graph (FP32 laws of that GPU); no logo",
+    "fused fp32 forward": "the same steps run fused (torch.compile) against the forward "
+    "graph with the eager attention core replaced by one SDPA call (FP32: the "
+    "memory-efficient kernel, an assumed law; other element-wise fusions not modelled); "
+    "logo column: the eager graph against the fused steps, for comparison",
+}
+
+#: The attention core of the hand-written eager graph, replaced by one SDPA row.
+_EAGER_ATTENTION = ("scores", "scale", "mask", "softmax", "attn_dropout", "context")
+
+
+def _mape(pred: Any, measured: Any) -> float:
+    pred, measured = np.asarray(pred, float), np.asarray(measured, float)
+    ok = np.isfinite(pred) & np.isfinite(measured) & (measured > 0)
+    return float(np.mean(np.abs(pred[ok] / measured[ok] - 1)) * 100) if ok.any() else np.nan
+
+
+def _logo_coverage(log_ratio: np.ndarray, gpus: np.ndarray) -> dict[str, float]:
+    """Per GPU: share [%] of its log ratios inside the q of the other GPUs' ratios."""
+    out = {}
+    for gpu in np.unique(gpus):
+        mine = gpus == gpu
+        q = interval_half_width(log_ratio[~mine], gpus[~mine])
+        out[gpu] = float(np.mean(np.abs(log_ratio[mine]) <= q) * 100) if np.isfinite(q) else np.nan
+    return out
+
+
+def _half_precision_rows(data_home: Any) -> list[dict]:
+    from powerfit.datasets.vidur2024 import fetch_vidur2024
+    from powerfit.kernels.half import half_precision_evidence, vidur_operator_frame
+    from powerfit.kernels.model import load_operator_model
+
+    frame = vidur_operator_frame(fetch_vidur2024(data_home))
+    _per_op, layers = half_precision_evidence(frame, load_operator_model("fp16"))
+    rows = []
+    for name, prefix in (("fp16 layer", ""), ("fp16 layer products", "products_")):
+        measured = layers[f"{prefix}measured_s"].to_numpy(float)
+        logo = layers[f"{prefix}logo_s"].to_numpy(float)
+        cover = _logo_coverage(np.log(logo / measured), layers.gpu.to_numpy())
+        for gpu, x in layers.groupby("gpu"):
+            rows.append(
+                {
+                    "row": name,
+                    "gpu": gpu,
+                    "precision": "fp16",
+                    "n": len(x),
+                    "mape_own": _mape(x[f"{prefix}own_s"], x[f"{prefix}measured_s"]),
+                    "mape_logo": _mape(x[f"{prefix}logo_s"], x[f"{prefix}measured_s"]),
+                    "coverage90_logo": cover[gpu],
+                }
+            )
+    return rows
+
+
+def _fused_attention_rows(data_home: Any) -> list[dict]:
+    from powerfit.datasets.flashattn import fetch_flashattn
+    from powerfit.kernels.attention import leave_one_gpu_out
+
+    logo = leave_one_gpu_out(fetch_flashattn(data_home).figures, "fa2")
+    # own/logo are predicted/published throughput: the time ratio is their inverse
+    log_ratio = -np.log(logo.logo.to_numpy(float))
+    cover = _logo_coverage(log_ratio, logo.gpu.to_numpy())
+    rows = []
+    for gpu, x in logo.groupby("gpu"):
+        rows.append(
+            {
+                "row": "fused attention",
+                "gpu": gpu,
+                "precision": "fp16/bf16",
+                "n": len(x),
+                "mape_own": _mape(1 / x.own, np.ones(len(x))),
+                "mape_logo": _mape(1 / x.logo, np.ones(len(x))),
+                "coverage90_logo": cover[gpu],
+            }
+        )
+    return rows
+
+
+def _fused_forward_rows(data_home: Any) -> list[dict]:
+    """NeuSight's fused forward steps against the graph with SDPA attention."""
+    import json
+    from types import SimpleNamespace
+
+    from powerfit.architectures.hf import from_hf_config
+    from powerfit.datasets.home import get_data_home
+    from powerfit.kernels.attention import fused_attention_row
+    from powerfit.steps.latency import operator_latency_sources
+    from powerfit.steps.measured import neusight_step_graph
+
+    folder = get_data_home(data_home) / "neusight2025"
+    unfused, measured, eager, fused = [], [], [], []
+    gpu = None
+    for path in sorted(folder.glob("fused/*/*-inf-*-fusion.json")):
+        gpu = path.parent.name.replace("_", " ")
+        name = path.name.removesuffix("-fusion.json")
+        model, _, seq, batch = name.rsplit("-", 3)
+        config = folder / "models" / f"{model}.json"
+        label = folder / "labels" / path.parent.name / f"{name}.json"
+        if not config.exists() or not label.exists():
+            continue
+        step = SimpleNamespace(config=config, batch_size=int(batch), seq_len=int(seq))
+        graph = neusight_step_graph(step)
+        # inference: forward only, dropout is the identity in eval mode
+        graph = graph[(graph.phase == "forward") & ~graph.name.str.contains("dropout")]
+        core = graph.name.str.rsplit(".", n=1).str[-1].isin(_EAGER_ATTENTION)
+        core &= graph.name.str.contains("self_attn")
+        cfg = from_hf_config(config)
+        sdpa = fused_attention_row(
+            int(batch), cfg.n_heads, cfg.n_kv_heads, int(seq), int(seq), cfg.d_kv,
+            bool(cfg.causal), False, "fp32",
+        )  # fmt: skip
+        layers = int(graph.loc[core, "count"].max())
+        sdpa |= {"name": "attention.sdpa", "phase": "forward", "count": layers, "params": 0}
+        sdpa_graph = pd.concat([graph[~core], pd.DataFrame([sdpa])], ignore_index=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lat_e, _s, _n = operator_latency_sources(graph, gpu)
+            lat_f, _s, _n = operator_latency_sources(sdpa_graph, gpu)
+        eager.append(float(np.sum(lat_e * graph["count"].to_numpy())))
+        fused.append(float(np.sum(lat_f * sdpa_graph["count"].to_numpy())))
+        measured.append(float(json.loads(path.read_text())["e2e_latency"]) * 1e-3)
+        unfused.append(float(json.loads(label.read_text())["e2e_latency"]) * 1e-3)
+    if not measured:
+        return []
+    common = {"gpu": gpu, "precision": "fp32", "n": len(measured), "coverage90_logo": np.nan}
+    return [
+        {"row": "unfused fp32 forward", **common, "mape_own": _mape(eager, unfused)}
+        | {"mape_logo": np.nan},
+        {"row": "fused fp32 forward", **common, "mape_own": _mape(fused, measured)}
+        | {"mape_logo": _mape(eager, measured)},
+    ]
+
+
+def evaluate_half_precision_and_fused(data_home: Any = None) -> pd.DataFrame:
+    """The half-precision and fused rows of the steps suite (:data:`HALF_PRECISION_ROWS`).
+
+    Parameters
+    ----------
+    data_home : path, optional
+        Data home holding ``vidur2024/``, ``flashattn-published/`` and ``neusight2025/``;
+        rows whose data are absent are left out.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``row, gpu, precision, n``, ``mape_own`` and ``mape_logo`` [%] (what they compare
+        is in :data:`HALF_PRECISION_ROWS`), ``coverage90_logo`` [%] (share inside the
+        90 % interval of the other GPUs' leave-one-GPU-out residuals) and ``what``.
+    """
+    rows: list[dict] = []
+    for part in (_half_precision_rows, _fused_attention_rows, _fused_forward_rows):
+        try:
+            rows += part(data_home)
+        except FileNotFoundError:
+            continue  # that data set is absent
+    columns = ["row", "gpu", "precision", "n", "mape_own", "mape_logo", "coverage90_logo"]
+    table = pd.DataFrame(rows, columns=columns)
+    table["what"] = table.row.map(HALF_PRECISION_ROWS)
+    return table

@@ -222,6 +222,115 @@ GPUS: tuple[GPU, ...] = (
         sm_count=132,
         boost_clock_hz=1980e6,
     ),
+    # NVIDIA HGX B200 data sheet (2024), per GPU of the 8-GPU board: FP16/BF16 4.5 PFLOPS,
+    # TF32 2.2, FP8 9 (printed with sparsity; dense half), FP32 75 TFLOPS (600 per board),
+    # FP64/FP64 TC 37; 180 GB HBM3e (1.44 TB per board) at 7.7 TB/s (62 TB/s per board);
+    # 1000 W; 148 SMs at about 1965 MHz (Blackwell whitepaper, B200 as configured in HGX).
+    GPU(
+        "NVIDIA B200",
+        {
+            "fp64": 37 * T,
+            "fp64-tensor": 37 * T,
+            "fp32": 75 * T,
+            "tf32": 1125 * T,
+            "fp16": 2250 * T,
+            "bf16": 2250 * T,
+            "fp8": 4500 * T,
+            "int8": 4500 * T,
+        },
+        "tf32",
+        180 * _GB,
+        1000.0,
+        ("b200", "b200-sxm"),
+        memory_bandwidth=7700 * _GB,
+        sm_count=148,
+        boost_clock_hz=1965e6,
+    ),
+    # NVIDIA H20 (China-market Hopper; NVIDIA partner product brief, 2024): FP16/BF16 148
+    # TFLOPS dense, FP8/INT8 296, TF32 74, FP32 44, FP64 1 (left out); 96 GB HBM3 at 4.0 TB/s;
+    # 400 W. SM count (78) and boost clock (1980 MHz, the GH100's) from third-party reports:
+    # not on NVIDIA's own brief, and not consistent with the FP32 figure (which implies 142
+    # lanes per SM). flash-attention issue threads quote the same 148 TFLOPS / 4 TB/s.
+    GPU(
+        "NVIDIA H20",
+        {
+            "fp32": 44 * T,
+            "tf32": 74 * T,
+            "fp16": 148 * T,
+            "bf16": 148 * T,
+            "fp8": 296 * T,
+            "int8": 296 * T,
+        },
+        "tf32",
+        96 * _GB,
+        400.0,
+        ("h20",),
+        memory_bandwidth=4000 * _GB,
+        sm_count=78,
+        boost_clock_hz=1980e6,
+    ),
+    # NVIDIA A40 data sheet (2021): FP32 37.4, TF32 74.8, BF16/FP16 149.7 (FP32 accumulate),
+    # INT8 299.3 (dense; sparse doubled); 48 GB GDDR6 at 696 GB/s; 300 W; 10,752 CUDA cores
+    # = 84 SMs, 1740 MHz boost. The A40 of Vidur's profiles (Agrawal et al., MLSys 2024).
+    GPU(
+        "NVIDIA A40",
+        {
+            "fp32": 37.4 * T,
+            "tf32": 74.8 * T,
+            "fp16": 149.7 * T,
+            "bf16": 149.7 * T,
+            "int8": 299.3 * T,
+        },
+        "tf32",
+        48 * _GB,
+        300.0,
+        ("a40",),
+        memory_bandwidth=696 * _GB,
+        sm_count=84,
+        boost_clock_hz=1740e6,
+    ),
+    # NVIDIA RTX A5000 data sheet (2021): FP32 27.8 TFLOPS, tensor 222.2 (sparse: dense FP16/
+    # BF16 with FP32 accumulate 111.1, TF32 55.6); 24 GB GDDR6 at 768 GB/s; 230 W; 8,192 CUDA
+    # cores = 64 SMs, 1695 MHz boost.
+    GPU(
+        "NVIDIA RTX A5000",
+        {
+            "fp32": 27.8 * T,
+            "tf32": 55.6 * T,
+            "fp16": 111.1 * T,
+            "bf16": 111.1 * T,
+            "int8": 222.2 * T,
+        },
+        "tf32",
+        24 * _GIB,
+        230.0,
+        ("rtx-a5000", "a5000"),
+        memory_bandwidth=768 * _GB,
+        sm_count=64,
+        boost_clock_hz=1695e6,
+    ),
+    # NVIDIA Ada Lovelace architecture whitepaper (2022), GeForce RTX 4090: FP32 82.6, TF32
+    # 82.6, FP16/BF16 tensor with FP32 accumulate 165.2 (330.3 with FP16 accumulate; PyTorch
+    # accumulates in FP32), FP8 with FP32 accumulate 330.3, INT8 660.6 (dense); 24 GB GDDR6X
+    # at 1008 GB/s; 450 W; 128 SMs at 2520 MHz.
+    GPU(
+        "NVIDIA GeForce RTX 4090",
+        {
+            "fp32": 82.6 * T,
+            "tf32": 82.6 * T,
+            "fp16": 165.2 * T,
+            "bf16": 165.2 * T,
+            "fp8": 330.3 * T,
+            "int8": 660.6 * T,
+        },
+        "tf32",
+        24 * _GIB,
+        450.0,
+        ("rtx4090", "rtx-4090", "GeForce RTX 4090"),
+        memory_bandwidth=1008 * _GB,
+        sm_count=128,
+        boost_clock_hz=2520e6,
+    ),
     # NVIDIA Tesla V100 data sheet (2020): SXM2 FP64 7.8, FP32 15.7, tensor 125; 300 W.
     GPU(
         "Tesla V100-SXM2-32GB",

@@ -24,7 +24,11 @@ Conventions
 
 Other precisions
 ----------------
-Only FP32 laws are measured (NeuSight's data). A memory-bound operator's latency
+FP32 laws are measured on NeuSight's data; FP16 laws (matrix products and memory-bound
+operators, tensor cores) on Vidur's (:mod:`powerfit.kernels.half`), bundled as
+``fp16.json`` and used for BF16 too (:data:`BUNDLED_LAWS_OF`). For TF32, and for a
+precision whose bundle does not apply (e.g. BF16 on a GPU without a BF16 peak), the FP32
+laws stand in. A memory-bound operator's latency
 depends on its precision only through the bytes it moves: its law
 (:mod:`powerfit.kernels.laws`) is keyed on
 ``bytes`` (the size term, bytes/(BW·τ), and t = bytes/(BW·η)) and on the row length
@@ -36,8 +40,8 @@ FP16/BF16, half the bytes for the same shape) and the same ``H``. That the fitte
 efficiency ``η(bytes, H)`` of a kernel carries over to 2-byte elements (same
 saturation in bytes, same row-length term in elements, same ``η_max``) is an
 **assumption**, not a fitted fact: half-precision kernels load more elements per
-vector access, which can make short rows cheaper than the law says; no half-precision
-operator was measured to check it. Matrix products have no such carry-over (other
+vector access, which can make short rows cheaper than the law says (where the FP16
+laws apply they are used instead). Matrix products have no such carry-over (other
 kernels, other units): :func:`powerfit.steps.latency.operator_latency` times them by the
 roofline at their precision's peak, plus the FP32 law's fixed cost ``t0`` per call.
 """
@@ -72,10 +76,15 @@ from powerfit.kernels.transfer import (
     gpu_specs,
 )
 
-__all__ = ["OPERATOR_COLUMNS", "OperatorTimeModel", "load_operator_model"]
+__all__ = ["OPERATOR_COLUMNS", "STAND_INS", "OperatorTimeModel", "load_operator_model"]
 
 #: model -> (its laws, GPU -> transfer coefficients without that GPU's laws).
 _TRANSFER_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+#: Operator -> the operator whose law times it when a model has none of its own: a batched
+#: product runs the same tensor-core GEMM kernels as a linear layer (cuBLAS), and the law's
+#: wave term counts the batch (Vidur's half-precision profiles time linear layers only).
+STAND_INS = {"bmm": "linear"}
 
 #: Columns of an operator table (see the module notes for the matmul layout).
 OPERATOR_COLUMNS = ("gpu", "op", "precision", "B", "M", "N", "K", "H")
@@ -359,10 +368,23 @@ class OperatorTimeModel(RegressorMixin, BaseEstimator):
         )
         return twin
 
-    def law(self, gpu: str, op: str) -> tuple[dict, str]:
-        """The law used for ``op`` on ``gpu``, and its origin (``'fit'``/``'transfer'``)."""
+    def covers(self, op: str) -> bool:
+        """Whether the model has a law for ``op`` (its own, or a stand-in's) on some GPU."""
         check_is_fitted(self)
         kind = operator_kind(op)
+        return kind in self.transfer_ or STAND_INS.get(kind) in self.transfer_
+
+    def law(self, gpu: str, op: str) -> tuple[dict, str]:
+        """The law used for ``op`` on ``gpu``, and its origin (``'fit'``/``'transfer'``).
+
+        An operator the model has no law of on any GPU uses its stand-in's
+        (:data:`STAND_INS`) where the model has that.
+        """
+        check_is_fitted(self)
+        kind = operator_kind(op)
+        stand_in = STAND_INS.get(kind)
+        if kind not in self.transfer_ and stand_in in self.transfer_:
+            kind = stand_in
         if (gpu, kind) not in self.laws_:
             gpu = _catalogue_name(gpu)  # an alias ('h100') of a GPU with fitted laws
         if not self.specs_only and (gpu, kind) in self.laws_:
@@ -477,7 +499,8 @@ def load_operator_model(precision: str = "fp32", **params: Any) -> OperatorTimeM
     Parameters
     ----------
     precision : str, default 'fp32'
-        Only FP32 measurements are bundled.
+        ``fp32`` (NeuSight's operators), ``fp16`` and ``bf16`` (Vidur's FP16 operators,
+        :data:`BUNDLED_LAWS_OF`).
     **params
         Hyper-parameters of :class:`OperatorTimeModel` (e.g. ``matmul_layout='mkn'``,
         ``specs_only=True``, ``gpu_specs=...``).
@@ -495,7 +518,7 @@ def load_operator_model(precision: str = "fp32", **params: Any) -> OperatorTimeM
     >>> 1e-3 < float(model.predict(X)[0]) < 3e-3  # ≈ 17 TFLOP/s on 34 GFLOP
     True
     """
-    name = f"{precision}.json"
+    name = f"{BUNDLED_LAWS_OF.get(precision, precision)}.json"
     try:
         text = resources.files("powerfit").joinpath("data", "operators", name).read_text()
     except FileNotFoundError:
@@ -503,4 +526,13 @@ def load_operator_model(precision: str = "fp32", **params: Any) -> OperatorTimeM
             f"no bundled operator model for precision {precision!r}; "
             "build one with experiments/build_operator_profiles.py"
         ) from None
-    return OperatorTimeModel.from_dict(json.loads(text), **params)
+    data = json.loads(text)
+    data["precision"] = precision  # BF16 rows timed by the FP16 laws (same kernels, peak)
+    return OperatorTimeModel.from_dict(data, **params)
+
+
+#: Precision -> the bundle whose laws time it: BF16 products and element-wise kernels run
+#: on the same tensor cores at the same peak as FP16 on Ampere and Hopper (the catalogue
+#: gives each GPU's own BF16 peak; a GPU without one gets no transfer), so the FP16 laws
+#: fitted on Vidur's profiles (:mod:`powerfit.kernels.half`) time both.
+BUNDLED_LAWS_OF = {"bf16": "fp16"}

@@ -6,7 +6,6 @@ roofline where a precision has none), the per-GPU calibration of summed times
 (:mod:`~powerfit.steps.calibration`) fitted on NeuSight's measured steps
 (:mod:`~powerfit.steps.measured`), the interval widths shipped with the package
 (:mod:`~powerfit.steps.intervals`) and a scikit-learn estimator of step time
-(:mod:`~powerfit.steps.regressor`); fused attention's counts and time
-(:mod:`~powerfit.steps.attention`) and the step's peak memory
+(:mod:`~powerfit.steps.regressor`) and the step's peak memory on one GPU
 (:mod:`~powerfit.steps.memory`). Next: parallelism.
 """

@@ -352,11 +352,12 @@ def traced_step_graph(
     """The step graph of a traced step (:class:`powerfit.architectures.trace.TracedStep`).
 
     The same frame as :func:`training_step_graph` (columns :data:`GRAPH_COLUMNS`)
-    plus :data:`powerfit.steps.attention.ATTENTION_COLUMNS`, for any batch and
+    plus :data:`powerfit.kernels.attention.ATTENTION_COLUMNS`, for any batch and
     precision: the trace holds every operator's dimensions at batch 2 and 3, each
     fixed or proportional to the batch. Fused attentions are rows ``attention`` and
     ``attention_bwd`` (B = batch·heads, M, N the query and key lengths, K the head
-    width), counted by :func:`powerfit.steps.attention.fused_attention_counts`.
+    width), counted by :func:`powerfit.kernels.attention.fused_attention_flops_bytes`
+    and timed by the fused-attention laws (:mod:`powerfit.kernels.attention`).
 
     Parameters
     ----------
@@ -374,7 +375,7 @@ def traced_step_graph(
         the attention cores (scores, softmax, context; or the fused attention), as
         Megatron and torchtitan do.
     """
-    from powerfit.steps.attention import ATTENTION_COLUMNS, fused_attention_counts
+    from powerfit.kernels.attention import ATTENTION_COLUMNS, fused_attention_flops_bytes
 
     batch = _int(batch_size, "batch_size")
     if precision not in PRECISIONS:
@@ -406,7 +407,7 @@ def traced_step_graph(
     heads, kv_heads, causal = dims[:, 5], dims[:, 6], dims[:, 7]
     batch_col = np.where(attn, B // np.maximum(heads, 1), 0)
     if attn.any():
-        f, b = fused_attention_counts(
+        f, b = fused_attention_flops_bytes(
             batch_col[attn],
             heads[attn],
             kv_heads[attn],
@@ -459,5 +460,4 @@ def traced_step_graph(
         frame = pd.concat([frame, tail], ignore_index=True)
     for col in ("B", "M", "N", "K", "H", "params"):
         frame[col] = frame[col].astype("int64")
-    frame.attrs["attention"] = trace.attention  # the fused kernel (sdpa, flash) or eager
     return frame

@@ -2,6 +2,8 @@
 
 The nominal 90 % interval of a step time t is ``[t·e^−q, t·e^q]``;
 :func:`half_width_for` gives q for a mode (widened outside the measured steps),
+:func:`law_half_width` the part of the operator laws that no measured step checks
+(half-precision products, fused attention: their leave-one-GPU-out evidence),
 :func:`load_step_intervals` the bundled ``powerfit/data/power/step_time_intervals.json``
 (half-widths and measured ranges). The bundle is computed from NeuSight's measured
 steps by :func:`powerfit.evaluation.steps.step_interval_bundle`
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["half_width_for", "load_step_intervals"]
+__all__ = ["half_width_for", "law_half_width", "load_step_intervals"]
 
 #: Factor on the interval's half-width outside the measured steps (model size, batch,
 #: sequence, GPU, precision); the ``loo-gpu`` check applies it, as a GPU left out is
@@ -60,3 +62,55 @@ def half_width_for(
         widen = float(bundle.get("widen_outside", widen))
     q = max(half[mode], half["roofline"]) if roofline else half[mode]
     return q * (widen if outside else 1.0)
+
+
+def law_half_width(
+    graph: Any, latency_s: Any, row_source: Any, gpu: str, specs_only: bool = False
+) -> tuple[float, float]:
+    """The interval part of laws no measured step checks, from their own evidence.
+
+    Rows timed by the half-precision laws (FP16/BF16 rows of source ``laws``) and by the
+    fused-attention laws were never checked on whole steps (NeuSight's steps are FP32,
+    eager): their error is their laws' evidence, the log half-width q of the GPU's own
+    laws (``fit``) or of laws transferred from the other GPUs (``transfer``,
+    leave-one-GPU-out residuals; :func:`powerfit.kernels.half.half_precision_half_width`,
+    :meth:`powerfit.kernels.attention.FusedAttentionLaws.half_width`).
+
+    Returns
+    -------
+    q : float
+        ``Σ share_i · q_i`` over those rows (their errors go together: one set of laws),
+        share_i the row's part of the step time [-]; 0 when there are none.
+    share : float
+        Their part of the step time [-].
+    """
+    import numpy as np
+
+    from powerfit.kernels.attention import FUSED_ATTENTION_OPS, load_fused_attention_laws
+    from powerfit.kernels.half import half_precision_half_width
+    from powerfit.kernels.model import load_operator_model
+
+    t = np.asarray(latency_s, float) * graph["count"].to_numpy(float)
+    total = float(t.sum())
+    if total <= 0:
+        return 0.0, 0.0
+    source = np.asarray(row_source, dtype=object)
+    precision = graph["precision"].astype(str).to_numpy()
+    op = graph["op"].astype(str).to_numpy()
+    q = np.zeros(len(t))
+    half = (source == "laws") & np.isin(precision, ["fp16", "bf16"])
+    for p, o in {(p, o) for p, o in zip(precision[half], op[half], strict=True)}:
+        origin = "transfer" if specs_only else load_operator_model(p).law(gpu, o)[1]
+        q[half & (precision == p) & (op == o)] = half_precision_half_width(origin)
+    fused = np.isin(op, list(FUSED_ATTENTION_OPS)) & (source != "roofline")
+    if fused.any():
+        laws = load_fused_attention_laws()
+        for p in set(precision[fused]):
+            family = "fa2" if p in ("fp16", "bf16") else "mem-efficient"
+            origin = laws.law(gpu, family, specs_only)[1]
+            if source[fused & (precision == p)][0] == "fused attention assumed":
+                origin = "assumed-fp32"
+            q[fused & (precision == p)] = laws.half_width(origin)
+    counted = (half | fused) & np.isfinite(q)
+    share = float(t[counted].sum() / total)
+    return float(np.sum(t[counted] * q[counted]) / total), share

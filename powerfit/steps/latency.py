@@ -3,12 +3,15 @@
 :func:`step_time` sums each row's latency predicted by an operator model (the
 per-(GPU, operator) laws of :mod:`powerfit.kernels.model`; by default the ones bundled
 for the row's precision, :func:`bundled_operator_model`), or by a roofline
-(:func:`roofline_latency`) where there is none. Only FP32 laws are bundled: in other
-precisions the memory-bound rows are timed by the FP32 laws on their own bytes and the
-matrix products by the roofline at their precision's peak plus the FP32 law's fixed
-cost per call (:func:`operator_latency`; :func:`operator_latency_sources` says which
-row was timed how). :func:`utilisation` is the step's time-weighted compute
-utilisation, what board power is a function of (:mod:`powerfit.power`).
+(:func:`roofline_latency`) where there is none. FP32 laws (NeuSight's operators) and
+FP16 laws (Vidur's, which time BF16 too) are bundled; fused-attention rows are timed by
+the fused-attention laws (:func:`powerfit.kernels.attention.fused_attention_latency`).
+Rows no law of their precision covers fall back: memory-bound ones to the FP32 laws on
+their own bytes, matrix products to the roofline at their precision's peak plus the
+FP32 law's fixed cost per call (:func:`operator_latency`;
+:func:`operator_latency_sources` says which row was timed how). :func:`utilisation` is
+the step's time-weighted compute utilisation, what board power is a function of
+(:mod:`powerfit.power`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from powerfit.kernels.attention import FUSED_ATTENTION_OPS, fused_attention_latency
 from powerfit.kernels.model import OPERATOR_COLUMNS, load_operator_model
-from powerfit.steps.attention import FUSED_ATTENTION_OPS
 from powerfit.steps.calibration import Calibration
 from powerfit.steps.graph import MATMUL_OPS
 
@@ -43,12 +46,12 @@ def _gpu(name: str):
 
 
 def _row_peaks(graph: pd.DataFrame, spec: Any) -> np.ndarray:
-    """Peak [FLOP/s] of each row: its precision's for products (and fused attention),
-    FP32's elsewhere."""
+    """Peak [FLOP/s] of each row: its precision's for products and fused attention, FP32's
+    elsewhere."""
     fp32 = spec.peak_flops["fp32"]
     peak = graph.precision.map(lambda p: spec.peak_flops.get(p, fp32)).to_numpy(float)
-    products = graph.op.isin(list(MATMUL_OPS | FUSED_ATTENTION_OPS)).to_numpy()
-    return np.where(products, peak, fp32)
+    tensor = graph.op.isin([*MATMUL_OPS, *FUSED_ATTENTION_OPS]).to_numpy()
+    return np.where(tensor, peak, fp32)
 
 
 def roofline_latency(graph: pd.DataFrame, gpu: str) -> np.ndarray:
@@ -117,7 +120,13 @@ def _model_for(precision: str, operator_model: Any) -> Any:
 
 
 #: Where a row's latency comes from (:func:`operator_latency_sources`).
-ROW_SOURCES = ("laws", "fp32 bandwidth laws", "roofline")
+ROW_SOURCES = (
+    "laws",
+    "fp32 bandwidth laws",
+    "roofline",
+    "fused attention laws",
+    "fused attention assumed",
+)
 
 
 def operator_latency_sources(
@@ -138,25 +147,39 @@ def operator_latency_sources(
     notes : list of str
         One line per precision without laws, saying which rows fell back to what.
     """
-    X = _operator_frame(graph, gpu).reset_index(drop=True)
-    out = np.full(len(X), np.nan)
-    source = np.full(len(X), "laws", dtype=object)
+    graph = graph.reset_index(drop=True)
+    out = np.full(len(graph), np.nan)
+    source = np.full(len(graph), "laws", dtype=object)
     notes: list[str] = []
+    fused = graph["op"].isin(list(FUSED_ATTENTION_OPS)).to_numpy()
+    if fused.any():
+        idx = np.flatnonzero(fused)
+        out[idx], source[idx], fused_notes = fused_attention_latency(
+            graph.iloc[idx], gpu, specs_only
+        )
+        notes += fused_notes
+    X = _operator_frame(graph, gpu)
     precisions = X["precision"].astype(str).to_numpy()
     products = X["op"].isin(list(MATMUL_OPS)).to_numpy()
-    fused = X["op"].isin(list(FUSED_ATTENTION_OPS)).to_numpy()
-    if fused.any():  # fused attention (SDPA, FlashAttention): its own timing
-        from powerfit.steps.attention import fused_attention_latency
-
-        kernel = graph.attrs.get("attention", "sdpa")
-        out[fused] = fused_attention_latency(graph.iloc[np.flatnonzero(fused)], gpu, kernel)
-        source[fused] = "roofline"
     for precision in sorted(set(precisions[~fused])):
         mask = (precisions == precision) & ~fused
         model = _model_for(precision, operator_model)
         if model is not None:
-            out[mask] = np.asarray(_as_used(model, specs_only).predict(X.loc[mask]), dtype=float)
-            continue
+            covered = mask.copy()
+            if precision != "fp32" and hasattr(model, "covers"):
+                known = {op: model.covers(op) for op in set(X["op"][mask])}
+                covered &= X["op"].map(known).fillna(False).to_numpy(bool)
+            try:
+                used = _as_used(model, specs_only)
+                if covered.any():
+                    out[covered] = np.asarray(used.predict(X.loc[covered]), dtype=float)
+                mask = mask & ~covered
+            except ValueError as error:  # e.g. no such peak of this GPU: no transfer
+                if precision == "fp32":
+                    raise
+                notes.append(f"{precision} operator laws do not apply on {gpu}: {error}")
+            if not mask.any():
+                continue
         fp32 = _model_for("fp32", operator_model)
         fp32 = None if fp32 is None else _as_used(fp32, specs_only)
         parts = []
@@ -193,7 +216,8 @@ def operator_latency_sources(
                     f"{precision} memory-bound operators ({mem.size} rows): roofline "
                     "(no fp32 laws either)"
                 )
-        notes.append(f"no {precision} operator laws: " + "; ".join(parts))
+        what = "no" if model is None else "some rows without"
+        notes.append(f"{what} {precision} operator laws: " + "; ".join(parts))
     return out, source, notes
 
 
@@ -240,8 +264,10 @@ def operator_latency(
 
     Notes
     -----
-    Rows of a precision without laws (only FP32 laws are bundled; TF32, FP16 and BF16
-    rows have none) are timed, with a ``RuntimeWarning`` that names them:
+    Fused-attention rows (ops ``attention``/``attention_bwd``) are timed by the
+    fused-attention laws. Rows no law of their precision covers (TF32 rows; FP16/BF16
+    memory-bound operators without an FP16 law, such as softmax; every FP16/BF16 row
+    on a GPU without such a peak) are timed, with a ``RuntimeWarning`` that names them:
 
     * memory-bound operators by the FP32 laws on their own bytes
       (:meth:`powerfit.kernels.model.OperatorTimeModel.predict_memory_bound`): their

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
@@ -160,7 +161,10 @@ class Store:
 
 
 def open_store(
-    url: str | os.PathLike[str] | Engine | None = None, *, migrate: bool = True
+    url: str | os.PathLike[str] | Engine | None = None,
+    *,
+    migrate: bool = True,
+    create: bool = True,
 ) -> Store:
     """Open (and on first use create) a measurement store.
 
@@ -173,6 +177,10 @@ def open_store(
     migrate : bool, default True
         Create the schema of a new database, upgrade an older one. With False the
         database is used as it is (``powerfit db`` commands manage it themselves).
+    create : bool, default True
+        False: refuse, with "no store here", a SQLite file that does not exist (it
+        is not created) or a database without powerfit's schema (commands that only
+        read, such as ``powerfit db stats``).
 
     Returns
     -------
@@ -185,7 +193,16 @@ def open_store(
         (:func:`check_store`), a database newer than this powerfit, or a database
         error.
     """
+    if not create and not isinstance(url, Engine):
+        _refuse_missing_file(url)
     engine = url if isinstance(url, Engine) else create_engine(url)
+    if not create:
+        try:
+            _refuse_no_schema(engine)
+        except BaseException:
+            if not isinstance(url, Engine):
+                engine.dispose()
+            raise
     if migrate:
         try:
             check_store(engine)
@@ -195,6 +212,42 @@ def open_store(
                 engine.dispose()
             raise
     return Store(engine)
+
+
+def _refuse_missing_file(url: str | os.PathLike[str] | None) -> None:
+    """'no store here' for a SQLite URL whose file does not exist (nothing created)."""
+    import sqlalchemy as sa
+
+    resolved = resolve_url(url)
+    try:
+        parsed = sa.make_url(resolved)
+    except (sa.exc.ArgumentError, ValueError):
+        return  # create_engine explains it
+    database = parsed.database
+    if (
+        parsed.get_backend_name() == "sqlite"
+        and database
+        and database != ":memory:"
+        and not database.startswith("file:")
+        and not Path(database).exists()
+    ):
+        raise StoreError(
+            f"no store here: {database} does not exist (powerfit ingest creates a store; "
+            "check --db or POWERFIT_DB_URL)"
+        )
+
+
+def _refuse_no_schema(engine: Engine) -> None:
+    """'no store here' for a database without powerfit's schema revision."""
+    import sqlalchemy as sa
+
+    with transaction(engine) as conn:
+        tables = set(sa.inspect(conn).get_table_names())
+    if "alembic_version" not in tables and not tables & {"imports", "gpus"}:
+        raise StoreError(
+            f"no store here: {mask_url(engine.url)} holds no powerfit tables "
+            "(powerfit ingest creates them; check --db or POWERFIT_DB_URL)"
+        )
 
 
 #: Tables that mark a database as MLflow's tracking store.

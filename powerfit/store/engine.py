@@ -41,6 +41,8 @@ from powerfit.exceptions import StoreError, mask_urls
 __all__ = [
     "BUSY_TIMEOUT_S",
     "CONNECT_TIMEOUT_S",
+    "LOCK_TIMEOUT_S",
+    "STATEMENT_TIMEOUT_S",
     "check_sqlite_file",
     "create_engine",
     "default_home",
@@ -58,6 +60,14 @@ BUSY_TIMEOUT_S = 60.0
 #: How long a connection to a database server may take before it fails [s]
 #: (``connect_timeout`` of PostgreSQL and MySQL drivers, unless the URL sets one).
 CONNECT_TIMEOUT_S = 30
+
+#: How long a PostgreSQL statement waits for a lock another session holds [s]
+#: (``lock_timeout``, set on every connection).
+LOCK_TIMEOUT_S = 30.0
+
+#: Longest a PostgreSQL statement may run [s] (``statement_timeout``); a bulk
+#: ingest of a million rows takes well under a minute.
+STATEMENT_TIMEOUT_S = 600.0
 
 #: Dialects whose drivers take a ``connect_timeout`` connect argument [s].
 _CONNECT_TIMEOUT_DIALECTS = ("postgresql", "mysql", "mariadb")
@@ -169,13 +179,53 @@ def create_engine(url: str | os.PathLike[str] | None = None, **kwargs: object) -
                 connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
                 kwargs["connect_args"] = connect_args
             engine = sa.create_engine(parsed, **kwargs)
+            if parsed.get_backend_name() == "postgresql":
+                _configure_postgresql(engine)
     except (SQLAlchemyError, ImportError, ValueError) as exc:
         raise StoreError(f"cannot use the store URL {mask_url(resolved)}: {exc}") from exc
     return engine
 
 
+def _configure_postgresql(engine: Engine) -> None:
+    """Bound every PostgreSQL statement's wait for locks and its run time."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"SET lock_timeout = {int(LOCK_TIMEOUT_S * 1000)}")
+        cursor.execute(f"SET statement_timeout = {int(STATEMENT_TIMEOUT_S * 1000)}")
+        cursor.close()
+        dbapi_connection.commit()
+
+
+def timeout_message(text: str) -> str | None:
+    """What a PostgreSQL timeout error means, in one line; None for other errors.
+
+    Examples
+    --------
+    >>> timeout_message("canceling statement due to lock timeout")[:40]
+    'waited 30 s for a lock another session h'
+    >>> timeout_message("duplicate key") is None
+    True
+    """
+    if "due to lock timeout" in text:
+        return (
+            f"waited {LOCK_TIMEOUT_S:g} s for a lock another session holds (lock_timeout); "
+            "retry when it ends (pg_stat_activity shows who holds it)"
+        )
+    if "due to statement timeout" in text:
+        return (
+            f"a statement ran longer than {STATEMENT_TIMEOUT_S:g} s (statement_timeout) "
+            "and was cancelled; nothing was written"
+        )
+    return None
+
+
 def sqlite_file_state(path: Path) -> str:
-    """What a SQLite path holds: 'folder', 'missing', 'empty', 'sqlite' or 'other'.
+    """What a SQLite path holds: 'folder', 'missing', 'empty', 'sqlite', 'other' or 'special'.
+
+    'special' is anything but a regular file or folder (``/dev/null``, a FIFO): it is
+    never opened.
 
     Raises
     ------
@@ -184,6 +234,8 @@ def sqlite_file_state(path: Path) -> str:
     """
     if path.is_dir():
         return "folder"
+    if path.exists() and not path.is_file():
+        return "special"
     try:
         with path.open("rb") as handle:
             header = handle.read(len(_SQLITE_HEADER))
@@ -223,6 +275,8 @@ def check_sqlite_file(
         raise error(f"{label} names a folder, not a SQLite file; give a file such as {example}")
     if state == "other":
         raise error(f"{label} is not a SQLite database (file {path})")
+    if state == "special":
+        raise error(f"{label} is not a regular file ({path}); give a SQLite file")
     return state
 
 
@@ -328,7 +382,16 @@ def transaction(
                 if unchecked:
                     conn.connection.dbapi_connection.execute("PRAGMA foreign_keys = ON")
     except SQLAlchemyError as exc:
-        raise StoreError(f"store {mask_url(engine.url)}: {mask_urls(str(exc))}") from exc
+        raise store_error(engine, exc) from exc
+
+
+def store_error(engine: Engine, exc: BaseException) -> StoreError:
+    """A database error as a StoreError naming the store (and a timeout by name)."""
+    text = str(exc)
+    for marker in ("\n[SQL:", "\n(Background on this error"):
+        text = text.split(marker, 1)[0]
+    message = timeout_message(text) or mask_urls(" ".join(text.split()))
+    return StoreError(f"store {mask_url(engine.url)}: {message}")
 
 
 @contextlib.contextmanager

@@ -10,16 +10,18 @@ files measured on it ingest like those of a catalogue GPU.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from powerfit.files import printable
 from powerfit.hardware.gpus import GPU, GPUS, get_gpu
 from powerfit.store.engine import transaction
 from powerfit.store.models import Gpu, OperationMeasurement, RunMeasurement
-from powerfit.store.validation import PRECISIONS, peak_precision
+from powerfit.store.validation import _CONTROL, PRECISIONS, peak_precision
 
 __all__ = ["add_gpu", "gpu_row", "list_gpus", "parse_peak_flops", "store_gpus"]
 
@@ -149,6 +151,11 @@ def add_gpu(
         For a catalogue GPU, a GPU already stored (unless ``replace``), or bad specs.
     """
 
+    if _CONTROL.search(str(name)):
+        raise ValueError(
+            f"GPU name {printable(name)!r} holds control characters (escape sequences, "
+            "line breaks); give the name as NVML reports it"
+        )
     name = " ".join(str(name).split())
     if not name or len(name) > 128:
         raise ValueError(f"GPU name must have 1 to 128 characters, got {name!r}")
@@ -176,8 +183,8 @@ def add_gpu(
         ("memory", memory_bytes),
         ("boost clock", boost_clock_hz),
     ):
-        if value is not None and not value > 0:
-            raise ValueError(f"{label} must be > 0, got {value!r}")
+        if value is not None and not (value > 0 and math.isfinite(value)):
+            raise ValueError(f"{label} must be a finite number > 0, got {value!r}")
     spec = GPU(
         name=name,
         peak_flops=peaks,

@@ -86,9 +86,11 @@ import datetime as dt
 import difflib
 import io
 import re
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -108,6 +110,7 @@ __all__ = [
     "decode_text",
     "peak_precision",
     "refuse_dates",
+    "scan_csv",
     "suggest",
 ]
 
@@ -221,9 +224,9 @@ RULES: dict[str, Rule] = {
     "gpu_count": Rule(True, 1, 100_000, why="plausible GPUs in one run"),
     "bytes": Rule(False, 0, 1e18, "B", "plausible bytes of one call", positive=True),
     "n_params": Rule(True, 1, 1e15, why="plausible model size"),
-    "flops": Rule(False, 0, 1e24, "FLOP", "plausible FLOPs of one call", positive=True),
+    "flops": Rule(False, 1, 1e24, "FLOP", "1 FLOP … plausible FLOPs of one call"),
     "duration_s": Rule(False, 1e-6, 1e7, "s", "1 µs timer resolution … ≈ 116 days"),
-    "energy_j": Rule(False, 0, 1e12, "J", "plausible energy", positive=True),
+    "energy_j": Rule(False, 1e-9, 1e12, "J", "1 nJ … plausible energy"),
     "gpu_energy_j": Rule(False, 0, 1e12, "J", "plausible energy"),
     "cpu_energy_j": Rule(False, 0, 1e12, "J", "plausible energy"),
     "ram_energy_j": Rule(False, 0, 1e12, "J", "plausible energy"),
@@ -236,6 +239,8 @@ RULES: dict[str, Rule] = {
 DERIVED_BOUNDS: dict[str, float] = {
     "efficiency": 1.10,  # flops / duration / peak FLOP/s: ≤ 1 + 10 % tolerance
     "power_w": 1e4,  # energy_j / duration_s / gpu_count [W]
+    "min_run_power_w": 1.0,  # a run's energy_j / duration_s / gpu_count [W]
+    "tdp_ratio": 2.0,  # a run's gpu_energy_j / duration_s / gpu_count / TDP [-]
 }
 
 #: Canonical text column -> most characters (the SQL VARCHAR lengths of the tables).
@@ -335,6 +340,15 @@ def check_numbers(
         raise fail(
             f"{_fmt(arr[pos])}{unit}{converted} is out of range: must be <= {top}{unit} "
             f"({rule.why})",
+            position=pos,
+            column=name,
+        )
+    with np.errstate(invalid="ignore"):
+        subnormal = present & (arr != 0) & (np.abs(arr) < np.finfo(float).tiny)
+    if subnormal.any():
+        pos = _where(subnormal)
+        raise fail(
+            f"subnormal number {arr[pos]:.3g}{unit} (below 2.2e-308), not a measurement",
             position=pos,
             column=name,
         )
@@ -562,6 +576,68 @@ def record_lines(text: str) -> list[int]:
         if record and any(field.strip() for field in record):
             lines.append(start)
     return lines
+
+
+def scan_csv(handle: IO[bytes], source: str) -> tuple[list[str], array[int]]:
+    """Check a CSV file's records in one streamed pass: encoding, fields per record.
+
+    Parameters
+    ----------
+    handle : binary file
+        The content, at its start (left at an undefined position).
+    source : str
+        The file, for messages.
+
+    Returns
+    -------
+    (list of str, array of int)
+        The header as written, and the line (1-based) where each non-blank record
+        starts, the header first (matching pandas' data rows).
+
+    Raises
+    ------
+    ValidationError
+        For text that is not UTF-8, a record with more or fewer fields than the
+        header (naming its data row and line), or a malformed record.
+    """
+    head = handle.read(8192)
+    handle.seek(0)
+    if b"\x00" in head or any(head.startswith(bom) for bom, _ in _BOMS):
+        decode_text(head, source)  # raises the encoding's message
+    text = io.TextIOWrapper(handle, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, skipinitialspace=True)
+    header: list[str] = []
+    lines: array[int] = array("q")
+    end = 0
+    try:
+        for record in reader:
+            start, end = end + 1, reader.line_num
+            if not record or not any(field.strip() for field in record):
+                continue
+            if not lines:
+                header = record
+            elif len(record) != len(header):
+                more = len(record) > len(header)
+                trailing = " (a trailing comma?)" if more and not record[-1].strip() else ""
+                raise ValidationError(
+                    f"{len(record)} fields, {'more' if more else 'fewer'} than the header's "
+                    f"{len(header)}{trailing}",
+                    source=source,
+                    row=len(lines),
+                    line=start,
+                )
+            lines.append(start)
+    except UnicodeDecodeError:
+        handle.seek(0)
+        decode_text(handle.read(), source)  # raises with the line and column
+        raise
+    except csv.Error as exc:
+        raise ValidationError(
+            f"not a readable CSV file: {exc} (line {reader.line_num})", source=source
+        ) from None
+    finally:
+        text.detach()
+    return header, lines
 
 
 # ------------------------------------------------------------------------ encoding

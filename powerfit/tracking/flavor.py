@@ -46,7 +46,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from powerfit.exceptions import PowerfitError
+from powerfit.exceptions import DataError, PowerfitError
+from powerfit.files import read_input
 
 __all__ = [
     "ALLOWED_ESTIMATORS",
@@ -454,6 +455,32 @@ class _PyfuncModel:
         return np.asarray(self.model.predict(model_input))
 
 
+#: Default bound on the rows of one request to a served step-time model [-].
+MAX_STEP_ROWS = 1000
+#: Environment variable that overrides it (``powerfit serve --max-rows`` sets it).
+MAX_ROWS_ENV = "POWERFIT_MAX_STEP_ROWS"
+
+
+def max_step_rows() -> int:
+    """Rows one request to a served step-time model may hold: the environment or 1000.
+
+    Raises
+    ------
+    UnsafeModelError
+        When ``POWERFIT_MAX_STEP_ROWS`` is not a positive integer.
+    """
+    text = os.environ.get(MAX_ROWS_ENV, "").strip()
+    if not text:
+        return MAX_STEP_ROWS
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise UnsafeModelError(f"{MAX_ROWS_ENV}={text!r}: give a positive number of rows")
+    return value
+
+
 def _refuse_config_paths(model: Any, model_input: Any) -> None:
     """A served step-time model takes ``config`` as JSON text only, never a file path.
 
@@ -465,6 +492,13 @@ def _refuse_config_paths(model: Any, model_input: Any) -> None:
         return
     if not isinstance(model, _class_for("powerfit.steps.regressor.StepTimeRegressor")):
         return
+    limit = max_step_rows()
+    if len(model_input) > limit:
+        raise UnsafeModelError(
+            f"{len(model_input):,} rows in one request; a served step-time model scores at "
+            f"most {limit:,} (each row builds a training-step graph, ≈ 10 ms); split the "
+            f"request, or raise the bound with powerfit serve --max-rows ({MAX_ROWS_ENV})"
+        )
     for i, value in enumerate(model_input["config"]):
         if not (isinstance(value, str) and value.lstrip().startswith("{")):
             raise UnsafeModelError(
@@ -476,11 +510,13 @@ def _refuse_config_paths(model: Any, model_input: Any) -> None:
 def _read_spec(path: str | os.PathLike[str]) -> Any:
     """The estimator of a JSON specification file, built by :func:`from_spec`."""
     try:
-        spec = json.loads(Path(path).read_text(encoding="utf-8"))
+        spec = json.loads(read_input(path).decode("utf-8"))
     except FileNotFoundError:
         raise UnsafeModelError(
             f"{Path(path).name}: the model has no powerfit specification"
         ) from None
+    except DataError as exc:  # not a regular file, or too large
+        raise UnsafeModelError(f"{path}: {exc.message}") from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, OSError) as exc:
         raise UnsafeModelError(f"{path}: not a readable JSON model specification") from exc
     return from_spec(spec)

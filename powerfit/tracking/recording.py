@@ -47,6 +47,7 @@ from powerfit.tracking.locations import (
     slug,
     using_tracking_uri,
 )
+from powerfit.tracking.orphans import fail_orphan_runs, owner_tags
 from powerfit.tracking.verify import DIGEST_TAG, download_model
 
 __all__ = [
@@ -426,6 +427,7 @@ def log_fit(
     with using_tracking_uri(uri):
         client = MlflowClient(uri)
         experiment_id = _experiment_id(client, uri)
+        fail_orphan_runs(client, experiment_id)
         ensure_registered_model(client, name, fit.gpu, fit.arch)
         tags = {
             "powerfit.gpu": fit.gpu,
@@ -433,7 +435,9 @@ def log_fit(
             "powerfit.data_sha256": fit.data["sha256"],
         }
         with mlflow.start_run(
-            experiment_id=experiment_id, run_name=f"{fit.gpu} / {fit.arch}", tags=tags
+            experiment_id=experiment_id,
+            run_name=f"{fit.gpu} / {fit.arch}",
+            tags=tags | owner_tags(),
         ) as run:
             mlflow.log_params(_params(fit, store_url, test_size, random_state))
             mlflow.log_metrics(fit.coefficients | fit.metrics)
@@ -711,8 +715,9 @@ def log_step_time_model(
             ),
         )
         tags = {"powerfit.kind": STEP_TIME_KIND, "powerfit.gpus": gpus}
+        fail_orphan_runs(client, experiment_id)
         with mlflow.start_run(
-            experiment_id=experiment_id, run_name=f"step time / {gpus}", tags=tags
+            experiment_id=experiment_id, run_name=f"step time / {gpus}", tags=tags | owner_tags()
         ) as run:
             params = _scalar_params(model.get_params(deep=False), "model.")
             mlflow.log_params(params | {"calibrated_gpus": gpus})

@@ -307,3 +307,10 @@ def test_one_layer_per_kind_repeated_equals_every_layer_traced(data):
     # a tensor every layer shares (rotary cos/sin, a mask) is saved once in a whole
     # trace but counted with each repeated layer: within 1 %
     assert once.activations["layers"] == pytest.approx(every.activations["layers"], rel=0.01)
+
+
+def test_counts_no_model_could_have_are_refused_before_building():
+    with pytest.raises(DataError, match="num_hidden_layers"):
+        trace_step({"model_type": "llama", **SMALL["llama"], "num_hidden_layers": 10**6}, 8)
+    with pytest.raises(DataError, match="hidden_size"):
+        trace_step({"model_type": "llama", **SMALL["llama"], "hidden_size": 2**40}, 8)

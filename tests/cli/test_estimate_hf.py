@@ -71,7 +71,7 @@ def test_cli_add_arguments_keeps_existing_options():
     assert args.batch_size == 4 and args.specs_only and args.optimizer == "adamw"
 
 
-def test_cli_estimate_amp_bf16_flags_roofline_products(tmp_path, capsys, fp32_laws, tiny_gpt2):
+def test_cli_estimate_amp_bf16_times_products_by_half_precision_laws(tmp_path, capsys, tiny_gpt2):
     from powerfit.cli import estimate_hf
     from powerfit.steps.intervals import half_width_for, load_step_intervals
 
@@ -80,12 +80,30 @@ def test_cli_estimate_amp_bf16_flags_roofline_products(tmp_path, capsys, fp32_la
     argv = ["--hf-config", str(path), "--gpu", "h100", "--batch-size", "2", "--seq-len", "16"]
     assert estimate_hf.main([*argv, "--precision", "amp-bf16", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
+    assert out["mode"] == "in-gpu" and out["roofline_share"] == 0.0
+    bundle = load_step_intervals()
+    widen = float(bundle["widen_outside"]) if bundle else 2.0
+    # outside the measured steps (a tiny model), plus the half-precision laws' own evidence
+    q_steps = widen * half_width_for("in-gpu", outside=False, roofline=False)
+    assert q_steps < out["step_time_half_width"] < q_steps + 0.15
+
+
+def test_cli_estimate_amp_bf16_flags_roofline_products(tmp_path, capsys, fp32_laws, tiny_gpt2):
+    """A GPU without a BF16 peak (the V100) gets no half-precision laws: the roofline."""
+    from powerfit.cli import estimate_hf
+    from powerfit.steps.intervals import half_width_for, load_step_intervals
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(tiny_gpt2))
+    argv = ["--hf-config", str(path), "--gpu", "v100", "--batch-size", "2", "--seq-len", "16"]
+    assert estimate_hf.main([*argv, "--precision", "amp-bf16", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
     assert out["mode"] == "in-gpu+roofline"
     assert out["outside_measured_range"] is True
     assert 0.0 < out["roofline_share"] < 1.0
     roofline_ops = ("linear", "bmm", "attention", "attention_bwd")  # and fused attention
     products = sum(t for op, t in out["breakdown_by_op"].items() if op in roofline_ops)
-    assert out["attention"] == "sdpa" and "attention" in out["breakdown_by_op"]
+    assert out["attention"] == "eager"  # auto before Ampere: eager attention
     assert out["roofline_share"] * out["step_time_s"] == pytest.approx(products, rel=1e-9)
     bundle = load_step_intervals()
     widen = float(bundle["widen_outside"]) if bundle else 2.0

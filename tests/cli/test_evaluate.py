@@ -83,6 +83,10 @@ def test_steps_suite_reports_every_gpu_with_training_labels(data_home, monkeypat
     assert a100["steps"] == 10 and a100["neusight_published"] == 7.6
     # the operator graph timed by the A100's own laws beats the roofline
     assert 0 < a100["in-gpu"] < a100["roofline"]
+    # the half-precision and fused rows, each saying what it compares
+    extra = result["half_precision_and_fused"]
+    assert {"fp16 layer", "fused attention", "fused fp32 forward"} <= {r["row"] for r in extra}
+    assert all(r["what"] and r["n"] > 0 for r in extra)
 
 
 @pytest.mark.slow
@@ -98,3 +102,15 @@ def test_progress_on_a_terminal_only(env, tmp_path, cli_on_terminal):
     assert "protocol splits" not in terminal
     # not a terminal: nothing but the table
     assert main(args) == 0
+
+
+def test_parallel_suite_reports_neusight_4_gpu_steps(data_home, monkeypatch, capsys):
+    monkeypatch.setenv("POWERFIT_DATA_HOME", str(data_home))
+    if not (data_home / "neusight2025" / "parallel").is_dir():
+        pytest.skip("NeuSight's parallel steps not found under the data home")
+    assert main(["evaluate", "--suite", "parallel", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    options = {row["option"]: row for row in result["table"]}
+    assert set(options) == {"dp4", "tp4", "pp4_1"}
+    assert options["tp4"]["neusight_published_pct"] == 8.4
+    assert result["mean"][0]["steps"] == 3

@@ -8,7 +8,7 @@ import pytest
 
 from powerfit.cli import main
 
-RTX4090 = "NVIDIA GeForce RTX 4090"
+RTX3090 = "NVIDIA GeForce RTX 3090"  # not in the catalogue
 NEUSIGHT_GPUS = (
     "NVIDIA A100 80GB PCIe", "NVIDIA A100-PCIE-40GB", "NVIDIA H100 80GB HBM3", "NVIDIA L4",
     "Tesla P100-PCIE-16GB", "Tesla P4", "Tesla T4", "Tesla V100-PCIE-32GB",
@@ -36,29 +36,29 @@ def test_gpus_json_lists_the_nine_gpus_with_specs_and_laws(tmp_path, capsys):
     assert "Tesla P4" in table and "mayaki2025-rtx2080ti" in table
 
 
-def test_gpus_add_then_ingest_an_rtx_4090(tmp_path, capsys):
+def test_gpus_add_then_ingest_an_rtx_3090(tmp_path, capsys):
     db = str(tmp_path / "s.db")
     data = tmp_path / "ops.csv"
     data.write_text(
         "gpu,arch,operation,batch_size,seq_len,d_model,precision,flops,duration_s\n"
-        f"{RTX4090},transformer,qkv_projections,8,128,512,fp16,1e10,1e-3\n"
+        f"{RTX3090},transformer,qkv_projections,8,128,512,fp16,1e10,1e-3\n"
     )
     assert main(["ingest", str(data), "--db", db]) == 1
     assert "powerfit gpus add" in capsys.readouterr().err
-    argv = ["gpus", "add", RTX4090, "--peak-flops", "fp32=82.6T,fp16=165.2e12",
-            "--memory-bandwidth", "1.008e12", "--tdp", "450", "--sm-count", "128",
+    argv = ["gpus", "add", RTX3090, "--peak-flops", "fp32=35.6T,fp16=71e12",
+            "--memory-bandwidth", "0.936e12", "--tdp", "350", "--sm-count", "82",
             "--db", db]  # fmt: skip
     assert main(argv) == 0
-    assert "added 'NVIDIA GeForce RTX 4090'" in capsys.readouterr().out
+    assert "added 'NVIDIA GeForce RTX 3090'" in capsys.readouterr().out
     assert main(argv) == 1
     assert "already in the store" in capsys.readouterr().err
     assert main(["ingest", str(data), "--db", db]) == 0
     assert "1 rows into operation_measurements" in capsys.readouterr().out
     gpus = {g["name"]: g for g in _json(capsys, ["gpus", "--json", "--db", db])}
-    added = gpus[RTX4090]
+    added = gpus[RTX3090]
     assert added["origin"] == "user" and added["operation_rows"] == 1
-    assert added["peak_flops"] == {"fp32": 82.6e12, "fp16": 165.2e12}
-    assert (added["power_limit_w"], added["sm_count"]) == (450.0, 128)
+    assert added["peak_flops"] == {"fp32": 35.6e12, "fp16": 71e12}
+    assert (added["power_limit_w"], added["sm_count"]) == (350.0, 82)
 
 
 @pytest.mark.parametrize(
@@ -75,3 +75,49 @@ def test_gpus_add_refuses_a_catalogue_gpu(tmp_path, capsys):
     argv = ["gpus", "add", "Tesla T4", "--peak-flops", "fp32=8e12", "--db", str(tmp_path / "s.db")]
     assert main(argv) == 1
     assert "in powerfit's catalogue" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- terminal escapes (issue 26)
+def test_gpus_add_refuses_control_characters(tmp_path, capsys):
+    db = str(tmp_path / "s.db")
+    argv = ["gpus", "add", "GPU\x1b]0;owned\x07X", "--peak-flops", "fp32=1e13", "--db", db]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and "\\x1b" in err and "control characters" in err, err
+    assert main(["gpus", "--db", db]) == 0
+    assert "owned" not in capsys.readouterr().out
+
+
+def test_gpus_add_refuses_infinite_specs(tmp_path, capsys):
+    argv = ["gpus", "add", "My GPU", "--peak-flops", "fp32=1e13", "--tdp", "inf"]
+    assert main([*argv, "--db", str(tmp_path / "s.db")]) == 1
+    assert "TDP must be a finite number" in capsys.readouterr().err
+
+
+def test_listings_escape_control_characters_already_stored(tmp_path, capsys):
+    """Names written by an older powerfit, or straight into the database, print escaped."""
+    import sqlalchemy as sa
+
+    from powerfit.store import open_store
+    from powerfit.store.gpus import add_gpu
+
+    db = tmp_path / "s.db"
+    with open_store(db) as store:
+        add_gpu(store.engine, "Evil GPU", {"fp32": 1e13}, power_limit_w=300)
+        with store.engine.begin() as conn:
+            conn.execute(sa.text("UPDATE gpus SET name = :n WHERE name = 'Evil GPU'"),
+                         {"n": "Evil\x1b]0;owned\x07GPU"})  # fmt: skip
+            conn.execute(
+                sa.text(
+                    "INSERT INTO imports (source, sha256, identity, format, kind, row_count, "
+                    "imported_at, imported_by, tool) VALUES (:s, :h, :i, 'powerfit-runs', "
+                    "'run', 0, CURRENT_TIMESTAMP, 'me@here', 't')"
+                ),
+                {"s": "f\x1b[2J.csv", "h": "ab" * 32, "i": "cd" * 32},
+            )
+    assert main(["gpus", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "Evil\\x1b]0;owned\\x07GPU" in out
+    assert main(["db", "imports", "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "f\\x1b[2J.csv" in out, out

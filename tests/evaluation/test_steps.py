@@ -57,3 +57,22 @@ def test_evaluate_steps_table(neusight_labels):
     # the interval's out-of-sample coverage, the unseen-GPU case widened as shipped
     cov = [c for c in table if c.startswith("coverage90_") and c.endswith("loo-gpu")]
     assert cov and (table[cov] >= 80.0).all().all()
+
+
+def test_half_precision_and_fused_rows(data_home):
+    from powerfit.evaluation.steps import HALF_PRECISION_ROWS, evaluate_half_precision_and_fused
+
+    needed = ("vidur2024", "flashattn-published", "neusight2025")
+    if not all((data_home / name).is_dir() for name in needed):
+        pytest.skip("vidur2024, flashattn-published or neusight2025 missing")
+    table = evaluate_half_precision_and_fused(data_home)
+    assert set(table.row) == set(HALF_PRECISION_ROWS)
+    assert (table.what == table.row.map(HALF_PRECISION_ROWS)).all()
+    layers = table[table.row == "fp16 layer"].set_index("gpu")
+    assert set(layers.index) == {"NVIDIA A100-SXM4-80GB", "NVIDIA H100 80GB HBM3", "NVIDIA A40"}
+    assert (layers.mape_own < 8).all() and (layers.mape_logo < 15).all()
+    assert (layers.mape_own <= layers.mape_logo + 1e-9).all()  # its own laws do better
+    fused = table[table.row == "fused attention"].set_index("gpu")
+    assert (fused.mape_own < 12).all() and fused.loc["NVIDIA H100 80GB HBM3", "mape_logo"] < 20
+    forward = table[table.row.str.endswith("fp32 forward")]
+    assert (forward.gpu == "NVIDIA A100-PCIE-40GB").all() and (forward.n == 4).all()

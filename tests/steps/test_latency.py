@@ -37,9 +37,14 @@ def test_roofline_is_a_lower_bound_of_physics(tiny_gpt2):
 H100 = "NVIDIA H100 80GB HBM3"
 
 
-def test_bf16_rows_memory_bound_by_fp32_laws_products_by_roofline(fp32_laws, tiny_gpt2):
+def test_bf16_rows_memory_bound_by_fp32_laws_products_by_roofline(
+    fp32_laws, tiny_gpt2, monkeypatch
+):
+    """Without half-precision laws (none bundled) the fallbacks of the module notes."""
+    from powerfit.steps import latency
     from powerfit.steps.latency import operator_latency, operator_latency_sources
 
+    monkeypatch.setitem(latency._BUNDLED, "bf16", None)
     c = from_hf_config(tiny_gpt2)
     g = training_step_graph(c, 4, 32, precision="bf16")
     assert set(g.precision) == {"bf16"}
@@ -88,3 +93,62 @@ def test_tf32_memory_bound_rows_are_the_fp32_ones_exactly(fp32_laws, tiny_gpt2):
         lat_g = operator_latency(g_tf, "NVIDIA A100 80GB PCIe", fp32_laws)
     assert np.array_equal(lat_g[~mm], lat32[~mm])
     assert (lat_g[mm] < lat32[mm]).all()  # 8x the peak, same launch cost
+
+
+def test_bf16_rows_are_timed_by_the_bundled_half_precision_laws(fp32_laws, tiny_gpt2):
+    from powerfit.kernels.model import load_operator_model
+    from powerfit.steps.latency import operator_latency_sources
+
+    c = from_hf_config(tiny_gpt2)
+    g = training_step_graph(c, 64, 32, precision="bf16")
+    lat, source, notes = operator_latency_sources(g, H100, fp32_laws)
+    mm = g.op.isin(["linear", "bmm"]).to_numpy()
+    assert set(source[mm]) == {"laws"}  # Vidur's FP16 laws (bmm by the linear law)
+    half = load_operator_model("bf16")
+    assert half.law(H100, "linear")[1] == "fit" and half.law(H100, "bmm")[1] == "fit"
+    # below the tensor-core roof, above it never
+    assert (lat[mm] >= roofline_latency(g[mm], H100) * (1 - 1e-9)).all()
+    # memory-bound operators without an FP16 law (softmax...) keep the FP32 bandwidth laws
+    covered = g.op.map(half.covers).to_numpy(bool)
+    assert set(source[~covered]) == {"fp32 bandwidth laws"}
+    assert any("some rows without bf16 operator laws" in n for n in notes)
+
+
+def test_bf16_on_a_gpu_without_a_bf16_peak_falls_back_with_a_note(fp32_laws, tiny_gpt2):
+    from powerfit.steps.latency import operator_latency_sources
+
+    c = from_hf_config(tiny_gpt2)
+    g = training_step_graph(c, 2, 32, precision="bf16")
+    lat, source, notes = operator_latency_sources(g, "Tesla V100-PCIE-32GB", fp32_laws)
+    assert np.isfinite(lat).all() and (lat > 0).all()
+    assert "roofline" in set(source)
+    assert any("has no bf16 peak" in n for n in notes)
+
+
+def test_fused_attention_rows_are_timed_by_the_fused_laws():
+    import pandas as pd
+
+    from powerfit.kernels.attention import fused_attention_row
+    from powerfit.steps.latency import operator_latency_sources, utilisation
+
+    rows = [
+        {"name": f"attn.{b}", "phase": "backward" if b else "forward", "count": 24, "params": 0}
+        | fused_attention_row(4, 32, 8, 4096, 4096, 128, True, b, "bf16")
+        for b in (False, True)
+    ]
+    g = pd.DataFrame(rows)
+    lat, source, notes = operator_latency_sources(g, H100)
+    assert set(source) == {"fused attention laws"} and not notes
+    tflops = g.flop.to_numpy() / lat / 1e12
+    assert 150 < tflops[0] < 989.5 and 100 < tflops[1] < tflops[0]  # backward less efficient
+    assert 0 < utilisation(g, lat, H100) < 1
+    # FP32 tensors: SDPA's memory-efficient kernel, flagged as an assumption
+    g32 = pd.DataFrame(
+        [
+            {"name": "a", "phase": "forward", "count": 1, "params": 0}
+            | fused_attention_row(4, 32, 8, 4096, 4096, 128, True, False, "fp32")
+        ]
+    )
+    lat32, source32, notes32 = operator_latency_sources(g32, H100)
+    assert set(source32) == {"fused attention assumed"} and "memory-efficient" in notes32[0]
+    assert lat32[0] > 5 * lat[0]  # CUDA-core FP32 peak (67) against 989.5

@@ -22,7 +22,7 @@ from powerfit.store.readers.read import detect_format, read_measurements
 
 A100 = "NVIDIA A100 80GB PCIe"
 RTX = "NVIDIA GeForce RTX 2080 Ti"
-RTX4090 = "NVIDIA GeForce RTX 4090"
+RTX3090 = "NVIDIA GeForce RTX 3090"  # not in the catalogue
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -177,7 +177,7 @@ def test_neusight_unknown_operator_and_gpu(tmp_path):
     ):
         read_measurements(bad_op)
     bad_gpu = tmp_path / "gpu.csv"
-    bad_gpu.write_text(header + "relu,0.1,NVIDIA GeForce RTX 4090,k,8,1024\n")
+    bad_gpu.write_text(header + "relu,0.1,NVIDIA GeForce RTX 3090,k,8,1024\n")
     with pytest.raises(DataError, match=r"column 'Device': unknown GPU .*powerfit gpus add"):
         read_measurements(bad_gpu)
 
@@ -199,24 +199,24 @@ def test_added_gpu_makes_its_files_ingest(any_store, tmp_path):
     path = tmp_path / "ops.csv"
     path.write_text(
         "gpu,arch,operation,batch_size,seq_len,d_model,flops,duration_s\n"
-        f"{RTX4090},transformer,qkv_projections,8,128,512,1e10,1e-3\n"
+        f"{RTX3090},transformer,qkv_projections,8,128,512,1e10,1e-3\n"
     )
-    with pytest.raises(DataError, match=r"unknown GPU 'NVIDIA GeForce RTX 4090'.*gpus add"):
+    with pytest.raises(DataError, match=r"unknown GPU 'NVIDIA GeForce RTX 3090'.*gpus add"):
         any_store.ingest(path)
     any_store.add_gpu(
-        RTX4090, {"fp32": 82.6e12, "fp16": 165.2e12}, memory_bandwidth=1.008e12,
-        power_limit_w=450.0, sm_count=128,
+        RTX3090, {"fp32": 35.6e12, "fp16": 71e12}, memory_bandwidth=0.936e12,
+        power_limit_w=350.0, sm_count=82,
     )  # fmt: skip
     result = any_store.ingest(path)
     assert result.rows == 1
-    ops = any_store.operation_measurements(RTX4090)
+    ops = any_store.operation_measurements(RTX3090)
     assert ops.loc[0, "precision"] == "fp32"
-    assert ops.loc[0, "efficiency"] == pytest.approx(1e10 / 1e-3 / 82.6e12)
+    assert ops.loc[0, "efficiency"] == pytest.approx(1e10 / 1e-3 / 35.6e12)
     listed = {g["name"]: g for g in any_store.gpus()}
-    assert listed[RTX4090]["origin"] == "user" and listed[RTX4090]["operation_rows"] == 1
-    assert listed[RTX4090]["memory_bandwidth"] == 1.008e12
+    assert listed[RTX3090]["origin"] == "user" and listed[RTX3090]["operation_rows"] == 1
+    assert listed[RTX3090]["memory_bandwidth"] == 0.936e12
     with pytest.raises(ValueError, match="already in the store"):
-        any_store.add_gpu(RTX4090, {"fp32": 1e12})
+        any_store.add_gpu(RTX3090, {"fp32": 1e12})
     with pytest.raises(ValueError, match="in powerfit's catalogue"):
         any_store.add_gpu("a100", {"fp32": 1e12})
 

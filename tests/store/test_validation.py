@@ -142,7 +142,7 @@ CASES: dict[str, Case] = {
     ),
     "zero energy": (
         lambda d: (_csv(d / "f.csv", RUNS, energy_j=0), {}),
-        1, "energy_j", "must be > 0",
+        1, "energy_j", r"must be (> 0|>= 1e-09 J)",
     ),
     "power above 10 kW": (
         lambda d: (_csv(d / "f.csv", RUNS, energy_j=1e6), {}),

@@ -7,6 +7,7 @@ or overrides; the GPU and their count are parsed from ``gpu_model`` (see
 
 from __future__ import annotations
 
+import math
 import re
 
 from powerfit.formats import (
@@ -24,10 +25,11 @@ def _gpu_from_codecarbon(value: object) -> object:
     return name if count is not None else None
 
 
-def _split_gpu_count(value: object) -> tuple[int | None, object]:
-    """'4 x NVIDIA A100-SXM4-40GB' -> (4, 'NVIDIA A100-SXM4-40GB'); (None, value) else.
+def _split_gpu_count(value: object) -> tuple[float | None, object]:
+    """'4 x NVIDIA A100-SXM4-40GB' -> (4.0, 'NVIDIA A100-SXM4-40GB'); (None, value) else.
 
-    A list of several models ('1 x A, 1 x B') is ambiguous: (None, None).
+    A list of several models ('1 x A, 1 x B') is ambiguous: (None, None). A count
+    too large for a float is ``inf`` (refused with the other counts).
     """
     if not isinstance(value, str):
         return None, None
@@ -36,7 +38,8 @@ def _split_gpu_count(value: object) -> tuple[int | None, object]:
         return None, value
     if re.search(r"\d+\s*x\s", match.group(2)):
         return None, None
-    return int(match.group(1)), match.group(2)
+    digits = match.group(1).lstrip("0") or "0"
+    return (float(digits) if len(digits) < 300 else math.inf), match.group(2)
 
 
 def _codecarbon(ctx: _Ctx) -> Converted:

@@ -1,7 +1,8 @@
 """Read a measurement file: detect its format, convert its rows, validate them all.
 
-:func:`read_measurements` is the one entry point: it loads CSV or Parquet (gzip
-allowed, within :data:`MAX_DECOMPRESSED_BYTES`), detects the format from the columns
+:func:`read_measurements` is the one entry point: it streams CSV or Parquet (gzip
+allowed, every member, within :func:`powerfit.files.max_input_bytes`), detects the
+format from the columns
 (:func:`detect_format`, :data:`FORMATS`), applies overrides, converts the rows with the
 format's reader and validates every value, name and derived quantity before returning
 :class:`~powerfit.store.readers.rows.Measurements`; :func:`import_identity` is the
@@ -11,19 +12,18 @@ identity the store ingests a file under (see :mod:`powerfit.store.readers`).
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import os
-import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 import pandas as pd
 
 from powerfit.exceptions import DataError
+from powerfit.files import MAX_INPUT_BYTES, decompressed
 from powerfit.formats import (
     OPERATION_COLUMNS,
     OPERATION_REQUIRED,
@@ -65,9 +65,8 @@ from powerfit.store.validation import (
     check_header,
     check_numbers,
     check_text,
-    csv_header,
-    decode_text,
     peak_precision,
+    scan_csv,
     suggest,
 )
 
@@ -185,58 +184,99 @@ def detect_format(columns: object) -> str | None:
     return None
 
 
-#: Largest decompressed size of a gzip file [bytes].
-MAX_DECOMPRESSED_BYTES = 4 * 2**30
+#: Largest decompressed size of a gzip file [bytes] (now :func:`powerfit.files.max_input_bytes`).
+MAX_DECOMPRESSED_BYTES = MAX_INPUT_BYTES
 
 
-def _gunzip(source: str, data: bytes) -> bytes:
-    """The content of a gzip-compressed file (refusing decompression bombs)."""
-    inflate = zlib.decompressobj(wbits=31)
-    try:
-        out = inflate.decompress(data, MAX_DECOMPRESSED_BYTES + 1)
-    except zlib.error as exc:
-        raise ValidationError(f"unreadable gzip file: {exc}", source=source) from None
-    if len(out) <= MAX_DECOMPRESSED_BYTES and not inflate.eof:
-        raise ValidationError("unreadable gzip file: truncated", source=source)
-    if len(out) > MAX_DECOMPRESSED_BYTES:
-        raise ValidationError(
-            f"gzip content larger than {MAX_DECOMPRESSED_BYTES / 2**30:g} GiB", source=source
-        )
-    return out
-
-
-def _load(source: str, data: bytes) -> tuple[pd.DataFrame, list[str], str | None]:
-    """Parse CSV or Parquet bytes (gzip-compressed or not).
+def _load(source: str) -> tuple[pd.DataFrame, list[str], Sequence[int] | None, str]:
+    """Parse a CSV or Parquet file (gzip-compressed or not), streamed from disk.
 
     Returns
     -------
-    (pandas.DataFrame, list of str, str or None)
+    (pandas.DataFrame, list of str, sequence of int or None, str)
         The raw frame, the header as written (before pandas renames duplicates),
-        and the CSV text (None for Parquet).
+        the line where each record starts (header first; None for Parquet), and the
+        SHA-256 of the file as stored.
     """
-    if data[:2] == b"\x1f\x8b":
-        data = _gunzip(source, data)
-    if not data.strip():
-        raise ValidationError("empty file", source=source)
-    if data[:4] == b"PAR1":
-        try:
-            import pyarrow.parquet as pq
-
-            names = list(pq.read_schema(io.BytesIO(data)).names)
-            names = [n for n in names if not n.startswith("__index_level_")]
-            if len(set(names)) < len(names):  # pyarrow cannot convert it
-                return pd.DataFrame(columns=names), names, None
-            return pd.read_parquet(io.BytesIO(data)), names, None
-        except Exception as exc:
-            message = " ".join(str(exc).splitlines())
-            raise ValidationError(f"unreadable Parquet file: {message}", source=source) from exc
-    text = decode_text(data, source)
     try:
-        frame = pd.read_csv(io.StringIO(text), skipinitialspace=True)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+        return _parse(source)
+    except ValidationError:
+        raise
+    except DataError as exc:  # from powerfit.files: not a file, too large, bad gzip
+        raise ValidationError(exc.message, source=source) from None
+
+
+def _parse(source: str) -> tuple[pd.DataFrame, list[str], Sequence[int] | None, str]:
+    with decompressed(source) as (handle, sha256):
+        head = handle.read(8192)
+        handle.seek(0)
+        if not head.strip():
+            if not handle.read(_BLANK_SCAN).strip() and not handle.read(1):
+                raise ValidationError("empty file", source=source)
+            handle.seek(0)
+        if head[:4] == b"PAR1":
+            return (*_parquet(source, handle), None, sha256)
+        header, lines = scan_csv(handle, source)
+        handle.seek(0)
+        try:
+            frame = pd.read_csv(
+                handle, skipinitialspace=True, encoding="utf-8-sig", index_col=False
+            )
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
+            message = " ".join(str(exc).splitlines())
+            raise ValidationError(f"not a readable CSV file: {message}", source=source) from exc
+    if len(frame) != len(lines) - 1:  # rows pandas reads otherwise: no line numbers
+        return frame, header, None, sha256
+    return frame, header, lines, sha256
+
+
+#: Bytes of a blank-looking start read to tell an empty file [B].
+_BLANK_SCAN = 1 << 20
+
+
+def _parquet(source: str, handle: IO[bytes]) -> tuple[pd.DataFrame, list[str]]:
+    """A Parquet file's frame and column names; binary text columns decoded as UTF-8."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        names = list(pq.read_schema(handle).names)
+        names = [n for n in names if not n.startswith("__index_level_")]
+        if len(set(names)) < len(names):  # pyarrow cannot convert it
+            return pd.DataFrame(columns=names), names
+        handle.seek(0)
+        table = pq.read_table(handle)
+    except Exception as exc:
         message = " ".join(str(exc).splitlines())
-        raise ValidationError(f"not a readable CSV file: {message}", source=source) from exc
-    return frame, csv_header(text), text
+        raise ValidationError(f"unreadable Parquet file: {message}", source=source) from exc
+    for index, field in enumerate(table.schema):
+        if pa.types.is_binary(field.type) or pa.types.is_large_binary(field.type):
+            table = table.set_column(index, field.name, _utf8(source, field.name, table[index]))
+    try:
+        return table.to_pandas(), names
+    except Exception as exc:
+        message = " ".join(str(exc).splitlines())
+        raise ValidationError(f"unreadable Parquet file: {message}", source=source) from exc
+
+
+def _utf8(source: str, column: str, values: Any) -> Any:
+    """A binary Parquet column as UTF-8 text; the first row that is not UTF-8 refused."""
+    import pyarrow as pa
+
+    for row, value in enumerate(values.to_pylist(), start=1):
+        if value is None:
+            continue
+        try:
+            value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValidationError(
+                f"binary value {value[:16]!r} is not UTF-8 text (byte "
+                f"0x{value[exc.start : exc.start + 1].hex()})",
+                source=source,
+                row=row,
+                column=column,
+            ) from None
+    return values.cast(pa.string())
 
 
 def _normal_value(value: object) -> str:
@@ -278,21 +318,6 @@ def import_identity(sha256: str, format: str, overrides: Mapping[str, object] | 
     values = {str(k): _normal_value(v) for k, v in (overrides or {}).items()}
     key = json.dumps({"sha256": sha256, "format": format, "set": values}, sort_keys=True)
     return hashlib.sha256(key.encode()).hexdigest()
-
-
-def _read_bytes(source: str) -> bytes:
-    path = Path(source)
-    if path.is_dir():
-        raise ValidationError(
-            f"is a directory, not a file; give the files (e.g. {os.path.join(source, '*.csv')})",
-            source=source,
-        )
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise ValidationError(f"cannot read: {exc.strerror or exc}", source=source) from None
 
 
 def _format_hint(columns: list[str]) -> str:
@@ -354,9 +379,7 @@ def read_measurements(
         When ``path`` does not exist.
     """
     source = os.fspath(path)
-    data = _read_bytes(source)
-    sha256 = hashlib.sha256(data).hexdigest()
-    raw, header, text = _load(source, data)
+    raw, header, lines, sha256 = _load(source)
     check_duplicates(header, source)
     raw.columns = [str(c).strip() for c in raw.columns]
     if format is None:
@@ -385,7 +408,7 @@ def read_measurements(
         raw = raw.drop(columns=list(ignored))
     if len(raw) == 0:
         raise ValidationError("no data rows (only a header)", source=source)
-    ctx = _Ctx(source, raw, text, gpus)
+    ctx = _Ctx(source, raw, lines, gpus)
     normalised = _apply_overrides(ctx, format, overrides) if overrides else {}
     columns, origin = spec.convert(ctx)
     rows = _finish(ctx, spec, columns, origin)
@@ -504,7 +527,11 @@ def _finish(
 
 
 def _check_derived(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
-    """Physical bounds across columns: efficiency <= 1.1, mean power <= 10 kW."""
+    """Physical bounds across columns: efficiency <= 1.1, mean power <= 10 kW a GPU.
+
+    Runs also: mean power >= 1 W a GPU, GPU energy <= the total, and the GPU's mean
+    power <= twice its TDP (a unit slip: CodeCarbon's kWh read as MWh, s as ms).
+    """
     duration = out["duration_s"].to_numpy(dtype=float, na_value=np.nan)
     where_duration = origin.get("duration_s", "duration_s")
     if "flops" in out.columns:
@@ -536,6 +563,8 @@ def _check_derived(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None
         )
         with np.errstate(invalid="ignore", divide="ignore"):
             power = energy / duration
+        if "n_layers" in out.columns:
+            _check_run_power(ctx, out, origin, energy, duration, count)
         limit = DERIVED_BOUNDS["power_w"] * count
         high = power > limit
         if high.any():
@@ -548,6 +577,57 @@ def _check_derived(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None
                 position=pos,
                 column=origin.get("energy_j", "energy_j"),
             )
+
+
+def _check_run_power(
+    ctx: _Ctx,
+    out: pd.DataFrame,
+    origin: dict[str, str],
+    energy: np.ndarray,
+    duration: np.ndarray,
+    count: np.ndarray,
+) -> None:
+    """A run's mean power per GPU >= 1 W; GPU energy <= total and <= 2 x TDP."""
+    where_energy = origin.get("energy_j", "energy_j")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        power = energy / duration / count
+    low = power < DERIVED_BOUNDS["min_run_power_w"]
+    if low.any():
+        pos = int(np.argmax(low))
+        raise ctx.fail(
+            f"mean power {power[pos]:.3g} W < {DERIVED_BOUNDS['min_run_power_w']:g} W per GPU: "
+            f"{where_energy} {energy[pos]:.6g} J in {duration[pos]:.6g} s; check the units "
+            "(J and s; CodeCarbon writes kWh and s)",
+            position=pos,
+            column=where_energy,
+        )
+    if "gpu_energy_j" not in out.columns:
+        return
+    gpu_energy = out["gpu_energy_j"].to_numpy(dtype=float, na_value=np.nan)
+    where_gpu = origin.get("gpu_energy_j", "gpu_energy_j")
+    above = gpu_energy > energy * (1 + 1e-6)
+    if above.any():
+        pos = int(np.argmax(above))
+        raise ctx.fail(
+            f"GPU energy {gpu_energy[pos]:.6g} J is more than the total {where_energy} "
+            f"{energy[pos]:.6g} J",
+            position=pos,
+            column=where_gpu,
+        )
+    tdp = out["gpu"].map({n: r[0].power_limit_w for n, r in ctx.resolved.items()})
+    tdp = pd.to_numeric(tdp, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gpu_power = gpu_energy / duration / count
+    high = gpu_power > DERIVED_BOUNDS["tdp_ratio"] * tdp
+    if high.any():
+        pos = int(np.argmax(high))
+        raise ctx.fail(
+            f"GPU mean power {gpu_power[pos]:.4g} W is more than twice the TDP "
+            f"{tdp[pos]:g} W of {out['gpu'].iloc[pos]}: {gpu_energy[pos]:.6g} J in "
+            f"{duration[pos]:.6g} s on {count[pos]:g} GPUs; check the units (J, s)",
+            position=pos,
+            column=where_gpu,
+        )
 
 
 def _split_gpu_column(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
@@ -571,6 +651,7 @@ def _split_gpu_column(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> N
             )
         out["gpu"] = names.map(lambda v: split[v][1] if v in split else v)
         out["gpu_count"] = given.where(given.notna(), counts)
+        check_numbers("gpu_count", out["gpu_count"], ctx.fail, origin.get("gpu", "gpu"))
     out["gpu_count"] = out["gpu_count"].astype(float).fillna(1.0)
 
 

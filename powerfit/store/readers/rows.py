@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -26,7 +26,6 @@ from powerfit.formats import (
 from powerfit.hardware.gpus import GPU, get_gpu
 from powerfit.store.validation import (
     ValidationError,
-    record_lines,
     refuse_dates,
 )
 
@@ -141,13 +140,13 @@ class _Ctx:
         self,
         source: str,
         raw: pd.DataFrame,
-        text: str | None = None,
+        lines: Sequence[int] | None = None,
         gpus: Mapping[str, tuple[GPU, str]] | None = None,
     ) -> None:
         self.source = source
         self.raw = raw
-        self.csv_text = text  # to tell the line of a data row
-        self._lines: list[int] | None = None
+        #: Line where each record starts, the header first (CSV only).
+        self.lines = lines
         #: Store GPUs beyond the catalogue: key -> (spec, origin).
         self.store_gpus = {_gpu_key(s.name): (s, o) for s, o in (gpus or {}).values()}
         #: GPUs described by the file (DEVICE_SPEC_COLUMNS): key -> spec.
@@ -183,11 +182,9 @@ class _Ctx:
 
     def line(self, row: int) -> int | None:
         """Line of the file where 1-based data row ``row`` starts (CSV only)."""
-        if self.csv_text is None:
+        if self.lines is None:
             return None
-        if self._lines is None:
-            self._lines = record_lines(self.csv_text)
-        return self._lines[row] if row < len(self._lines) else None
+        return int(self.lines[row]) if row < len(self.lines) else None
 
     def fail(
         self, message: str, *, position: int | None = None, column: str | None = None
@@ -253,6 +250,7 @@ def _checked_number(
     if negative.any():
         pos = int(np.argmax(negative))
         raise ctx.fail(f"negative value {arr[pos]:g}", position=pos, column=column)
+
     if positive and zero.any():
         pos = int(np.argmax(zero))
         raise ctx.fail("must be > 0, got 0", position=pos, column=column)

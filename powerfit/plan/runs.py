@@ -1,0 +1,271 @@
+"""A training run over many GPUs: one optimizer step's time, energy and memory, and the whole run.
+
+:func:`estimate_parallel_training` is what ``powerfit estimate --hf-config F --gpus N``
+prints with ``--json``: the split (:func:`powerfit.steps.parallel.make_split`), the
+busiest GPU's step time with its parts (:func:`powerfit.steps.parallel.parallel_step_time`),
+its memory (:func:`powerfit.steps.parallel_memory.per_gpu_memory`), and the energy of
+**all** GPUs: ``N · P(u) · t`` with P the GPU's bounded power law
+(:func:`powerfit.training.gpu_power_model`) at the step's utilisation
+``u`` = the GPU's FLOP at the peak of each operator's precision / t, as
+:func:`powerfit.steps.latency.utilisation` (communication waits and the pipeline bubble lower
+it), plus an optional host power per node (default 0 W, said in the output).
+
+A run of ``steps`` or ``tokens`` gives ``gpu_hours = N · steps · t / 3600``,
+``run_energy_kwh``, ``co2_kg`` (at ``grid_intensity``; default
+:data:`DEFAULT_GRID_INTENSITY`, said in the output), ``mfu`` (the whole model's forward
+and backward FLOP, without recomputation, over N · peak · t) and ``tokens_per_s``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from powerfit.architectures.model import PRECISIONS, ModelConfig
+
+__all__ = ["DEFAULT_GRID_INTENSITY", "estimate_parallel_training", "resolve_model"]
+
+#: World-average grid carbon intensity [gCO2/kWh] used when none is given (IEA, 2022:
+#: about 460-480); the output says when it is used.
+DEFAULT_GRID_INTENSITY = 475.0
+
+
+def resolve_model(config: Any) -> ModelConfig:
+    """A :class:`ModelConfig` from a ``config.json`` path, its dict or a ModelConfig."""
+    from powerfit.architectures.hf import from_hf_config
+
+    return config if isinstance(config, ModelConfig) else from_hf_config(config)
+
+
+def operator_setup(gpu: str, precision: str, specs_only: bool) -> tuple[Any, Any]:
+    """(operator model, calibration) as :func:`powerfit.training.estimate_training` uses them."""
+    from powerfit.steps.latency import bundled_operator_model
+    from powerfit.steps.measured import calibrate_on_measured_steps
+
+    operator_model = bundled_operator_model("fp32")
+    calibration = None
+    if operator_model is not None and not specs_only and precision == "fp32":
+        calibration = calibrate_on_measured_steps(gpu, operator_model)
+    return operator_model, calibration
+
+
+def energy_and_run(
+    step: Any,
+    gpu: str,
+    precision: str,
+    seq_len: int,
+    *,
+    node_power_w: float = 0.0,
+    steps: int | None = None,
+    tokens: float | None = None,
+    grid_intensity: float | None = None,
+    pue: float = 1.0,
+) -> dict[str, Any]:
+    """Energy of one step of all GPUs and, with a run, the run (see the module notes)."""
+    from powerfit.hardware.gpus import peak_flops
+    from powerfit.training import gpu_power_model, run_energy
+
+    split = step.split
+    t = step.step_time_s
+    peak = peak_flops(gpu, PRECISIONS[precision][0])
+    u = min(1.0, step.busy_s / t) if t > 0 else 0.0
+    law = gpu_power_model(gpu)
+    p_gpu = float(law.power(u))
+    p_lo, p_hi = (float(v) for v in law.interval(u))
+    if node_power_w < 0:
+        raise ValueError(f"--node-power-w must be ≥ 0, got {node_power_w:g}")
+    host_w = split.n_nodes * node_power_w
+    energy = t * (split.n_gpus * p_gpu + host_w)
+    out: dict[str, Any] = {
+        "power_per_gpu_w": p_gpu,
+        "power_per_gpu_interval_w": [p_lo, p_hi],
+        "utilisation": u,
+        "node_power_w": float(node_power_w),
+        "host_power_note": (
+            f"host power {node_power_w:g} W per node × {split.n_nodes} nodes included"
+            if node_power_w
+            else "host power not included (--node-power-w, default 0 W per node): GPUs only"
+        ),
+        "energy_j": energy,
+        "energy_interval_j": [
+            t * (split.n_gpus * p_lo + host_w),
+            t * (split.n_gpus * p_hi + host_w),
+        ],
+        "mfu": step.model_flop / (split.n_gpus * peak * t) if t > 0 else 0.0,
+        "tokens_per_s": split.batch_size * seq_len / t if t > 0 else 0.0,
+        "power_model_fitted": bool(getattr(law, "fitted", False)),
+    }
+    if steps is None and tokens is None:
+        return out
+    intensity = DEFAULT_GRID_INTENSITY if grid_intensity is None else float(grid_intensity)
+    run = run_energy(
+        energy,
+        steps=steps,
+        tokens=None if tokens is None else math.ceil(tokens),
+        tokens_per_step=split.batch_size * seq_len,
+        grid_intensity=intensity,
+        pue=pue,
+    )
+    out.update(run)
+    out["gpu_hours"] = split.n_gpus * run["steps"] * t / 3600.0
+    out["run_time_h"] = run["steps"] * t / 3600.0
+    out["grid_intensity_g_per_kwh"] = intensity
+    if grid_intensity is None:
+        out["grid_intensity_note"] = (
+            f"grid intensity not given: world average {DEFAULT_GRID_INTENSITY:g} gCO2/kWh"
+        )
+    return out
+
+
+def estimate_parallel_training(
+    config: Any,
+    gpu: str,
+    n_gpus: int,
+    batch_size: int,
+    seq_len: int,
+    *,
+    tp: int = 1,
+    pp: int = 1,
+    micro_batch: int | None = None,
+    sharding: str = "none",
+    gpus_per_node: int = 8,
+    interconnect: str | float | None = None,
+    node_power_w: float = 0.0,
+    precision: str = "fp32",
+    optimizer: str = "adamw",
+    checkpointing: bool = False,
+    specs_only: bool = False,
+    steps: int | None = None,
+    tokens: float | None = None,
+    grid_intensity: float | None = None,
+    pue: float = 1.0,
+) -> dict[str, Any]:
+    """One optimizer step of a model split over N GPUs, and optionally a whole run.
+
+    Parameters
+    ----------
+    config : str, path-like, dict or ModelConfig
+        The model's ``config.json`` (no download) or a ModelConfig.
+    gpu : str
+        GPU name or alias.
+    n_gpus : int
+        GPUs [-].
+    batch_size : int
+        Global batch of one optimizer step [sequences].
+    seq_len : int
+        Tokens per sequence [-].
+    tp, pp : int
+        Tensor- and pipeline-parallel degrees [-] (dp = N / (T·P)).
+    micro_batch : int, optional
+        Sequences per micro-batch (default: see :func:`powerfit.steps.parallel.make_split`).
+    sharding : {'none', 'optimizer', 'gradients', 'full'}
+        ZeRO stage (``full`` = ZeRO-3 = FSDP FULL_SHARD).
+    gpus_per_node : int
+        GPUs per node [-].
+    interconnect : str or float, optional
+        Between nodes (:func:`powerfit.kernels.collectives.parse_interconnect`).
+    node_power_w : float
+        Host power per node [W] (CPUs, memory, network), default 0.
+    precision, optimizer, checkpointing, specs_only, steps, tokens, grid_intensity, pue
+        As :func:`powerfit.training.estimate_training`.
+
+    Returns
+    -------
+    dict
+        JSON: ``split``, ``step_time_s`` [s], ``parts`` (the step's parts [s]),
+        ``energy_j`` [J], ``power_per_gpu_w`` [W], ``utilisation``, ``mfu``,
+        ``tokens_per_s``, ``memory`` (per GPU, ``fits_in_memory``), ``warnings``; with
+        a run ``steps``, ``gpu_hours``, ``run_energy_kwh``, ``co2_kg``.
+    """
+    from powerfit.hardware.gpus import get_gpu
+    from powerfit.kernels.collectives import Network
+    from powerfit.steps.parallel import make_split, parallel_step_time
+    from powerfit.steps.parallel_memory import per_gpu_memory
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if steps is not None and tokens is not None:
+        raise ValueError("give steps or tokens, not both")
+    spec = get_gpu(gpu)
+    model = resolve_model(config)
+    split = make_split(
+        model,
+        n_gpus,
+        batch_size,
+        tp=tp,
+        pp=pp,
+        micro_batch=micro_batch,
+        sharding=sharding,
+        gpus_per_node=gpus_per_node,
+    )
+    net = Network(spec.name, split.gpus_per_node, interconnect)
+    operator_model, calibration = operator_setup(spec.name, precision, specs_only)
+    step = parallel_step_time(
+        model,
+        spec.name,
+        split,
+        int(seq_len),
+        precision=precision,
+        optimizer=optimizer,
+        checkpointing=checkpointing,
+        network=net,
+        operator_model=operator_model,
+        specs_only=specs_only,
+        calibration=calibration,
+    )
+    memory = per_gpu_memory(
+        model,
+        precision,
+        split.micro_batch,
+        int(seq_len),
+        tp=split.tp,
+        pp=split.pp,
+        dp=split.dp,
+        micro_batches=split.micro_batches,
+        sharding=split.sharding,
+        checkpointing=checkpointing,
+        optimizer=optimizer,
+        capacity_bytes=spec.memory_bytes,
+    )
+    result: dict[str, Any] = {
+        "model": {
+            "family": model.family,
+            "n_parameters": model.n_parameters,
+            "config": os.fspath(config) if isinstance(config, (str, os.PathLike)) else None,
+        },
+        "gpu": spec.name,
+        "seq_len": int(seq_len),
+        "precision": precision,
+        "optimizer": optimizer,
+        "checkpointing": bool(checkpointing),
+        "split": split.to_dict(),
+        "interconnect": net.interconnect,
+        "topology": net.topology,
+        "step_time_s": step.step_time_s,
+        "parts": step.breakdown(),
+        "memory": memory.to_dict(),
+        "fits_in_memory": memory.fits_in_memory,
+        "calibration_used": bool(calibration is not None and calibration.used),
+    }
+    result.update(
+        energy_and_run(
+            step,
+            spec.name,
+            precision,
+            int(seq_len),
+            node_power_w=node_power_w,
+            steps=steps,
+            tokens=tokens,
+            grid_intensity=grid_intensity,
+            pue=pue,
+        )
+    )
+    notes = list(step.notes)
+    if not memory.fits_in_memory:
+        notes.append(
+            f"does not fit: {memory.total_bytes / 1024**3:.1f} GiB per GPU needed, "
+            f"{spec.memory_bytes / 1024**3:.0f} GiB on {spec.name}"
+        )
+    result["warnings"] = list(dict.fromkeys(notes))
+    return result

@@ -1,0 +1,44 @@
+"""The planner and a run over many GPUs, end to end (real laws, real graphs)."""
+
+from __future__ import annotations
+
+import pytest
+
+from powerfit.plan.planner import pareto_front, parse_gpus_available, plan_training
+
+GPT2 = {
+    "model_type": "gpt2",
+    "n_layer": 4,
+    "n_embd": 256,
+    "n_head": 8,
+    "vocab_size": 1000,
+    "n_positions": 512,
+}
+
+
+def test_parse_gpus_available():
+    assert parse_gpus_available("h100:16,a100-sxm4-80gb:32") == {
+        "NVIDIA H100 80GB HBM3": 16,
+        "NVIDIA A100-SXM4-80GB": 32,
+    }
+    with pytest.raises(ValueError, match=r"unknown GPU 'tpu'.*powerfit gpus"):
+        parse_gpus_available("tpu:4")
+    with pytest.raises(ValueError, match="KIND:COUNT"):
+        parse_gpus_available("h100")
+
+
+def test_pareto_front():
+    assert pareto_front([(1, 5), (2, 3), (3, 4), (4, 1)]) == [True, True, False, True]
+
+
+def test_plan_ranks_options_that_fit():
+    out = plan_training(GPT2, 1e9, 256, {"h100": 4, "a100-sxm4-40gb": 2}, batch_size=16)
+    opts = out["options"]
+    assert opts and all(o["fits_in_memory"] for o in opts)
+    energies = [o["run_energy_kwh"] for o in opts]
+    assert energies == sorted(energies)
+    assert any(o["pareto"] for o in opts)
+    assert {o["gpu"] for o in opts} == {"NVIDIA H100 80GB HBM3", "NVIDIA A100-SXM4-40GB"}
+    by_time = plan_training(GPT2, 1e9, 256, {"h100": 4}, batch_size=16, objective="time")
+    times = [o["run_time_h"] for o in by_time["options"]]
+    assert times == sorted(times)

@@ -1,0 +1,47 @@
+"""A run over many GPUs: energy of all GPUs, the whole run, one GPU = the single-GPU estimate."""
+
+from __future__ import annotations
+
+import pytest
+
+from powerfit.plan.runs import estimate_parallel_training
+from powerfit.training import estimate_training
+
+GPT2 = {
+    "model_type": "gpt2",
+    "n_layer": 4,
+    "n_embd": 256,
+    "n_head": 8,
+    "vocab_size": 1000,
+    "n_positions": 512,
+}
+
+
+def test_run_energy_is_all_gpus_and_says_host_power():
+    r1 = estimate_parallel_training(GPT2, "h100", 1, 8, 256, tokens=1e8)
+    r4 = estimate_parallel_training(GPT2, "h100", 4, 8, 256, tokens=1e8, node_power_w=1000)
+    for r in (r1, r4):
+        assert r["energy_j"] == pytest.approx(
+            r["step_time_s"] * (r["split"]["n_gpus"] * r["power_per_gpu_w"] + r["node_power_w"])
+        )
+        assert r["gpu_hours"] == pytest.approx(
+            r["split"]["n_gpus"] * r["steps"] * r["step_time_s"] / 3600
+        )
+        assert 0 < r["mfu"] < 1 and r["co2_kg"] > 0 and r["tokens_per_s"] > 0
+    assert "not included" in r1["host_power_note"] and "included" in r4["host_power_note"]
+
+
+@pytest.mark.parametrize(("gpu", "precision"), [("a100", "fp32"), ("h100", "amp-bf16")])
+def test_one_gpu_is_the_single_gpu_estimate(gpu, precision):
+    one = estimate_training(GPT2, gpu, 4, 256, precision=precision)
+    split = estimate_parallel_training(GPT2, gpu, 1, 4, 256, precision=precision)
+    assert split["step_time_s"] == pytest.approx(one["step_time_s"], rel=1e-9)
+    assert split["energy_j"] == pytest.approx(one["energy_j"], rel=1e-9)
+    assert split["parts"]["dp_comm_s"] == split["parts"]["tp_comm_s"] == 0
+
+
+def test_impossible_run_and_bad_host_power():
+    with pytest.raises(ValueError, match="--pp 5 exceeds the model's 4 layers"):
+        estimate_parallel_training(GPT2, "h100", 5, 5, 256, pp=5)
+    with pytest.raises(ValueError, match="--node-power-w must be ≥ 0"):
+        estimate_parallel_training(GPT2, "h100", 2, 4, 256, node_power_w=-1)

@@ -1,0 +1,69 @@
+"""The split, its refusals, and the parts of a parallel step."""
+
+from __future__ import annotations
+
+import pytest
+
+from powerfit.architectures.hf import from_hf_config
+from powerfit.kernels.collectives import Network
+from powerfit.steps.parallel import _overlap, make_split, parallel_step_time
+
+GPT2 = {
+    "model_type": "gpt2",
+    "n_layer": 4,
+    "n_embd": 256,
+    "n_head": 8,
+    "vocab_size": 1000,
+    "n_positions": 512,
+}
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return from_hf_config(GPT2)
+
+
+def test_split_arithmetic(cfg):
+    s = make_split(cfg, 16, 64, tp=2, pp=2, micro_batch=4)
+    assert (s.dp, s.micro_batches) == (4, 4)
+    assert s.bubble_fraction == pytest.approx(1 / 5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (dict(n_gpus=12, batch_size=8, tp=8), "--gpus 12 is not a multiple of tp·pp = 8·1"),
+        (dict(n_gpus=3, batch_size=3, tp=3), "--tp 3 does not divide the 8 attention heads"),
+        (dict(n_gpus=8, batch_size=8, pp=8), "--pp 8 exceeds the model's 4 layers"),
+        (dict(n_gpus=4, batch_size=6), "--batch-size 6 does not divide into dp = 4"),
+        (dict(n_gpus=2, batch_size=8, micro_batch=3), "does not divide into micro-batches of 3"),
+    ],
+)
+def test_impossible_splits_are_refused(cfg, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make_split(cfg, **kwargs)
+
+
+def test_overlap_hides_what_fits_in_the_window():
+    assert _overlap([0.1] * 10, 10.0) == pytest.approx(0.1)  # only the last bucket
+    assert _overlap([2.0] * 10, 1.0) == pytest.approx(20.0 + 0.1 - 1.0)
+
+
+def test_parts_of_a_step(cfg):
+    net = Network("a100-sxm4-80gb", 8, "ib-hdr")
+    one = parallel_step_time(cfg, "a100-sxm4-80gb", make_split(cfg, 1, 8), 256, network=net)
+    dp = parallel_step_time(cfg, "a100-sxm4-80gb", make_split(cfg, 4, 32), 256, network=net)
+    tp = parallel_step_time(cfg, "a100-sxm4-80gb", make_split(cfg, 4, 8, tp=4), 256, network=net)
+    pp = parallel_step_time(
+        cfg, "a100-sxm4-80gb", make_split(cfg, 4, 8, pp=4, micro_batch=1), 256, network=net
+    )
+    assert one.dp_comm_s == 0 and one.tp_comm_s == 0 and one.bubble_s == 0
+    assert dp.dp_comm_s > 0 and 0 <= dp.dp_exposed_s <= dp.dp_comm_s
+    assert tp.tp_comm_s > 0 and tp.compute_s < one.compute_s
+    assert pp.bubble_s > 0 and pp.pp_p2p_s > 0
+    for step in (one, dp, tp, pp):
+        assert step.step_time_s >= step.pipeline_s > 0
+    zero3 = parallel_step_time(
+        cfg, "a100-sxm4-80gb", make_split(cfg, 4, 32, sharding="full"), 256, network=net
+    )
+    assert zero3.dp_comm_s > dp.dp_comm_s  # all-gathers twice and reduce-scatters
