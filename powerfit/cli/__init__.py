@@ -125,6 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:  # the reader left (| head): stop quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 1
         except Exception as exc:
             return _report(args, exc)
 
@@ -411,6 +415,54 @@ def stages(total: int, label: str, *, quiet: bool = False) -> Iterator[Callable[
     finally:
         if bar is not None:
             bar.close()
+
+
+@contextlib.contextmanager
+def working(label: str, *, quiet: bool = False, interval_s: float = 1.0) -> Iterator[None]:
+    """Show ``label… N s`` on stderr, updated every second, while a slow block runs.
+
+    For steps that announce no stages (loading and predicting with every registered
+    version, fitting operator laws): the user sees that the command is working and
+    for how long. Shown only when stderr is a terminal and ``quiet`` is false; the
+    line is erased when the block ends.
+
+    Parameters
+    ----------
+    label : str
+        What is being done.
+    quiet : bool, default False
+        Show nothing (pass ``args.json``).
+    interval_s : float, default 1.0
+        Seconds between updates [s].
+    """
+    try:
+        terminal = bool(sys.stderr is not None and sys.stderr.isatty())
+    except (AttributeError, ValueError, OSError):
+        terminal = False
+    if quiet or not terminal:
+        yield
+        return
+    import threading
+    import time
+
+    stream = sys.stderr
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def beat() -> None:
+        while not stop.wait(interval_s):
+            stream.write(f"\r{label}… {time.monotonic() - start:.0f} s")
+            stream.flush()
+
+    thread = threading.Thread(target=beat, name="powerfit-working", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        stream.write("\r\033[K")
+        stream.flush()
 
 
 def add_format_arguments(parser: argparse.ArgumentParser) -> None:
