@@ -119,7 +119,13 @@ def test_ingest_neusight_operator_files(db, data_home, tmp_path, capsys):
 
     folder = data_home / "neusight2025" / "ops"
     if not folder.is_dir():
-        pytest.skip("NeuSight data not found")
+        pytest.skip(
+            pytest.skip(
+                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight, see "
+                "powerfit/datasets/neusight2025.py): set POWERFIT_DATA_HOME to a folder "
+                "holding neusight2025/"
+            )
+        )
     paths = []
     for source in (
         folder / "test" / "softmax.csv.gz",
