@@ -154,7 +154,7 @@ def _user_env(home: Path) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("POWERFIT_", "MLFLOW_", "XDG_")) and k != "HOME"
     }
-    env |= {"HOME": str(home), "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true"}
+    env["HOME"] = str(home)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env
 

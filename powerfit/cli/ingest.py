@@ -33,8 +33,8 @@ a CPU a measured peak). Precision: fp32, tf32, fp16, bf16, amp-fp16 or amp-bf16
 (the `precision` column, or the GPU's default).
 
 examples:
-  powerfit ingest ../shared/data/mayaki2025/processed/*.csv
-  powerfit ingest ../shared/data/neusight2025/ops/test/*.csv.gz
+  powerfit ingest "$(powerfit env --published-data)"/*.csv*   # the paper's four files
+  powerfit ingest "$POWERFIT_DATA_HOME"/neusight2025/ops/test/*.csv.gz
   powerfit ingest emissions.csv --set arch=transformer --set model=bert \\
       --set n_layers=6 --set batch_size=64 --set seq_len=512 --set d_model=768 \\
       --set n_heads=12 --set steps=100
