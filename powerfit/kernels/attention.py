@@ -42,9 +42,10 @@ Leave-one-GPU-out residuals (:func:`leave_one_gpu_out`) give the interval of eac
 **Precision.** FP16 and BF16 (and the products of AMP) run FlashAttention-2 at the
 tensor-core peak. FP32 and TF32 tensors make SDPA run the memory-efficient kernel, not
 flash (FlashAttention needs half precision): those calls are timed at the FP32 peak
-with the ``mem-efficient`` laws (xFormers' cutlass kernel, fitted on its FP16 figures)
-as an **assumption** (no FP32 figure was published), flagged by the origin
-``assumed-fp32``.
+with the ``mem-efficient`` laws (xFormers' cutlass kernel, fitted on its FP16 figures;
+the per-score cost ``d0`` scaled by the FP32/FP16 peak ratio, the softmax costing the
+same cycles beside slower multiply-adds) as an **assumption** (no FP32 figure was
+published), flagged by the origin ``assumed-fp32``.
 """
 
 from __future__ import annotations
@@ -621,6 +622,11 @@ class FusedAttentionLaws:
             batch, heads, kv_heads, seq_q, seq_k, head_dim, causal, backward, width
         )
         law, origin = self.law(gpu, family, specs_only)
+        if tag == "assumed-fp32":
+            # d0 is the per-score cost (softmax) in head-dim MACs at the FP16 peak: the
+            # same cost in the FP32 kernel's (slower) MACs is smaller by the peak ratio
+            ratio = _peak(spec.name, "fp32") / _peak(spec.name, "fp16")
+            law = {**law, "d0": law["d0"] * ratio}
         sq = np.asarray(seq_q, float) * np.ones_like(flop)
         L = _pairs(sq, seq_k, causal) / sq
         D = np.asarray(head_dim, float) * np.ones_like(flop)
