@@ -269,10 +269,8 @@ def fused_attention_latency(
                 source,
                 ["no fused-attention laws bundled: fused attention by the roofline"],
             )
-    missing = [c for c in ATTENTION_COLUMNS if c not in rows]
-    if missing:
-        raise ValueError(f"fused-attention rows lack column(s) {missing}")
     backward = rows["op"].map(FUSED_ATTENTION_OPS).to_numpy(bool)
+    rows = _with_attention_columns(rows, backward)
     precisions = rows["precision"].astype(str).to_numpy()
     for precision in sorted(set(precisions)):
         m = precisions == precision
@@ -357,6 +355,26 @@ def attention_saved_bytes(
         scores = b * h * sq * sk
         return inputs + w * scores + (w + 1.0) * scores * float(bool(dropout))
     raise ValueError(f"attention kind must be eager, sdpa, flash or mem-efficient, got {kind!r}")
+
+
+def _with_attention_columns(rows: pd.DataFrame, backward: np.ndarray) -> pd.DataFrame:
+    """``rows`` with :data:`ATTENTION_COLUMNS`, read from the generic shape if absent.
+
+    Without them, ``B, M, N, K`` are (batch·heads, seq_q, seq_kv, head_dim) (the step
+    graph's convention), one head per batch entry with its own keys, and causality is
+    read from the row's ``flop`` (a causal call counts about half the pairs).
+    """
+    if all(c in rows for c in ATTENTION_COLUMNS):
+        return rows
+    if not all(c in rows for c in ("B", "M", "N", "K", "flop")):
+        missing = [c for c in ATTENTION_COLUMNS if c not in rows]
+        raise ValueError(f"fused-attention rows lack column(s) {missing}")
+    B, M, N, K = (rows[c].to_numpy(float) for c in ("B", "M", "N", "K"))
+    full = 4.0 * B * M * N * K * np.where(backward, 2.5, 1.0)
+    causal = rows["flop"].to_numpy(float) < 0.75 * full
+    return rows.assign(
+        batch=B, heads=1.0, kv_heads=1.0, seq_q=M, seq_kv=N, head_dim=K, causal=causal
+    )
 
 
 def _check_precision(precision: str) -> None:
