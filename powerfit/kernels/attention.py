@@ -51,6 +51,7 @@ published), flagged by the origin ``assumed-fp32``.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -721,7 +722,15 @@ def leave_one_gpu_out(figures: pd.DataFrame, family: str = "fa2") -> pd.DataFram
 
 
 def load_fused_attention_laws() -> FusedAttentionLaws:
-    """The bundled laws (``powerfit/data/attention/fused.json``)."""
+    """The bundled laws (``powerfit/data/attention/fused.json``), read once per process.
+
+    The same object is returned each time: do not modify it (fit new laws instead).
+    """
+    return _bundled_laws()
+
+
+@lru_cache(maxsize=1)
+def _bundled_laws() -> FusedAttentionLaws:
     text = resources.files("powerfit").joinpath("data", "attention", "fused.json")
     try:
         return FusedAttentionLaws.from_dict(json.loads(text.read_text()))
