@@ -162,6 +162,7 @@ def test_a_model_as_used_is_kept_until_refitted(fp32_laws):
     twin = _as_used(fp32_laws, False)
     assert _as_used(fp32_laws, False) is twin and twin.matmul_layout == "mkn"
     assert _as_used(fp32_laws, True) is not twin and _as_used(fp32_laws, True).specs_only
-    other = copy.copy(fp32_laws)
-    other.laws_ = dict(fp32_laws.laws_)  # as a refit replaces them
-    assert _as_used(other, False) is not twin
+    model = copy.copy(fp32_laws)
+    kept = _as_used(model, False)
+    model.laws_ = dict(model.laws_)  # as a refit replaces them
+    assert _as_used(model, False) is not kept and _as_used(model, False).laws_ is model.laws_
