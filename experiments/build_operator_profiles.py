@@ -6,17 +6,22 @@ rows (training sweep and test collection weighted equally per (GPU, op); the gro
 of ``NEUSIGHT_EXCLUDED`` left out), runs the operator evaluation, and writes
 ``powerfit/data/operators/fp32.json``: coefficients, the GPU specs used, the laws
 transferred to catalogue GPUs without measurements (RTX 2080 Ti, A100-SXM4-40GB),
-the data commit, row counts, the date and the evaluation table.
+the data commit, row counts, the seed and the evaluation table.
+
+The build is reproducible: every fit is seeded (``random_state=0``) and the file holds
+no date or machine, so the same code and data write the same bytes (checked: one or
+several OpenMP threads give the same file). ``--check`` rebuilds into a temporary file
+and exits 1 when it differs from the shipped one.
 
 Usage::
 
     POWERFIT_DATA_HOME=../shared/data python experiments/build_operator_profiles.py
+    POWERFIT_DATA_HOME=../shared/data python experiments/build_operator_profiles.py --check
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import time
 from pathlib import Path
@@ -48,7 +53,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--max-rows", type=int, default=3000)
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="rebuild into a temporary file; exit 1 if it differs from --out (nothing written)",
+    )
     args = parser.parse_args(argv)
+    if args.check:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as folder:
+            rebuilt = Path(folder) / "rebuilt.json"
+            main(["--out", str(rebuilt), "--max-rows", str(args.max_rows)])
+            same = rebuilt.read_bytes() == args.out.read_bytes()
+        print(f"{args.out}: {'reproduced byte for byte' if same else 'DIFFERS from a rebuild'}")
+        return 0 if same else 1
     start = time.perf_counter()
     frame = op.neusight_operator_frame()
     y = frame["latency_s"].to_numpy(float)
@@ -76,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
         "precision_note": "FP32 with TF32 off (*_sgemm_* kernels); PyTorch 2.1.0, CUDA 12.1",
         "excluded": {"|".join(k): v for k, v in op.NEUSIGHT_EXCLUDED.items()},
         "rows": {"|".join(k): int(v) for k, v in rows.items()},
-        "built": dt.datetime.now(dt.timezone.utc).date().isoformat(),
         "script": "experiments/build_operator_profiles.py",
         "hyperparameters": {"max_rows": args.max_rows, "random_state": 0},
     }

@@ -1,12 +1,18 @@
 """The main job on embedded defaults: published data → store → fit → MLflow → comparison.
 
-:func:`run_demo` fetches the published measurements of Mayaki & Charpenay (2025),
-ingests them into an SQLite store, fits the A100's efficiency laws and energy
-model, records and registers them in a local MLflow store (promoting the new
-version to ``champion``), loads the champion back through ``mlflow.pyfunc`` and
-compares candidate Transformer architectures by predicted energy per training step.
-Everything lives in one folder (default ``<powerfit home>/demo``); running it again
-reuses the store (files already ingested are skipped) and adds a model version.
+:func:`run_demo` reads the published measurements of Mayaki & Charpenay (2025)
+(from the data home, else the copy embedded in the package: no network), ingests
+them into the measurement store, fits the A100's efficiency laws and energy model,
+records and registers them in the MLflow store (promoting the new version to
+``champion``), loads the champion back through ``mlflow.pyfunc`` and compares
+candidate Transformer architectures by predicted energy per training step.
+
+By default it uses powerfit's default stores (``POWERFIT_DB_URL`` and
+``MLFLOW_TRACKING_URI``, else ``<powerfit home>/powerfit.db`` and
+``<powerfit home>/mlflow.db``), the same ones every other command and the Python
+API use, so what the demo registers is there afterwards; ``workdir`` keeps both in
+a folder of their own instead. Running it again reuses the store (files already
+ingested are skipped) and adds a model version.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-__all__ = ["CANDIDATES", "GPU", "compare_candidates", "default_demo_dir", "run_demo"]
+__all__ = ["CANDIDATES", "GPU", "compare_candidates", "run_demo"]
 
 GPU = "NVIDIA A100 80GB PCIe"
 
@@ -44,13 +50,6 @@ CANDIDATES = pd.DataFrame(
         name="candidate",
     ),
 )
-
-
-def default_demo_dir() -> Path:
-    """``<powerfit home>/demo``: where :func:`run_demo` keeps its store and MLflow files."""
-    from powerfit.store import default_home
-
-    return default_home() / "demo"
 
 
 def compare_candidates(
@@ -110,6 +109,8 @@ def run_demo(
     workdir: str | os.PathLike[str] | None = None,
     *,
     data_home: str | os.PathLike[str] | None = None,
+    store_url: str | None = None,
+    tracking_uri: str | None = None,
     echo: Callable[[str], None] = print,
 ) -> pd.DataFrame:
     """Run the whole pipeline on the published data; return the comparison table.
@@ -117,12 +118,18 @@ def run_demo(
     Parameters
     ----------
     workdir : path, optional
-        Folder for the SQLite store (``powerfit.db``) and the MLflow store
-        (``mlflow.db``, ``mlartifacts/``); default :func:`default_demo_dir`.
+        Keep the SQLite store (``powerfit.db``) and the MLflow store (``mlflow.db``,
+        ``mlartifacts/``) in this folder instead of the default stores.
     data_home : path, optional
-        Where the published data are (see :func:`powerfit.datasets.home.get_data_home`).
+        Where the published data are (see :func:`powerfit.datasets.home.get_data_home`);
+        without them there, the embedded copy is read.
+    store_url : str, optional
+        Measurement store (default: ``POWERFIT_DB_URL``, else the default store).
+    tracking_uri : str, optional
+        MLflow tracking URI (default: ``MLFLOW_TRACKING_URI``, else the default).
     echo : callable
-        Receives one progress line per step.
+        Receives one progress line per step, and one per stage of the fit as it
+        starts.
 
     Returns
     -------
@@ -130,24 +137,31 @@ def run_demo(
         See :func:`compare_candidates`.
     """
     from powerfit.datasets.mayaki2025 import fetch_mayaki2025
+    from powerfit.store import resolve_url
+    from powerfit.store.engine import mask_url
+    from powerfit.tracking.locations import resolve_tracking_uri
 
-    workdir = Path(workdir) if workdir is not None else default_demo_dir()
-    workdir = workdir.expanduser().resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
+    if workdir is not None:
+        folder = Path(workdir).expanduser().resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        store_url = store_url or f"sqlite:///{folder / 'powerfit.db'}"
+        tracking_uri = tracking_uri or f"sqlite:///{folder / 'mlflow.db'}"
+    db_url = resolve_url(store_url)
+    tracking_uri = resolve_tracking_uri(tracking_uri)
     start = time.perf_counter()
 
     def step(number: int, text: str) -> None:
         echo(f"[{number}/6 {time.perf_counter() - start:5.1f} s] {text}")
 
-    step(1, "fetching the published measurements (Mayaki & Charpenay, ECAI 2025)")
+    step(1, "reading the published measurements (Mayaki & Charpenay, ECAI 2025)")
     data = fetch_mayaki2025(data_home)
     folder = next(iter(data.paths.values())).parent
-    echo(f"        {len(data.paths)} files, checksums verified, in {folder}")
+    where = "the copy embedded in powerfit (MIT)" if data.embedded else "the data home"
+    echo(f"        {len(data.paths)} files, checksums verified, from {where}: {folder}")
 
     from powerfit.store import open_store
 
-    db_url = f"sqlite:///{workdir / 'powerfit.db'}"
-    step(2, f"ingesting them into the store {workdir / 'powerfit.db'}")
+    step(2, f"ingesting them into the store {mask_url(db_url)}")
     with open_store(db_url) as store:
         for path in data.paths.values():
             result = store.ingest(path)
@@ -158,9 +172,16 @@ def run_demo(
 
     from powerfit.tracking import fit_and_log
 
-    tracking_uri = f"sqlite:///{workdir / 'mlflow.db'}"
-    step(3, f"fitting the {GPU} efficiency laws and energy model; recording in {tracking_uri}")
-    fit = fit_and_log(db_url, gpu=GPU, arch="transformer", tracking_uri=tracking_uri, promote=True)
+    step(3, f"fitting the {GPU} efficiency laws and energy model; recording in "
+            f"{mask_url(tracking_uri)}")  # fmt: skip
+    fit = fit_and_log(
+        db_url,
+        gpu=GPU,
+        arch="transformer",
+        tracking_uri=tracking_uri,
+        promote=True,
+        progress=lambda stage: echo(f"        {time.perf_counter() - start:5.1f} s  {stage}"),
+    )
     for op, law in fit.laws.items():
         echo(
             f"        {op:18s} eta_max={100 * law.eta_max_:5.1f} %  k={law.k_:7.3g}  "
@@ -185,8 +206,8 @@ def run_demo(
 
     step(5, f"loading models:/{fit.model_name}@champion with mlflow.pyfunc (digest verified)")
     mlflow.set_tracking_uri(tracking_uri)
-    with verified_model(f"models:/{fit.model_name}@champion", tracking_uri) as folder:
-        model = mlflow.pyfunc.load_model(str(folder))
+    with verified_model(f"models:/{fit.model_name}@champion", tracking_uri) as model_dir:
+        model = mlflow.pyfunc.load_model(str(model_dir))
 
     step(6, "energy-aware comparison (batch 64, sequence length 320, one training step)")
     table = compare_candidates(model, fit.pipeline)
@@ -203,5 +224,9 @@ def run_demo(
         )
     )
     echo("")
-    echo(f"done in {time.perf_counter() - start:.1f} s; everything is in {workdir}")
+    echo(f"done in {time.perf_counter() - start:.1f} s")
+    echo(f"  store:        {mask_url(db_url)}")
+    echo(f"  tracking URI: {mask_url(tracking_uri)}  (model {fit.model_name}@champion)")
+    echo("  every powerfit command and the Python API use these by default; for plain")
+    echo('  MLflow in a shell: eval "$(powerfit env --exports)"')
     return table

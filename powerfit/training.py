@@ -283,7 +283,7 @@ def estimate_training(
         notes.append(fallback)
     if trace is not None:
         notes += trace.warnings
-        if not memory["fits_in_memory"]:
+        if memory.get("fits_in_memory") is False:
             notes.append(_memory_warning(memory, gpu))
     # the bundled FP32 laws time the FP32 rows, and the memory-bound rows of every
     # other precision on their own bytes; products of a precision without laws are
@@ -366,7 +366,7 @@ def estimate_training(
             "used": calibration.used,
         },
         "memory_gb": None if memory is None else memory["memory_gb"],
-        "fits_in_memory": None if memory is None else memory["fits_in_memory"],
+        "fits_in_memory": None if memory is None else memory.get("fits_in_memory"),
         "memory": memory,
         "outside_measured_range": bool(notes) or est.power_outside or roofline,
         "roofline_share": roofline_share,

@@ -16,7 +16,13 @@ from powerfit.training import estimate_step, estimate_training, out_of_range, ru
 def gpt2_large(data_home) -> Path:
     path = Path(data_home, "neusight2025", "models", "gpt2_large.json")
     if not path.exists():
-        pytest.skip("NeuSight's model configs not found under the data home")
+        pytest.skip(
+            pytest.skip(
+                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight, see "
+                "powerfit/datasets/neusight2025.py): set POWERFIT_DATA_HOME to a folder "
+                "holding neusight2025/"
+            )
+        )
     return path
 
 

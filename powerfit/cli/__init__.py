@@ -17,7 +17,9 @@ Exit codes
 
 Failures print one line, ``powerfit COMMAND: error: ...`` (``--debug``: the
 traceback). Every URL password in it, in log records and in warnings is shown as
-``***``. Destructive commands ask on a terminal and need ``--yes`` otherwise
+``***``. MLflow's own log lines, registry messages and download bars are left out
+unless ``--debug`` (:func:`quiet_mlflow`): powerfit's commands print powerfit's
+messages. Destructive commands ask on a terminal and need ``--yes`` otherwise
 (:func:`confirm`).
 """
 
@@ -44,6 +46,7 @@ TRACKING_TIMEOUT_ENV = "POWERFIT_TRACKING_TIMEOUT"
 #: Modules of this package that define sub-commands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
     "demo",
+    "env",
     "estimate",
     "plan",
     "ingest",
@@ -59,13 +62,15 @@ COMMAND_MODULES = (
 EPILOG = """\
 examples:
   powerfit demo                          # the whole pipeline on the published data
+  eval "$(powerfit env --exports)"       # point plain MLflow at powerfit's store
   powerfit estimate --profile mayaki2025-a100 --arch transformer \\
       --n-layers 6 --d-model 512 --n-heads 8 --batch-size 64 --seq-len 320
   powerfit ingest data.csv               # add measurements to the store
   powerfit fit --gpu "NVIDIA A100 80GB PCIe" --arch transformer
 
 exit codes: 0 success, 1 an explained failure (bad input, ...), 2 a bad command line.
-Add --debug to see the full traceback of a failure. Passwords in URLs are shown as ***.
+Add --debug to see the full traceback of a failure and MLflow's own messages.
+Passwords in URLs are shown as ***.
 """
 
 
@@ -82,7 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"powerfit {__version__}")
     parser.add_argument(
-        "--debug", action="store_true", help="show the full traceback when a command fails"
+        "--debug",
+        action="store_true",
+        help="show the full traceback when a command fails, and MLflow's own log lines",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -109,13 +116,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2
-    with _masked_output(), _tracking_timeout(getattr(args, "tracking_timeout", None)):
+    with (
+        _masked_output(),
+        quiet_mlflow(not args.debug),
+        _tracking_timeout(getattr(args, "tracking_timeout", None)),
+    ):
         try:
             _refuse_non_finite_options(parser, args)
             return int(args.func(args) or 0)
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+        except BrokenPipeError:  # the reader left (| head): stop quietly
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 1
         except Exception as exc:
             return _report(args, exc)
 
@@ -225,6 +240,63 @@ def _masked_output() -> Iterator[None]:
     finally:
         logging.setLogRecordFactory(previous_factory)
         warnings.formatwarning = previous_format
+
+
+#: MLflow settings while a command runs without ``--debug`` (unless already set): no
+#: "Downloading artifacts" bars.
+_QUIET_MLFLOW_ENV = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+
+#: The module through which MLflow writes its log records and messages.
+_MLFLOW_STREAM_MODULE = "mlflow.utils.logging_utils"
+
+
+class _WithoutMlflow:
+    """A text stream that forwards everything except what MLflow's logging stream writes.
+
+    MLflow sends its log records (``INFO`` table creation, ``Found extra inputs``)
+    and its registry messages (``Registered model ... already exists``) through
+    ``mlflow.utils.logging_utils.MLFLOW_LOGGING_STREAM``, which writes to
+    ``sys.stderr`` at each call: those writes are recognised by their caller and
+    dropped. Everything else (powerfit's messages, progress bars, warnings) passes.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        caller = sys._getframe(1).f_globals.get("__name__")
+        if caller == _MLFLOW_STREAM_MODULE:
+            return len(text)
+        return self._stream.write(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def quiet_mlflow(quiet: bool = True) -> Iterator[None]:
+    """Leave MLflow's own output out of a command's (``--debug`` keeps it).
+
+    Parameters
+    ----------
+    quiet : bool, default True
+        Drop MLflow's log lines and registry messages from stderr and switch off its
+        download bars (unless ``MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR`` is set);
+        False changes nothing.
+    """
+    if not quiet:
+        yield
+        return
+    added = {k: v for k, v in _QUIET_MLFLOW_ENV.items() if k not in os.environ}
+    os.environ.update(added)
+    saved = sys.stderr
+    sys.stderr = _WithoutMlflow(saved)
+    try:
+        yield
+    finally:
+        sys.stderr = saved
+        for key in added:
+            os.environ.pop(key, None)
 
 
 @contextlib.contextmanager
@@ -381,6 +453,54 @@ def stages(total: int, label: str, *, quiet: bool = False) -> Iterator[Callable[
     finally:
         if bar is not None:
             bar.close()
+
+
+@contextlib.contextmanager
+def working(label: str, *, quiet: bool = False, interval_s: float = 1.0) -> Iterator[None]:
+    """Show ``label… N s`` on stderr, updated every second, while a slow block runs.
+
+    For steps that announce no stages (loading and predicting with every registered
+    version, fitting operator laws): the user sees that the command is working and
+    for how long. Shown only when stderr is a terminal and ``quiet`` is false; the
+    line is erased when the block ends.
+
+    Parameters
+    ----------
+    label : str
+        What is being done.
+    quiet : bool, default False
+        Show nothing (pass ``args.json``).
+    interval_s : float, default 1.0
+        Seconds between updates [s].
+    """
+    try:
+        terminal = bool(sys.stderr is not None and sys.stderr.isatty())
+    except (AttributeError, ValueError, OSError):
+        terminal = False
+    if quiet or not terminal:
+        yield
+        return
+    import threading
+    import time
+
+    stream = sys.stderr
+    stop = threading.Event()
+    start = time.monotonic()
+
+    def beat() -> None:
+        while not stop.wait(interval_s):
+            stream.write(f"\r{label}… {time.monotonic() - start:.0f} s")
+            stream.flush()
+
+    thread = threading.Thread(target=beat, name="powerfit-working", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        stream.write("\r\033[K")
+        stream.flush()
 
 
 def add_format_arguments(parser: argparse.ArgumentParser) -> None:

@@ -44,7 +44,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_format_arguments(stats)
     current = actions.add_parser("current", help="schema revision of the store")
     upgrade = actions.add_parser("upgrade", help="upgrade the schema (default: to head)")
-    upgrade.add_argument("revision", nargs="?", default="head", metavar="REV")
+    upgrade.add_argument(
+        "revision",
+        nargs="?",
+        default="head",
+        metavar="REV",
+        help="Alembic revision to upgrade to (default: head, the newest this powerfit "
+        "knows; 'powerfit db current' shows the store's)",
+    )
     downgrade = actions.add_parser(
         "downgrade", help="downgrade the schema, dropping tables (asks; --yes without a terminal)"
     )

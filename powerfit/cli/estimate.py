@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from powerfit.cli import add_format_arguments, estimate_hf, refuse_non_finite
+from powerfit.cli import add_format_arguments, estimate_hf, estimate_model, refuse_non_finite
 
 HELP = """\
 Estimate the energy [J] of one training step of a model configuration, from a
@@ -40,6 +40,8 @@ examples:
   powerfit estimate --profile mayaki2025-a100 --arch transformer \\
       --n-layers 6 --d-model 512 --n-heads 8 --batch-size 64 --seq-len 320 --json
   powerfit estimate --profile mayaki2025-a100 --input configs.csv --output estimates.csv
+  powerfit estimate --model models:/powerfit-nvidia-a100-80gb-pcie-transformer@champion \\
+      --n-layers 6 --d-model 512 --n-heads 8 --batch-size 64 --seq-len 320
   powerfit estimate --list-profiles
 """
 
@@ -81,7 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``estimate`` sub-command."""
     parser = subparsers.add_parser(
         "estimate",
-        help="estimate the energy of a configuration from a published profile",
+        help="estimate the energy of a training step or run: from a published profile, "
+        "a Hugging Face config.json on any GPU (--hf-config), or a registered model (--model)",
         description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -103,6 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--output", type=Path, help="CSV to write the estimates to (with --input)")
     add_format_arguments(parser)
     estimate_hf.add_arguments(parser)
+    estimate_model.add_arguments(parser)
     parser.set_defaults(func=run)
 
 
@@ -110,6 +114,8 @@ def run(args: argparse.Namespace) -> int:
     """Run ``powerfit estimate``."""
     if getattr(args, "hf_config", None) is not None:
         return estimate_hf.run(args)
+    if getattr(args, "model", None) is not None:
+        return estimate_model.run(args)
     from powerfit.paper.profiles import available_profiles, load_profile
 
     if args.list_profiles:
@@ -128,6 +134,12 @@ def run(args: argparse.Namespace) -> int:
                     f"transferred from specs to: {moved}"
                 )
         return 0
+    if args.profile not in available_profiles():
+        operators = ", ".join(e["name"] for e in _operator_profiles())
+        raise ValueError(
+            f"unknown profile {args.profile!r}; --profile takes {', '.join(available_profiles())}"
+            + (f" ({operators}: operator laws, used by --hf-config)" if operators else "")
+        )
     profile = load_profile(args.profile)
     arch = args.arch or profile.arch
     if arch != profile.arch:
@@ -189,7 +201,7 @@ def _run_one(profile: Any, arch: str, args: argparse.Namespace) -> int:
         "gpu": profile.gpu,
         "precision": profile.precision,
         "arch": arch,
-        "config": config,
+        "config": {k: int(v) if float(v).is_integer() else v for k, v in config.items()},
         "energy_j": energy,
         "duration_s": math.fsum(o["duration_s"] for o in operations),
         "operations": operations,

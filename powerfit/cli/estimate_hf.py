@@ -18,10 +18,24 @@ example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+#: What each precision means for a training step (``--help`` and the output say it).
+PRECISION_MEANING = {
+    "fp32": "everything in fp32 on CUDA cores",
+    "tf32": "matrix products on tensor cores in tf32, tensors in fp32",
+    "fp16": "pure fp16: products, activations, norms, softmax, loss and optimizer in fp16",
+    "bf16": "pure bf16: products, activations, norms, softmax, loss and optimizer in bf16",
+    "amp-fp16": "mixed (torch.autocast fp16): products and element-wise in fp16; "
+    "softmax, norms, loss and optimizer in fp32",
+    "amp-bf16": "mixed (torch.autocast bf16): products and element-wise in bf16; "
+    "softmax, norms, loss and optimizer in fp32 (slower than pure bf16)",
+}
 
 
 def _add(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> None:
@@ -41,8 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "--precision",
         default="fp32",
-        choices=("fp32", "tf32", "fp16", "bf16", "amp-fp16", "amp-bf16"),
-        help="precision of the step (default fp32)",
+        choices=tuple(PRECISION_MEANING),
+        help="precision of the step (default fp32). bf16/fp16: the whole step in half "
+        "precision; amp-bf16/amp-fp16: automatic mixed precision as torch.autocast runs "
+        "it, products and element-wise operators in half precision but softmax, "
+        "normalisations, loss and optimizer in fp32, so more bytes move and the step "
+        "is slower (GPT-2 large on an H100: amp-bf16 ≈ 1.2× bf16). Give the one your "
+        "training script uses",
     )
     _add(
         parser,
@@ -78,6 +97,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--specs-only",
         action="store_true",
         help="predict as if this GPU had never been measured (specs and other GPUs only)",
+    )
+    _add(
+        parser,
+        "--db",
+        metavar="URL",
+        help="store whose GPUs (powerfit gpus add) are known besides the catalogue "
+        "(default: POWERFIT_DB_URL, else the default store)",
     )
     _add(parser, "--json", action="store_true", help="print JSON")
     _add(parser, "--top", type=int, default=10, help="operators shown in the breakdown")
@@ -137,7 +163,6 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
     :func:`powerfit.training.estimate_training` with the command's options (errors
     name the options).
     """
-    from powerfit.training import estimate_training
 
     # The options this command shares with ``estimate`` may be absent or None there.
     defaults = {
@@ -173,31 +198,71 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
     given = [flag for flag, on in parallel_only.items() if on]
     if given and getattr(args, "gpus", None) is None:
         raise ValueError(f"{', '.join(given)} need --gpus N (a run over several GPUs)")
-    if getattr(args, "gpus", None) is not None:
-        from powerfit.plan.runs import estimate_parallel_training
+    with _store_gpus(args.gpu, getattr(args, "db", None)):
+        if getattr(args, "gpus", None) is not None:
+            from powerfit.plan.runs import estimate_parallel_training
 
-        return estimate_parallel_training(
-            args.hf_config,
-            args.gpu,
-            args.gpus,
-            batch,
-            seq,
-            tp=args.tp,
-            pp=args.pp,
-            micro_batch=args.micro_batch_size,
-            sharding=args.sharding,
-            gpus_per_node=args.gpus_per_node,
-            interconnect=args.interconnect,
-            node_power_w=args.node_power_w,
-            precision=args.precision,
-            optimizer=args.optimizer,
-            checkpointing=bool(getattr(args, "checkpointing", False)),
-            specs_only=bool(getattr(args, "specs_only", False)),
-            steps=args.steps,
-            tokens=args.tokens,
-            grid_intensity=args.grid_intensity,
-            pue=args.pue,
-        )
+            return estimate_parallel_training(
+                args.hf_config,
+                args.gpu,
+                args.gpus,
+                batch,
+                seq,
+                tp=args.tp,
+                pp=args.pp,
+                micro_batch=args.micro_batch_size,
+                sharding=args.sharding,
+                gpus_per_node=args.gpus_per_node,
+                interconnect=args.interconnect,
+                node_power_w=args.node_power_w,
+                precision=args.precision,
+                optimizer=args.optimizer,
+                checkpointing=bool(getattr(args, "checkpointing", False)),
+                specs_only=bool(getattr(args, "specs_only", False)),
+                steps=args.steps,
+                tokens=args.tokens,
+                grid_intensity=args.grid_intensity,
+                pue=args.pue,
+            )
+        return _estimate_training(args, batch, seq)
+
+
+@contextlib.contextmanager
+def _store_gpus(gpu: str, db: str | None) -> Iterator[None]:
+    """Within the block, the store's GPUs (``powerfit gpus add``) are known by name.
+
+    The store is opened only for a GPU the catalogue lacks (and only if it exists).
+    """
+    from powerfit.hardware.gpus import extra_gpus, get_gpu
+
+    try:
+        get_gpu(gpu)
+    except ValueError:
+        specs = _user_gpus(db)
+        if specs:
+            with extra_gpus(specs):
+                yield
+            return
+    yield
+
+
+def _user_gpus(db: str | None) -> list[Any]:
+    """Specs of the store's GPUs beyond the catalogue; none when there is no store yet."""
+    from pathlib import Path
+
+    from powerfit.store import open_store, resolve_url
+    from powerfit.store.gpus import store_gpus
+
+    url = resolve_url(db)
+    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
+        return []
+    with open_store(url) as store:
+        return [spec for spec, _origin in store_gpus(store.engine).values()]
+
+
+def _estimate_training(args: argparse.Namespace, batch: int, seq: int) -> dict[str, Any]:
+    from powerfit.training import estimate_training
+
     return estimate_training(
         args.hf_config,
         args.gpu,
@@ -236,6 +301,7 @@ def run(args: argparse.Namespace) -> int:
         f"on {result['gpu']}, batch {result['batch_size']} × {result['seq_len']} tokens, "
         f"{result['precision']}, {result['optimizer']} [{result['mode']}]"
     )
+    print(f"precision: {result['precision']} = {PRECISION_MEANING[result['precision']]}")
     if result.get("attention"):
         print(f"attention: {result['attention']}, checkpointing: {result['checkpointing']}")
     print(f"step time: {result['step_time_s']:.4g} s  [{t_lo:.3g}, {t_hi:.3g}]")
@@ -245,11 +311,14 @@ def run(args: argparse.Namespace) -> int:
     )
     if result.get("memory") is not None:
         mem = result["memory"]
-        verdict = "fits" if result["fits_in_memory"] else "DOES NOT FIT"
-        print(
-            f"memory:    {result['memory_gb']:.1f} GB peak of {mem['capacity_gb']:.1f} GB: "
-            f"{verdict}"
-        )
+        if result.get("fits_in_memory") is None:  # a GPU of unknown memory
+            print(f"memory:    {result['memory_gb']:.1f} GB peak (the GPU's memory is unknown)")
+        else:
+            verdict = "fits" if result["fits_in_memory"] else "DOES NOT FIT"
+            print(
+                f"memory:    {result['memory_gb']:.1f} GB peak of {mem['capacity_gb']:.1f} GB: "
+                f"{verdict}"
+            )
     if "run_energy_kwh" in result:
         lo, hi = result["run_energy_interval_kwh"]
         print(

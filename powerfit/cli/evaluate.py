@@ -26,7 +26,7 @@ random, random-configs, hidden-640; --extra adds hidden 64 and 384, input 640,
 batch 128 and 512.
 
 Measurements come from the published files under $POWERFIT_DATA_HOME (default),
-from explicit files (--runs, --operations) or from a store (--store URL).
+from explicit files (--runs, --operations) or from a store (--db URL).
 
 --suite operators evaluates instead the operator latency laws on NeuSight's FP32
 measurements (per GPU and family: rows, η_max, R², MAPE in-GPU, leave-one-GPU-out
@@ -77,7 +77,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--extra", action="store_true", help="add the sceptic's held-out groups")
     parser.add_argument(
-        "--seeds", type=int, default=None, help="seeds of the random split (default 5)"
+        "--n-seeds",
+        "--seeds",
+        dest="seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="how many seeds of the random split (default 5; --seeds: old name)",
     )
     parser.add_argument(
         "--bootstrap",
@@ -94,7 +100,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=-1,
         help="processes running splits side by side (default -1: every core)",
     )
-    parser.add_argument("--store", help="read measurements from this store URL or SQLite file")
+    parser.add_argument(
+        "--db",
+        "--store",
+        dest="store",
+        metavar="URL",
+        help="read measurements from this store URL or SQLite file, as every command's "
+        "--db (--store: old name)",
+    )
     parser.add_argument("--runs", type=Path, help="training-step measurements (any format)")
     parser.add_argument("--operations", type=Path, help="per-operation measurements (laws)")
     parser.add_argument("--train", type=Path, help="training file for a protocol of your own")
@@ -123,7 +136,7 @@ def _sources(args: argparse.Namespace):
         if not Path(path).exists():
             raise FileNotFoundError(
                 f"{path} not found; set POWERFIT_DATA_HOME, or pass --runs and --operations "
-                "or --store"
+                "or --db"
             )
     return runs, ops
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from powerfit.cli import add_format_arguments, add_tracking_timeout_argument, stages
+from powerfit.cli import add_format_arguments, add_tracking_timeout_argument, stages, working
 
 HELP = """\
 Fit one efficiency law per operation and the energy model of a GPU and architecture
@@ -54,8 +54,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="architecture (default: transformer)",
     )  # fmt: skip
     parser.add_argument(
-        "--model", choices=("paper", "step"), default="paper",
-        help="energy model: the paper's (default) or powerfit's training-step model",
+        "--energy-model", "--model", dest="energy_model", choices=("paper", "step"),
+        default="paper",
+        help="kind of energy model: the paper's (default) or powerfit's training-step "
+        "model (--model: old name; a registered model is --register NAME here and "
+        "--model NAME in history and estimate)",
     )  # fmt: skip
     parser.add_argument(
         "--precision", metavar="P",
@@ -94,14 +97,15 @@ def _run_operators(args: argparse.Namespace) -> int:
     from powerfit.store.engine import mask_url
     from powerfit.tracking.operators import fit_operator_laws
 
-    result = fit_operator_laws(
-        args.db,
-        None if args.gpu.lower() == "all" else args.gpu,
-        args.precision or "fp32",
-        tracking_uri=args.tracking_uri,
-        register=args.register,
-        random_state=args.seed,
-    )
+    with working("fitting and recording the operator laws", quiet=args.json):
+        result = fit_operator_laws(
+            args.db,
+            None if args.gpu.lower() == "all" else args.gpu,
+            args.precision or "fp32",
+            tracking_uri=args.tracking_uri,
+            register=args.register,
+            random_state=args.seed,
+        )
     if args.json:
         out = {
             "run_id": result.run_id,
@@ -130,6 +134,14 @@ def _run_operators(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Heading of the energy model's coefficients, by kind of model.
+_COEFFICIENT_LABELS = {
+    "paper": "energy model  (h [J] intercept; h.<op> [J/s]: regression weight of the "
+    "operation's predicted duration, not a measured power)",
+    "step": "energy model  (log space: log_scale, exponent, log_coef, log_overhead "
+    "[ln of s]; power_w [W]; power_fraction [fraction of TDP])",
+}
+
 #: Stages of ``powerfit fit`` shown by its progress bar (those :func:`fit_and_log`
 #: announces: :func:`~powerfit.tracking.fitting.fit_coefficients`'s, then recording).
 _STAGES = 6
@@ -149,7 +161,7 @@ def _fit_and_log(args: argparse.Namespace) -> Any:
             promote=args.promote,
             test_size=args.test_size,
             random_state=args.seed,
-            energy_model=args.model,
+            energy_model=args.energy_model,
             precision=args.precision,
             laws_from=args.laws_from,
             progress=stage,
@@ -198,12 +210,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {op:<20} {100 * law.eta_max_:8.3f} {law.k_:12.5g} {law.alpha_:7.4f} {r2}")
     energy = {k: v for k, v in result.coefficients.items() if k == "h" or k.startswith("h.")}
     if energy:
-        print("energy model  (h [J], h_i [W])")
+        print(_COEFFICIENT_LABELS.get(args.energy_model, "energy model coefficients"))
         for key, value in energy.items():
             print(f"  {key:<22} {value:12.6g}")
     m = result.metrics
-    print(f"held-out: R² {m['test_r2']:.4f}, MAE {m['test_mae_j']:.3f} J, "
-          f"MAPE {100 * m['test_mape']:.2f} %")  # fmt: skip
+    print(f"held-out (this fit's own test split, {len(fit.X_test)} runs): R² {m['test_r2']:.4f}, "
+          f"MAE {m['test_mae_j']:.3f} J, MAPE {100 * m['test_mape']:.2f} %")  # fmt: skip
     for note in result.notes:
         print(f"note: {note}")
     if result.promoted:

@@ -21,8 +21,8 @@ measurements or '(transferred)' from its specs).
 examples:
   powerfit gpus
   powerfit gpus --json
-  powerfit gpus add "NVIDIA GeForce RTX 4090" --peak-flops fp32=82.6T,fp16=165.2T \\
-      --memory-bandwidth 1.008e12 --tdp 450 --sm-count 128
+  powerfit gpus add "NVIDIA GeForce RTX 3090" --peak-flops fp32=35.6T,fp16=71T \\
+      --memory-bandwidth 0.936e12 --tdp 350 --sm-count 82
 """
 
 

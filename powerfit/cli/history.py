@@ -6,12 +6,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from powerfit.cli import add_format_arguments, add_tracking_timeout_argument
+from powerfit.cli import add_format_arguments, add_tracking_timeout_argument, working
 
 HELP = """\
 List the registered versions of powerfit's energy models with their coefficients,
 held-out metrics, data hashes and dates; or, with --compare, predict the
 configurations of a CSV file with every version, side by side (energy [J]).
+Tables fit in 120 columns (long text cut with '…', the model name said once);
+--wide prints every column in full.
 
 examples:
   powerfit history
@@ -19,11 +21,19 @@ examples:
   powerfit history --arch transformer --compare configs.csv
   powerfit history --arch transformer --compare configs.csv --versions 1 @champion
   powerfit history --gpu a100 --arch transformer --diff 1 2
+  powerfit history --wide
 """
 
-#: Columns shown by the table view (the JSON view has every column).
+#: Width the tables fit in without --wide [characters].
+WIDTH = 120
+
+#: Columns shown by the table view with --wide (the JSON view has every column).
 _SHOWN = ("model", "version", "aliases", "created", "energy_model", "precision", "data_sha256",
           "physics", "test_mape", "test_r2", "test_mae_j", "h", "laws")  # fmt: skip
+
+#: Columns shown by default (the table fits :data:`WIDTH`).
+_NARROW = ("model", "version", "aliases", "created", "energy_model", "precision",
+           "physics", "test_mape", "test_r2", "test_mae_j")  # fmt: skip
 
 
 def _laws_column(table: Any) -> Any:
@@ -79,8 +89,56 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--diff", nargs=2, metavar=("A", "B"),
         help="what changed from version A to B: tags, data, coefficients, metrics",
     )  # fmt: skip
+    parser.add_argument(
+        "--wide",
+        action="store_true",
+        help=f"every column, nothing cut (default: tables fit in {WIDTH} columns)",
+    )
     add_format_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def fit_width(frame: Any, width: int = WIDTH, **kwargs: Any) -> str:
+    """``frame.to_string`` with text cut (``…``) until every line fits ``width``.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+    width : int
+        Most characters per line.
+    **kwargs
+        Passed to :meth:`pandas.DataFrame.to_string`.
+
+    Returns
+    -------
+    str
+        The table; wider than ``width`` only when even 12-character cells do not fit.
+    """
+    import pandas as pd
+
+    text = frame.to_string(**kwargs)
+    limit = 60
+    while max(map(len, text.splitlines()), default=0) > width and limit >= 12:
+        cut = frame.copy()
+        for column in cut.columns:
+            if cut[column].dtype == object or pd.api.types.is_string_dtype(cut[column]):
+                cut[column] = cut[column].map(lambda v, n=limit: _cut(v, n))
+        text = cut.to_string(**kwargs)
+        limit -= 4
+    return text
+
+
+def _cut(value: Any, n: int) -> Any:
+    if isinstance(value, str) and len(value) > n:
+        return value[: n - 1] + "…"
+    return value
+
+
+def _one_model(table: Any, column: str = "model") -> str | None:
+    """The model name when every row has the same one (said once, above the table)."""
+    if column in table.columns and table[column].nunique() == 1:
+        return str(table[column].iloc[0])
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -90,20 +148,42 @@ def run(args: argparse.Namespace) -> int:
 
     selection = {"model": args.model, "tracking_uri": args.tracking_uri}
     if args.diff is not None:
-        table = diff(*args.diff, args.gpu, args.arch, **selection)
+        with working("comparing the two versions", quiet=args.json):
+            table = diff(*args.diff, args.gpu, args.arch, **selection)
         if args.json:
             print(table.to_json(orient="records"))
+        elif args.wide:
+            print(_printable(table).to_string(index=False))
         else:
-            print(_printable(table).to_string(index=False, max_colwidth=60))
+            labels = [str(c) for c in table.columns[2:4]]
+            names = {c.rsplit("/", 1)[0] for c in labels if "/" in c}
+            if len(names) == 1 and all("/" in c for c in labels):
+                print(f"model {names.pop()}: version {labels[0].rsplit('/', 1)[1]} → "
+                      f"{labels[1].rsplit('/', 1)[1]} (--wide: nothing cut)")  # fmt: skip
+                table = table.rename(columns={c: "v" + c.rsplit("/", 1)[1] for c in labels})
+            print(fit_width(_printable(table.fillna("-").astype(str)), index=False))
         return 0
     if args.compare is not None:
-        table = compare(args.compare, args.gpu, args.arch, versions=args.versions, **selection)
+        with working("predicting with every version", quiet=args.json):
+            table = compare(args.compare, args.gpu, args.arch, versions=args.versions, **selection)
         if args.json:
             print(table.to_json(orient="records"))
+            return 0
+        if not args.wide:
+            names = [c.rsplit("/", 1)[0] for c in table.columns if "/" in str(c)]
+            if names and len(set(names)) == 1:
+                print(f"model {names[0]}: energy [J] of one training step by version")
+                table = table.rename(
+                    columns=lambda c: "v" + c.rsplit("/", 1)[1] if "/" in c else c
+                )
+        float_format = lambda x: f"{x:.6g}"  # noqa: E731
+        if args.wide:
+            print(_printable(table).to_string(index=False, float_format=float_format))
         else:
-            print(_printable(table).to_string(index=False, float_format=lambda x: f"{x:.6g}"))
+            print(fit_width(_printable(table), index=False, float_format=float_format))
         return 0
-    table = history(args.gpu, args.arch, **selection)
+    with working("reading the registry", quiet=args.json):
+        table = history(args.gpu, args.arch, **selection)
     if args.json:
         print(table.to_json(orient="records", date_format="iso"))
         return 0
@@ -115,9 +195,20 @@ def run(args: argparse.Namespace) -> int:
         table = table.assign(laws=laws)
     if "physics" in table.columns:
         table["physics"] = table["physics"].fillna("-").str.split().str[0]
-    shown = table[[c for c in _SHOWN if c in table.columns]].copy()
-    shown["created"] = shown["created"].dt.strftime("%Y-%m-%d %H:%M:%S")
-    shown["data_sha256"] = shown["data_sha256"].str[:12]
+    shown = table[[c for c in (_SHOWN if args.wide else _NARROW) if c in table.columns]].copy()
+    shown["created"] = shown["created"].dt.strftime(
+        "%Y-%m-%d %H:%M:%S" if args.wide else "%Y-%m-%d %H:%M"
+    )
+    if "data_sha256" in shown.columns:
+        shown["data_sha256"] = shown["data_sha256"].str[:12]
     shown["test_mape"] = (100 * shown["test_mape"]).map("{:.2f} %".format)
-    print(_printable(shown).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    model = None if args.wide else _one_model(shown)
+    if model is not None:
+        print(f"model {model} (--wide: every column)")
+        shown = shown.drop(columns="model")
+    float_format = lambda x: f"{x:.4g}"  # noqa: E731
+    if args.wide:
+        print(_printable(shown).to_string(index=False, float_format=float_format))
+    else:
+        print(fit_width(_printable(shown), index=False, float_format=float_format))
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from powerfit.cli import add_format_arguments
 
@@ -32,10 +33,16 @@ a CPU a measured peak). Precision: fp32, tf32, fp16, bf16, amp-fp16 or amp-bf16
 (the `precision` column, or the GPU's default).
 
 examples:
-  powerfit ingest ../shared/data/mayaki2025/processed/*.csv
-  powerfit ingest ../shared/data/neusight2025/ops/test/*.csv.gz
-  powerfit ingest emissions.csv --set gpu="NVIDIA A100 80GB PCIe" \\
-      --set arch=transformer --set n_layers=6 --set batch_size=64 --set steps=100
+  powerfit ingest "$(powerfit env --published-data)"/*.csv*   # the paper's four files
+  powerfit ingest "$POWERFIT_DATA_HOME"/neusight2025/ops/test/*.csv.gz
+  powerfit ingest emissions.csv --set arch=transformer --set model=bert \\
+      --set n_layers=6 --set batch_size=64 --set seq_len=512 --set d_model=768 \\
+      --set n_heads=12 --set steps=100
+
+CodeCarbon rows lacking an input every energy model needs (n_layers, batch_size,
+and seq_len, d_model, n_heads for a Transformer; input_size, hidden_size for an
+LSTM or GRU) are refused, naming the columns and the --set that supplies them;
+--allow-incomplete stores them anyway, with a warning (a fit leaves them out).
   powerfit ingest runs.parquet --db postgresql+psycopg://me@host/powerfit --json
 """
 
@@ -74,9 +81,60 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="ignore columns the format does not know instead of refusing the file "
         "(a column named like a known one but for case, e.g. Energy_J, is still refused)",
     )
+    parser.add_argument(
+        "--allow-incomplete",
+        action="store_true",
+        help="store CodeCarbon rows that lack an input the energy models need (a "
+        "warning instead of a refusal; fits leave such rows out)",
+    )
     add_db_argument(parser)
     add_format_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def incomplete_runs(measurements: Any) -> str | None:
+    """What CodeCarbon rows lack for the energy models, or None when nothing.
+
+    Parameters
+    ----------
+    measurements : powerfit.store.readers.rows.Measurements
+        A read file.
+
+    Returns
+    -------
+    str or None
+        ``'FILE: 3 of 4 rows lack n_heads (3), seq_len (3), needed by every energy
+        model of a transformer; give them with --set n_heads=... --set seq_len=...'``.
+    """
+    from powerfit.tracking.energy_models import model_input_columns
+
+    if measurements.format != "codecarbon":
+        return None
+    rows = measurements.rows
+    lacking: dict[str, int] = {}
+    incomplete = 0
+    archs = []
+    for arch, group in rows.groupby(rows["arch"].fillna("?"), sort=True):
+        if arch == "?":
+            lacking["arch"] = len(group)
+            incomplete += len(group)
+            continue
+        required, _ = model_input_columns(str(arch))
+        archs.append(str(arch))
+        missing = group.reindex(columns=required).isna()
+        incomplete += int(missing.any(axis=1).sum())
+        for column, n in missing.sum().items():
+            if n:
+                lacking[str(column)] = lacking.get(str(column), 0) + int(n)
+    if not incomplete:
+        return None
+    what = ", ".join(f"{c} ({n})" for c, n in sorted(lacking.items()))
+    hint = " ".join(f"--set {c}=..." for c in sorted(lacking))
+    return (
+        f"{measurements.source}: {incomplete} of {len(rows)} rows lack {what}, needed by "
+        f"every energy model of {' and '.join(archs) or 'any architecture'}; give them "
+        f"with {hint}"
+    )
 
 
 def add_db_argument(parser: argparse.ArgumentParser) -> None:
@@ -122,6 +180,7 @@ def _ingest_each(engine, parsed):  # type: ignore[no-untyped-def]
 
 def run(args: argparse.Namespace) -> int:
     """Validate every file, then ingest them one by one; print what each added."""
+    from powerfit.exceptions import DataError
     from powerfit.store import open_store
     from powerfit.store.gpus import store_gpus
     from powerfit.store.readers.read import read_measurements
@@ -140,6 +199,16 @@ def run(args: argparse.Namespace) -> int:
             )
             for path in args.paths
         ]
+        for measurements in parsed:
+            problem = incomplete_runs(measurements)
+            if problem is None:
+                continue
+            if not args.allow_incomplete:
+                raise DataError(
+                    f"{problem} (or pass --allow-incomplete to store them anyway); "
+                    "nothing was written"
+                )
+            print(f"warning: {problem}; stored anyway (--allow-incomplete)", file=sys.stderr)
         results = _ingest_each(store.engine, parsed)
     if args.json:
         json.dump([r.as_dict() for r in results], sys.stdout, indent=2)

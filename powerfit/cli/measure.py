@@ -42,7 +42,7 @@ def register(subparsers: Any) -> None:
     """Add the ``measure`` command and its actions to the top-level parser."""
     parser = subparsers.add_parser(
         "measure",
-        help="measure operations and training steps on this machine's GPU",
+        help="measure operations and training steps on this machine's GPU (or its CPU)",
         description=(
             "Measure time [s] and energy [J] of elementary operations and training "
             "steps with PyTorch, and write them in powerfit's canonical formats."
@@ -144,9 +144,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     _device_arguments(parser)
     parser.add_argument(
         "--precision",
-        choices=("auto", "fp32", "tf32", "fp16", "bf16"),
+        choices=("auto", "fp32", "tf32", "fp16", "bf16", "amp-fp16", "amp-bf16"),
         default="auto",
-        help="precision (default: tf32 on Ampere or later, else fp32)",
+        help="precision (default: tf32 on Ampere or later, else fp32). ops: fp16/bf16 time "
+        "operations on half-precision tensors (amp-* is refused: it is a property of a "
+        "training step). steps: amp-fp16/amp-bf16 run the step under torch.autocast "
+        "(FP32 weights and optimizer); fp16/bf16 run the same and are recorded as amp-*",
     )
     parser.add_argument("--quick", action="store_true", help="tiny shapes, for a check on a CPU")
     parser.add_argument(
@@ -227,6 +230,11 @@ def _run_ops(args: argparse.Namespace, device: Any, meter: Any) -> int:
     from powerfit.measure import write_table
     from powerfit.measure.ops import benchmark_operations, operation_efficiency, operation_sweep
 
+    if args.precision.startswith("amp-"):
+        raise ValueError(
+            f"--precision {args.precision}: automatic mixed precision is a property of a "
+            "training step (powerfit measure steps); time operations with fp16 or bf16"
+        )
     if args.configs:
         configs = _read_configs(args.configs)
     else:
@@ -295,12 +303,14 @@ def _run_steps(args: argparse.Namespace, device: Any, meter: Any) -> int:
             attention=args.attention,
             seed=args.seed,
         )
+    # The harness runs half-precision steps under torch.autocast: that is amp-*.
+    harness = args.precision.removeprefix("amp-")
     start = time.perf_counter()
     frame = measure_steps(
         configs,
         meter=meter,
         device=device,
-        precision=args.precision,
+        precision=harness,
         warmup=max(1, args.warmup),
         min_steps=(3 if args.quick else 5) if args.min_steps is None else args.min_steps,
         min_time_s=(0.05 if args.quick else 0.5) if args.min_time is None else args.min_time,
@@ -309,7 +319,9 @@ def _run_steps(args: argparse.Namespace, device: Any, meter: Any) -> int:
         deadline=_deadline(args),
         progress=_progress(10),
     )
-    frame = _with_specs(frame, device, args.precision, meter)
+    if harness in ("fp16", "bf16") and len(frame):
+        frame["precision"] = f"amp-{harness}"
+    frame = _with_specs(frame, device, harness, meter)
     path = write_table(frame, args.out)
     energy = frame["energy_j"]
     mean_energy = f"{energy.mean():.3g} J" if energy.notna().any() else "not measured"

@@ -4,9 +4,12 @@
 exactly as published (the paper's column names and units; see ``method.md`` §4 for
 their traps). The files are looked for in ``<data_home>/mayaki2025/processed/``;
 ``data_home`` defaults to the ``POWERFIT_DATA_HOME`` environment variable, else a
-per-user cache directory (:func:`~powerfit.datasets.home.get_data_home`), and missing
-files are downloaded from the authors' repository. Every file is checked against its
-pinned SHA-256.
+per-user cache directory (:func:`~powerfit.datasets.home.get_data_home`). When that
+folder does not hold them, the copy embedded in the package is read
+(``powerfit/data/mayaki2025/*.csv.gz``, MIT, same content: :func:`embedded_dir`), so
+nothing is downloaded; only without that copy are missing files downloaded from the
+authors' repository. Every file is checked against its pinned SHA-256 (of the
+decompressed content for the embedded copy).
 """
 
 from __future__ import annotations
@@ -19,7 +22,13 @@ import pandas as pd
 
 from powerfit.datasets.home import get_data_home, sha256_file
 
-__all__ = ["MAYAKI2025_FILES", "Mayaki2025", "fetch_mayaki2025"]
+__all__ = [
+    "MAYAKI2025_FILES",
+    "Mayaki2025",
+    "embedded_dir",
+    "fetch_mayaki2025",
+    "mayaki2025_dir",
+]
 
 #: Authors' repository pinned at the commit the paper's data come from. The files'
 #: paths in that repository differ: the Transformer tables sit in ``data/``, the
@@ -69,7 +78,10 @@ class Mayaki2025:
     lstm_energy : pandas.DataFrame
         741 LSTM configurations (``SubsetDataForLSTM_energyModel.csv``).
     paths : dict of str to pathlib.Path
-        Where each table was read from.
+        Where each table was read from (a ``.csv.gz`` of :func:`embedded_dir` when the
+        data home does not hold the published file).
+    embedded : bool
+        Every table was read from the copy embedded in the package.
     """
 
     transformer_operations: pd.DataFrame
@@ -77,25 +89,84 @@ class Mayaki2025:
     transformer_energy: pd.DataFrame
     lstm_energy: pd.DataFrame
     paths: dict[str, Path]
+    embedded: bool = False
 
 
 def _dataset_dir(data_home: str | os.PathLike[str] | None) -> Path:
     return get_data_home(data_home) / "mayaki2025" / "processed"
 
 
+def embedded_dir() -> Path:
+    """Folder of the processed files embedded in the package (gzipped, MIT licence).
+
+    Returns
+    -------
+    pathlib.Path
+        ``powerfit/data/mayaki2025`` of the installed package: ``<file>.csv.gz`` for
+        every file of :data:`MAYAKI2025_FILES`, with ``LICENSE`` and ``README.md``.
+
+    Examples
+    --------
+    >>> sorted(p.name for p in embedded_dir().glob("*.csv.gz"))[:1]
+    ['SubsetDataForLSTM_energyModel.csv.gz']
+    """
+    return Path(__file__).resolve().parents[1] / "data" / "mayaki2025"
+
+
+def mayaki2025_dir(data_home: str | os.PathLike[str] | None = None) -> Path:
+    """Folder :func:`fetch_mayaki2025` reads the published files from.
+
+    Parameters
+    ----------
+    data_home : path, optional
+        See :func:`get_data_home`.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<data home>/mayaki2025/processed`` when it holds the four published CSVs,
+        else :func:`embedded_dir` (the same files, gzipped). ``<folder>/*.csv*``
+        names the four files in both.
+    """
+    folder = _dataset_dir(data_home)
+    if all((folder / name).is_file() for name, _, _ in MAYAKI2025_FILES.values()):
+        return folder
+    return embedded_dir()
+
+
+def _embedded_sha256(path: Path) -> str:
+    """SHA-256 of a gzip file's decompressed content (hex)."""
+    import gzip
+    import hashlib
+
+    digest = hashlib.sha256()
+    with gzip.open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def fetch_mayaki2025(
-    data_home: str | os.PathLike[str] | None = None, download_if_missing: bool = True
+    data_home: str | os.PathLike[str] | None = None,
+    download_if_missing: bool = True,
+    *,
+    embedded: bool = True,
 ) -> Mayaki2025:
     """Load the published measurements of Mayaki & Charpenay (2025).
 
     Parameters
     ----------
     data_home : path, optional
-        See :func:`get_data_home`.
+        See :func:`get_data_home`. A file missing there is read from the copy
+        embedded in the package (:func:`embedded_dir`), offline.
     download_if_missing : bool, default True
-        Download a missing file from the authors' repository (pinned commit, see
-        :data:`MAYAKI2025_URL`; ``POWERFIT_MAYAKI2025_URL`` names a mirror) into
-        ``data_home``; when False, a missing file raises.
+        Only without the embedded copy: download a missing file from the authors'
+        repository (pinned commit, see :data:`MAYAKI2025_URL`;
+        ``POWERFIT_MAYAKI2025_URL`` names a mirror) into ``data_home``; when False,
+        a missing file raises.
+    embedded : bool, default True
+        Read a file missing from ``data_home`` from the embedded copy; False: only
+        the data home (and downloads).
 
     Returns
     -------
@@ -111,10 +182,22 @@ def fetch_mayaki2025(
         A download failed.
     """
     folder = _dataset_dir(data_home)
+    packaged_dir = embedded_dir() if embedded else None
     tables: dict[str, pd.DataFrame] = {}
     paths: dict[str, Path] = {}
     for attr, (filename, expected, upstream) in MAYAKI2025_FILES.items():
         path = folder / filename
+        packaged = packaged_dir / f"{filename}.gz" if packaged_dir is not None else None
+        if not path.exists() and packaged is not None and packaged.exists():
+            actual = _embedded_sha256(packaged)
+            if actual != expected:
+                raise ValueError(
+                    f"{packaged}: SHA-256 {actual} of the content differs from the "
+                    f"published {expected}; the installed package is damaged"
+                )
+            tables[attr] = pd.read_csv(packaged, index_col=0)
+            paths[attr] = packaged
+            continue
         if not path.exists():
             if not download_if_missing:
                 raise FileNotFoundError(
@@ -130,7 +213,9 @@ def fetch_mayaki2025(
             )
         tables[attr] = pd.read_csv(path, index_col=0)
         paths[attr] = path
-    return Mayaki2025(**tables, paths=paths)
+    return Mayaki2025(
+        **tables, paths=paths, embedded=all(p.parent == packaged_dir for p in paths.values())
+    )
 
 
 def _download(upstream: str, path: Path, expected: str) -> None:

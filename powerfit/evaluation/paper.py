@@ -568,9 +568,16 @@ def predict_files(
 
 
 def default_sources() -> dict[str, str]:
-    """Paths of the published files under ``POWERFIT_DATA_HOME`` (see :mod:`powerfit.datasets`)."""
-    from powerfit.datasets.home import get_data_home
-    from powerfit.datasets.mayaki2025 import MAYAKI2025_FILES
+    """Paths of the published files: under ``POWERFIT_DATA_HOME``, else the embedded copy.
 
-    folder = get_data_home() / "mayaki2025" / "processed"
-    return {attr: os.fspath(folder / name) for attr, (name, _, _) in MAYAKI2025_FILES.items()}
+    See :func:`powerfit.datasets.mayaki2025.mayaki2025_dir` (the embedded files are
+    the same, gzipped: ``<name>.gz``).
+    """
+    from powerfit.datasets.mayaki2025 import MAYAKI2025_FILES, embedded_dir, mayaki2025_dir
+
+    folder = mayaki2025_dir()
+    suffix = ".gz" if folder == embedded_dir() else ""
+    return {
+        attr: os.fspath(folder / f"{name}{suffix}")
+        for attr, (name, _, _) in MAYAKI2025_FILES.items()
+    }

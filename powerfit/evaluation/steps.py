@@ -47,6 +47,7 @@ __all__ = [
     "compare_products",
     "evaluate_half_precision_and_fused",
     "evaluate_steps",
+    "inductor_fused_graph",
     "interval_coverage",
     "interval_half_width",
     "step_interval_bundle",
@@ -372,9 +373,13 @@ HALF_PRECISION_ROWS = {
     "unfused fp32 forward": "NeuSight's A100-PCIE-40GB forward (inference) steps run eager "
     "against powerfit's eager forward graph (FP32 laws of that GPU); no logo",
     "fused fp32 forward": "the same steps run fused (torch.compile) against the forward "
-    "graph with the eager attention core replaced by one SDPA call (FP32: the "
-    "memory-efficient kernel, an assumed law; other element-wise fusions not modelled); "
-    "logo column: the eager graph against the fused steps, for comparison",
+    "graph as Inductor fuses it (:func:`inductor_fused_graph`: the eager attention core as "
+    "one SDPA call, FP32 so the memory-efficient kernel, an assumed law; each run of "
+    "consecutive memory-bound operators one kernel); logo column: the eager graph against "
+    "the fused steps, for comparison",
+    "fusion speed-up": "fused / unfused step time, predicted (the two graphs above) against "
+    "measured, per step: what the fusion model gets right apart from the eager graph's "
+    "own error",
 }
 
 #: The attention core of the hand-written eager graph, replaced by one SDPA row.
@@ -448,6 +453,61 @@ def _fused_attention_rows(data_home: Any) -> list[dict]:
     return rows
 
 
+def inductor_fused_graph(graph: pd.DataFrame, config: Any, batch: int, seq: int) -> pd.DataFrame:
+    """A forward graph as ``torch.compile`` (Inductor) runs it, in FP32: an evaluation model.
+
+    * The eager attention core (scores, scale, mask, softmax, dropout, context) becomes one
+      SDPA call (Inductor's attention pattern matcher), in FP32 the memory-efficient kernel
+      (:func:`powerfit.kernels.attention.fused_attention_row`).
+    * Each run of consecutive memory-bound rows of the same count (what lies between two
+      products) becomes one kernel that reads and writes its largest tensor once (an
+      ``addu`` over it): Inductor's pointwise and reduction fusion, intermediates kept in
+      registers.
+
+    An approximation for the steps suite's fused rows; the step model times eager graphs.
+    """
+    from powerfit.kernels.attention import fused_attention_row
+    from powerfit.kernels.counts import operator_bytes
+
+    core = graph.name.str.rsplit(".", n=1).str[-1].isin(_EAGER_ATTENTION)
+    core &= graph.name.str.contains("self_attn")
+    rows: list[dict] = []
+    if core.any():
+        first = int(np.flatnonzero(core.to_numpy())[0])
+        sdpa = fused_attention_row(
+            batch, config.n_heads, config.n_kv_heads, seq, seq, config.d_kv,
+            bool(config.causal), False, "fp32",
+        )  # fmt: skip
+        layers = int(graph.loc[core, "count"].max())
+        sdpa |= {"name": "attention.sdpa", "phase": "forward", "count": layers, "params": 0}
+    run: list[dict] = []
+
+    def flush() -> None:
+        if run:
+            big = max(run, key=lambda r: r["B"] * r["H"])
+            fused = dict(big, op="addu", name=f"fused.{big['name']}")
+            fused["flop"] = float(sum(r["flop"] for r in run))
+            fused["bytes"] = float(operator_bytes("addu", big["B"], H=big["H"]))
+            rows.append(fused)
+            run.clear()
+
+    for i, row in enumerate(graph.to_dict(orient="records")):
+        if core.iloc[i]:
+            if i == first:
+                flush()
+                rows.append(sdpa)
+            continue
+        if row["op"] in MATMUL_OPS:
+            flush()
+            rows.append(row)
+            continue
+        if run and run[-1]["count"] != row["count"]:
+            flush()
+        run.append(row)
+    flush()
+    return pd.DataFrame(rows).reset_index(drop=True)
+
+
 def _fused_forward_rows(data_home: Any) -> list[dict]:
     """NeuSight's fused forward steps against the graph with SDPA attention."""
     import json
@@ -455,7 +515,6 @@ def _fused_forward_rows(data_home: Any) -> list[dict]:
 
     from powerfit.architectures.hf import from_hf_config
     from powerfit.datasets.home import get_data_home
-    from powerfit.kernels.attention import fused_attention_row
     from powerfit.steps.latency import operator_latency_sources
     from powerfit.steps.measured import neusight_step_graph
 
@@ -474,16 +533,8 @@ def _fused_forward_rows(data_home: Any) -> list[dict]:
         graph = neusight_step_graph(step)
         # inference: forward only, dropout is the identity in eval mode
         graph = graph[(graph.phase == "forward") & ~graph.name.str.contains("dropout")]
-        core = graph.name.str.rsplit(".", n=1).str[-1].isin(_EAGER_ATTENTION)
-        core &= graph.name.str.contains("self_attn")
-        cfg = from_hf_config(config)
-        sdpa = fused_attention_row(
-            int(batch), cfg.n_heads, cfg.n_kv_heads, int(seq), int(seq), cfg.d_kv,
-            bool(cfg.causal), False, "fp32",
-        )  # fmt: skip
-        layers = int(graph.loc[core, "count"].max())
-        sdpa |= {"name": "attention.sdpa", "phase": "forward", "count": layers, "params": 0}
-        sdpa_graph = pd.concat([graph[~core], pd.DataFrame([sdpa])], ignore_index=True)
+        graph = graph.reset_index(drop=True)
+        sdpa_graph = inductor_fused_graph(graph, from_hf_config(config), int(batch), int(seq))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             lat_e, _s, _n = operator_latency_sources(graph, gpu)
@@ -495,11 +546,15 @@ def _fused_forward_rows(data_home: Any) -> list[dict]:
     if not measured:
         return []
     common = {"gpu": gpu, "precision": "fp32", "n": len(measured), "coverage90_logo": np.nan}
+    ratio = np.array(fused) / np.array(eager)
+    measured_ratio = np.array(measured) / np.array(unfused)
     return [
         {"row": "unfused fp32 forward", **common, "mape_own": _mape(eager, unfused)}
         | {"mape_logo": np.nan},
         {"row": "fused fp32 forward", **common, "mape_own": _mape(fused, measured)}
         | {"mape_logo": _mape(eager, measured)},
+        {"row": "fusion speed-up", **common, "mape_own": _mape(ratio, measured_ratio)}
+        | {"mape_logo": _mape(np.ones(len(ratio)), measured_ratio)},
     ]
 
 

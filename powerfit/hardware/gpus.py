@@ -28,10 +28,12 @@ published data use two different values for the same RTX 2080 Ti.
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["GPU", "GPUS", "PAPER_PEAK_FLOPS", "get_gpu", "peak_flops"]
+__all__ = ["GPU", "GPUS", "PAPER_PEAK_FLOPS", "extra_gpus", "get_gpu", "peak_flops"]
 
 T = 1e12
 
@@ -493,9 +495,45 @@ def get_gpu(name: str) -> GPU:
     except KeyError:
         known = ", ".join(repr(g.name) for g in GPUS)
         raise ValueError(
-            f"unknown GPU {name!r}; known GPUs: {known}. Pass peak_flops explicitly "
-            "for another GPU."
+            f"unknown GPU {name!r}; known GPUs: {known}. Describe another GPU with "
+            "`powerfit gpus add NAME --peak-flops fp32=... --memory-bandwidth ... --tdp ...` "
+            "(in Python: powerfit.store.gpus.add_gpu, then extra_gpus)"
         ) from None
+
+
+@contextlib.contextmanager
+def extra_gpus(gpus: Iterable[GPU]) -> Iterator[None]:
+    """Make GPUs beyond the catalogue known to :func:`get_gpu` within a block.
+
+    Everything that looks a GPU up by name (peaks, bandwidth, TDP, the transfer of
+    operator and power laws to an unmeasured GPU) then treats them like catalogue
+    GPUs: a GPU described with ``powerfit gpus add`` works wherever a catalogue GPU
+    does. Catalogue names are never replaced.
+
+    Parameters
+    ----------
+    gpus : iterable of GPU
+        E.g. the specs of :func:`powerfit.store.gpus.store_gpus`.
+
+    Examples
+    --------
+    >>> rtx4090 = GPU("NVIDIA GeForce RTX 4090", {"fp32": 82.6 * T}, "fp32", 24 * 2**30, 450.0)
+    >>> with extra_gpus([rtx4090]):
+    ...     get_gpu("nvidia geforce rtx 4090").power_limit_w
+    450.0
+    """
+    added = []
+    for gpu in gpus:
+        for name in (gpu.name, *gpu.aliases):
+            key = _key(name)
+            if key not in _INDEX:
+                _INDEX[key] = gpu
+                added.append(key)
+    try:
+        yield
+    finally:
+        for key in added:
+            _INDEX.pop(key, None)
 
 
 def peak_flops(gpu: str, precision: str | None = None) -> float:

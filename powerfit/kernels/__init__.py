@@ -4,6 +4,8 @@ What one call of an operator counts (:mod:`~powerfit.kernels.counts`: kinds, FLO
 bytes), the laws and their fit (:mod:`~powerfit.kernels.laws`), their transfer to GPUs
 never measured (:mod:`~powerfit.kernels.transfer`), the roofline
 (:mod:`~powerfit.kernels.roofline`) and the scikit-learn estimator that holds them per
-(GPU, operator), with the bundled laws (:mod:`~powerfit.kernels.model`). Next: fused
-attention, collectives.
+(GPU, operator), with the bundled laws (:mod:`~powerfit.kernels.model`); the FP16/BF16
+laws fitted on Vidur's profiles and their evidence (:mod:`~powerfit.kernels.half`); fused
+attention's counts, laws per GPU and activation memory
+(:mod:`~powerfit.kernels.attention`).
 """

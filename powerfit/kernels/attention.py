@@ -42,14 +42,16 @@ Leave-one-GPU-out residuals (:func:`leave_one_gpu_out`) give the interval of eac
 **Precision.** FP16 and BF16 (and the products of AMP) run FlashAttention-2 at the
 tensor-core peak. FP32 and TF32 tensors make SDPA run the memory-efficient kernel, not
 flash (FlashAttention needs half precision): those calls are timed at the FP32 peak
-with the ``mem-efficient`` laws (xFormers' cutlass kernel, fitted on its FP16 figures)
-as an **assumption** (no FP32 figure was published), flagged by the origin
-``assumed-fp32``.
+with the ``mem-efficient`` laws (xFormers' cutlass kernel, fitted on its FP16 figures;
+the per-score cost ``d0`` scaled by the FP32/FP16 peak ratio, the softmax costing the
+same cycles beside slower multiply-adds) as an **assumption** (no FP32 figure was
+published), flagged by the origin ``assumed-fp32``.
 """
 
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
@@ -268,10 +270,8 @@ def fused_attention_latency(
                 source,
                 ["no fused-attention laws bundled: fused attention by the roofline"],
             )
-    missing = [c for c in ATTENTION_COLUMNS if c not in rows]
-    if missing:
-        raise ValueError(f"fused-attention rows lack column(s) {missing}")
     backward = rows["op"].map(FUSED_ATTENTION_OPS).to_numpy(bool)
+    rows = _with_attention_columns(rows, backward)
     precisions = rows["precision"].astype(str).to_numpy()
     for precision in sorted(set(precisions)):
         m = precisions == precision
@@ -356,6 +356,26 @@ def attention_saved_bytes(
         scores = b * h * sq * sk
         return inputs + w * scores + (w + 1.0) * scores * float(bool(dropout))
     raise ValueError(f"attention kind must be eager, sdpa, flash or mem-efficient, got {kind!r}")
+
+
+def _with_attention_columns(rows: pd.DataFrame, backward: np.ndarray) -> pd.DataFrame:
+    """``rows`` with :data:`ATTENTION_COLUMNS`, read from the generic shape if absent.
+
+    Without them, ``B, M, N, K`` are (batch·heads, seq_q, seq_kv, head_dim) (the step
+    graph's convention), one head per batch entry with its own keys, and causality is
+    read from the row's ``flop`` (a causal call counts about half the pairs).
+    """
+    if all(c in rows for c in ATTENTION_COLUMNS):
+        return rows
+    if not all(c in rows for c in ("B", "M", "N", "K", "flop")):
+        missing = [c for c in ATTENTION_COLUMNS if c not in rows]
+        raise ValueError(f"fused-attention rows lack column(s) {missing}")
+    B, M, N, K = (rows[c].to_numpy(float) for c in ("B", "M", "N", "K"))
+    full = 4.0 * B * M * N * K * np.where(backward, 2.5, 1.0)
+    causal = rows["flop"].to_numpy(float) < 0.75 * full
+    return rows.assign(
+        batch=B, heads=1.0, kv_heads=1.0, seq_q=M, seq_kv=N, head_dim=K, causal=causal
+    )
 
 
 def _check_precision(precision: str) -> None:
@@ -621,6 +641,11 @@ class FusedAttentionLaws:
             batch, heads, kv_heads, seq_q, seq_k, head_dim, causal, backward, width
         )
         law, origin = self.law(gpu, family, specs_only)
+        if tag == "assumed-fp32":
+            # d0 is the per-score cost (softmax) in head-dim MACs at the FP16 peak: the
+            # same cost in the FP32 kernel's (slower) MACs is smaller by the peak ratio
+            ratio = _peak(spec.name, "fp32") / _peak(spec.name, "fp16")
+            law = {**law, "d0": law["d0"] * ratio}
         sq = np.asarray(seq_q, float) * np.ones_like(flop)
         L = _pairs(sq, seq_k, causal) / sq
         D = np.asarray(head_dim, float) * np.ones_like(flop)
@@ -697,7 +722,15 @@ def leave_one_gpu_out(figures: pd.DataFrame, family: str = "fa2") -> pd.DataFram
 
 
 def load_fused_attention_laws() -> FusedAttentionLaws:
-    """The bundled laws (``powerfit/data/attention/fused.json``)."""
+    """The bundled laws (``powerfit/data/attention/fused.json``), read once per process.
+
+    The same object is returned each time: do not modify it (fit new laws instead).
+    """
+    return _bundled_laws()
+
+
+@lru_cache(maxsize=1)
+def _bundled_laws() -> FusedAttentionLaws:
     text = resources.files("powerfit").joinpath("data", "attention", "fused.json")
     try:
         return FusedAttentionLaws.from_dict(json.loads(text.read_text()))

@@ -42,6 +42,7 @@ weight gradient reduces over the tokens). The law's tile-and-wave term carries t
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -213,14 +214,24 @@ def half_precision_half_width(origin: str) -> float:
     own laws (``origin='fit'``) or by laws transferred from the other GPUs
     (``'transfer'``, leave-one-GPU-out). NaN when no evidence is bundled.
     """
+    key = "own" if origin == "fit" else "logo"
+    return _bundled_half_widths().get(key, float("nan"))
+
+
+@lru_cache(maxsize=1)
+def _bundled_half_widths() -> dict[str, float]:
+    """``own``/``logo`` -> q of the bundled FP16 laws' evidence (read once)."""
     import json
     from importlib import resources
 
     try:
         text = resources.files("powerfit").joinpath("data", "operators", "fp16.json").read_text()
     except FileNotFoundError:
-        return float("nan")
+        return {}
     evidence = json.loads(text).get("evidence", {})
-    key = "own" if origin == "fit" else "logo"
-    q = evidence.get(key, {}).get("half_width")
-    return float("nan") if q is None else float(q)
+    out = {}
+    for key in ("own", "logo"):
+        q = evidence.get(key, {}).get("half_width")
+        if q is not None:
+            out[key] = float(q)
+    return out

@@ -88,7 +88,7 @@ def law_half_width(
 
     from powerfit.kernels.attention import FUSED_ATTENTION_OPS, load_fused_attention_laws
     from powerfit.kernels.half import half_precision_half_width
-    from powerfit.kernels.model import load_operator_model
+    from powerfit.steps.latency import bundled_operator_model
 
     t = np.asarray(latency_s, float) * graph["count"].to_numpy(float)
     total = float(t.sum())
@@ -100,7 +100,8 @@ def law_half_width(
     q = np.zeros(len(t))
     half = (source == "laws") & np.isin(precision, ["fp16", "bf16"])
     for p, o in {(p, o) for p, o in zip(precision[half], op[half], strict=True)}:
-        origin = "transfer" if specs_only else load_operator_model(p).law(gpu, o)[1]
+        model = bundled_operator_model(p)
+        origin = "transfer" if specs_only or model is None else model.law(gpu, o)[1]
         q[half & (precision == p) & (op == o)] = half_precision_half_width(origin)
     fused = np.isin(op, list(FUSED_ATTENTION_OPS)) & (source != "roofline")
     if fused.any():

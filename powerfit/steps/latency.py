@@ -97,10 +97,16 @@ def _as_used(model: Any, specs_only: bool) -> Any:
     The graph's products are (M×K)·(K×N) (``matmul_layout='mkn'`` of
     :class:`powerfit.kernels.model.OperatorTimeModel`); NeuSight's own files, which the
     laws were fitted on, write them (M×N)·(N×K). Both settings are read at predict
-    time only, so a fitted model is copied, not refitted.
+    time only, so a fitted model is copied, not refitted. The copy is kept per (model,
+    mode) while the model's laws stay the same object, so that what it caches (the laws
+    transferred to GPUs it never measured) serves the next step too.
     """
     import copy
 
+    key = (id(model), bool(specs_only))
+    kept = _USED.get(key)
+    if kept is not None and kept[0] is model and _same_laws(kept[1], model):
+        return kept[1]
     twin = copy.copy(model)
     if hasattr(twin, "matmul_layout"):
         twin.matmul_layout = "mkn"
@@ -108,7 +114,22 @@ def _as_used(model: Any, specs_only: bool) -> Any:
         if not hasattr(twin, "specs_only"):
             raise ValueError("this operator model has no specs_only mode")
         twin.specs_only = True
+    if len(_USED) >= 32:
+        _USED.clear()
+    _USED[key] = (model, twin)
     return twin
+
+
+#: (id(model), specs_only) -> (model, its copy as used) (:func:`_as_used`).
+_USED: dict[tuple[int, bool], tuple[Any, Any]] = {}
+
+
+def _same_laws(twin: Any, model: Any) -> bool:
+    """Whether a copy still holds the model's fitted state (not refitted since)."""
+    return all(
+        getattr(twin, name, None) is getattr(model, name, None)
+        for name in ("laws_", "transfer_", "specs_")
+    ) and getattr(twin, "specs_only", False) >= getattr(model, "specs_only", False)
 
 
 def _model_for(precision: str, operator_model: Any) -> Any:

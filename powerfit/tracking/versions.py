@@ -300,8 +300,28 @@ def _is_coefficient(key: str) -> bool:
     return key.startswith("law.") and key.rsplit(".", 1)[-1] in ("eta_max", "k", "alpha")
 
 
+def _missing(value: Any) -> bool:
+    """None, NaN, pandas' NA or empty text."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return True
+    try:
+        return bool(pd.isna(value))
+    except (TypeError, ValueError):  # an array-like value
+        return False
+
+
 def _change(a: Any, b: Any) -> str:
-    """``b − a`` (and relative) for two numbers, 'changed' for other values, '' if equal."""
+    """``b − a`` (and relative) for two numbers, 'changed' for other values, '' if equal.
+
+    Missing values (None, NaN, '') are equal to each other: ``None → None`` is no change.
+
+    Examples
+    --------
+    >>> _change(None, float("nan")), _change(None, None), _change(None, "x"), _change(1.0, 1.5)
+    ('', '', 'changed', '+0.5 (+50.00 %)')
+    """
+    if _missing(a) and _missing(b):
+        return ""
     numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
     if numbers and math.isfinite(a) and math.isfinite(b):
         if a == b:

@@ -40,6 +40,7 @@ def test_json_output_reproduces_model_a(capsys):
     )
     out = json.loads(capsys.readouterr().out)
     assert round(out["energy_j"], 2) == 36.06
+    assert out["config"]["n_layers"] == 6 and isinstance(out["config"]["n_layers"], int)
     ops = {o["op"]: o for o in out["operations"]}
     assert set(ops) == {
         "qkv_projections",
@@ -113,6 +114,8 @@ def test_many_configurations(tmp_path):
             "--n-layers",
         ),
         (["--profile", "nope", *MODEL_A], "unknown profile"),
+        (["--profile", "nope", *MODEL_A], "operators-fp32: operator laws, used by --hf-config"),
+        (["--model", "my-model", *MODEL_A], "--model expects models:/NAME@ALIAS"),
         (["--arch", "lstm", *MODEL_A], "transformer models, not lstm"),
     ],
 )
@@ -264,3 +267,29 @@ def test_list_profiles_lists_the_bundled_operator_laws(capsys):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_estimate_with_a_registered_model_uses_the_verified_loader(recorded_fits, capsys):
+    from powerfit.tracking import load_model
+
+    uri, _, second = recorded_fits
+    model_uri = f"models:/{second.model_name}@champion"
+    args = ["estimate", "--model", model_uri, "--tracking-uri", uri, *MODEL_A, "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    (estimate,) = out["estimates"]
+    assert estimate["config"] == {
+        "n_layers": 6, "batch_size": 64, "seq_len": 320, "d_model": 512, "n_heads": 8
+    }  # fmt: skip
+    expected = load_model(model_uri, uri).predict(pd.DataFrame([estimate["config"]]))[0]
+    assert estimate["energy_j"] == pytest.approx(float(expected))
+    assert main(["estimate", "--model", model_uri, "--tracking-uri", uri, *MODEL_A]) == 0
+    assert "J per training step" in capsys.readouterr().out
+
+
+def test_top_level_help_says_what_estimate_and_measure_do(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--hf-config" in text and "registered model (--model)" in text
+    assert "GPU (or its CPU)" in text and "env" in text

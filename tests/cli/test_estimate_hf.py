@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from powerfit.cli import main
 from powerfit.steps.latency import bundled_operator_model
 
 
@@ -199,3 +200,40 @@ def test_missing_hf_extra_is_named(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(MissingExtraError, match=r"powerfit\[hf\]"):
         trace_step({"model_type": "qwen2"}, 8)
+
+
+def test_a_gpu_added_with_gpus_add_works_in_estimate_hf_config(tmp_path, capsys, tiny_gpt2):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(tiny_gpt2))
+    db = str(tmp_path / "store.db")
+    shape = ["--hf-config", str(path), "--batch-size", "2", "--seq-len", "16"]
+    assert main(["estimate", *shape, "--gpu", "NVIDIA GeForce RTX 3090", "--db", db]) == 1
+    err = capsys.readouterr().err
+    assert "powerfit gpus add NAME --peak-flops" in err and "Pass peak_flops" not in err
+    spec = ["--peak-flops", "fp32=35.6T,fp16=71T", "--memory-bandwidth", "0.936e12",
+            "--tdp", "350", "--sm-count", "82"]  # fmt: skip
+    added = ["gpus", "add", "NVIDIA GeForce RTX 3090", *spec, "--db", db]
+    assert main(added) == 0
+    capsys.readouterr()
+    args = ["estimate", *shape, "--gpu", "nvidia geforce rtx 3090", "--db", db, "--json"]
+    assert main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["gpu"] == "NVIDIA GeForce RTX 3090"
+    assert 0 < out["energy_j"] and out["step_time_s"] > 0
+
+
+def test_precision_is_explained_in_help_and_output(tmp_path, capsys, tiny_gpt2):
+    from powerfit.cli.estimate_hf import PRECISION_MEANING
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(tiny_gpt2))
+    shape = ["--hf-config", str(path), "--gpu", "h100", "--batch-size", "2", "--seq-len", "16"]
+    for precision in ("bf16", "amp-bf16"):
+        assert main(["estimate", *shape, "--precision", precision]) == 0
+        out = capsys.readouterr().out
+        assert f"precision: {precision} = {PRECISION_MEANING[precision]}" in out
+    assert "softmax, norms, loss and optimizer in fp32" in PRECISION_MEANING["amp-bf16"]
+    with pytest.raises(SystemExit):
+        main(["estimate", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "amp-bf16/amp-fp16: automatic mixed precision as torch.autocast" in help_text

@@ -74,7 +74,13 @@ def test_bad_command_lines(env, argv, message, capsys):
 def test_steps_suite_reports_every_gpu_with_training_labels(data_home, monkeypatch, capsys):
     monkeypatch.setenv("POWERFIT_DATA_HOME", str(data_home))
     if not (data_home / "neusight2025").is_dir():
-        pytest.skip("NeuSight data not found under the data home")
+        pytest.skip(
+            pytest.skip(
+                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight, see "
+                "powerfit/datasets/neusight2025.py): set POWERFIT_DATA_HOME to a folder "
+                "holding neusight2025/"
+            )
+        )
     assert main(["evaluate", "--suite", "steps", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     rows = {row["gpu"]: row for row in result["table"]}

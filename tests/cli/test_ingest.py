@@ -119,7 +119,13 @@ def test_ingest_neusight_operator_files(db, data_home, tmp_path, capsys):
 
     folder = data_home / "neusight2025" / "ops"
     if not folder.is_dir():
-        pytest.skip("NeuSight data not found")
+        pytest.skip(
+            pytest.skip(
+                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight, see "
+                "powerfit/datasets/neusight2025.py): set POWERFIT_DATA_HOME to a folder "
+                "holding neusight2025/"
+            )
+        )
     paths = []
     for source in (
         folder / "test" / "softmax.csv.gz",
@@ -162,3 +168,32 @@ def test_db_imports_and_remove_import(db, data_home, capsys):
     assert (counts["operation_measurements"], counts["run_measurements"]) == (0, 741)
     assert main(["db", "remove-import", "1", "--db", db, "--yes"]) == 1
     assert "no import 1" in capsys.readouterr().err
+
+
+EMISSIONS = (
+    "timestamp,project_name,run_id,duration,emissions,energy_consumed,gpu_energy,"
+    "codecarbon_version,gpu_count,gpu_model\n"
+    "2024-05-27T11:31:35,codecarbon,979336a5,300.0,0.0165,0.0338,0.0277,2.4.2,1,"
+    "1 x NVIDIA A100-SXM4-40GB\n"
+)
+
+
+def test_codecarbon_rows_no_energy_model_can_use_are_refused_by_name(db, tmp_path, capsys):
+    path = tmp_path / "emissions.csv"
+    path.write_text(EMISSIONS)
+    partial = ["--set", "arch=transformer", "--set", "n_layers=6", "--set", "batch_size=64"]
+    assert main(["ingest", str(path), "--db", db, *partial]) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"{path}: 1 of 1 rows lack d_model (1), n_heads (1), seq_len (1), needed by every "
+        "energy model of transformer; give them with --set d_model=... --set n_heads=... "
+        "--set seq_len=... (or pass --allow-incomplete"
+    ) in err
+    assert _stats(db, capsys) == COUNTS_ZERO
+    assert main(["ingest", str(path), "--db", db, *partial, "--allow-incomplete"]) == 0
+    assert "warning: " in capsys.readouterr().err
+    assert _stats(db, capsys)["run_measurements"] == 1
+    full = [*partial, "--set", "seq_len=512", "--set", "d_model=768", "--set", "n_heads=12"]
+    assert main(["ingest", str(path), "--db", db, *full]) == 0
+    captured = capsys.readouterr()
+    assert "warning" not in captured.err and "1 rows into run_measurements" in captured.out

@@ -10,7 +10,13 @@ import pytest
 @pytest.fixture(scope="module")
 def neusight_home(data_home):
     if not (data_home / "neusight2025").is_dir():
-        pytest.skip("neusight2025 not found under the data home")
+        pytest.skip(
+            pytest.skip(
+                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight, see "
+                "powerfit/datasets/neusight2025.py): set POWERFIT_DATA_HOME to a folder "
+                "holding neusight2025/"
+            )
+        )
     return data_home
 
 

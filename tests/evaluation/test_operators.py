@@ -23,7 +23,13 @@ from powerfit.kernels.roofline import roofline_latency
 @pytest.fixture(scope="module")
 def neusight_sample(data_home):
     if not (data_home / "neusight2025").is_dir():
-        pytest.skip("neusight2025 not found under the data home")
+        pytest.skip(
+            pytest.skip(
+                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight, see "
+                "powerfit/datasets/neusight2025.py): set POWERFIT_DATA_HOME to a folder "
+                "holding neusight2025/"
+            )
+        )
     frame = neusight_operator_frame(data_home)
     gpus = ["NVIDIA A100 80GB PCIe", "Tesla T4", "Tesla V100-PCIE-32GB"]
     ops = ["bmm", "ln", "add"]
@@ -65,7 +71,13 @@ def test_cli_operator_suite(data_home, monkeypatch, capsys):
     from powerfit.cli import main
 
     if not (data_home / "neusight2025").is_dir():
-        pytest.skip("neusight2025 not found under the data home")
+        pytest.skip(
+            pytest.skip(
+                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight, see "
+                "powerfit/datasets/neusight2025.py): set POWERFIT_DATA_HOME to a folder "
+                "holding neusight2025/"
+            )
+        )
     monkeypatch.setenv("POWERFIT_DATA_HOME", str(data_home))
     assert main(["evaluate", "--suite", "operators", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

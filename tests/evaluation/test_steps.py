@@ -76,3 +76,22 @@ def test_half_precision_and_fused_rows(data_home):
     assert (fused.mape_own < 12).all() and fused.loc["NVIDIA H100 80GB HBM3", "mape_logo"] < 20
     forward = table[table.row.str.endswith("fp32 forward")]
     assert (forward.gpu == "NVIDIA A100-PCIE-40GB").all() and (forward.n == 4).all()
+
+
+def test_inductor_fused_graph_fuses_attention_and_memory_bound_runs(tiny_gpt2):
+    from powerfit.architectures.hf import from_hf_config
+    from powerfit.evaluation.steps import inductor_fused_graph
+    from powerfit.steps.graph import training_step_graph
+
+    c = from_hf_config(tiny_gpt2)
+    g = training_step_graph(c, 4, 32, optimizer="none", loss=False)
+    g = g[g.phase == "forward"].reset_index(drop=True)
+    fused = inductor_fused_graph(g, c, 4, 32)
+    assert (fused.op == "attention").sum() == 1 and "bmm" not in set(fused.op)
+    assert fused.loc[fused.op == "attention", "count"].item() == c.n_layers
+    # products kept one for one; fewer, larger memory-bound kernels moving fewer bytes
+    assert (fused.op == "linear").sum() == (g.op == "linear").sum()
+    mem_g, mem_f = ~g.op.isin(["linear", "bmm"]), fused.op == "addu"
+    assert mem_f.sum() < mem_g.sum()
+    moved = lambda d, m: float((d["bytes"] * d["count"])[m].sum())  # noqa: E731
+    assert moved(fused, mem_f) < moved(g, mem_g)

@@ -85,7 +85,13 @@ def test_specs_agree_with_neusight_device_files(data_home):
 
     folder = data_home / "neusight2025" / "devices"
     if not folder.is_dir():
-        pytest.skip("neusight2025 not found under the data home")
+        pytest.skip(
+            pytest.skip(
+                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight, see "
+                "powerfit/datasets/neusight2025.py): set POWERFIT_DATA_HOME to a folder "
+                "holding neusight2025/"
+            )
+        )
     for path in folder.glob("*.json"):
         spec = json.loads(path.read_text())
         gpu = get_gpu(spec["Device"])

@@ -147,3 +147,22 @@ def test_saved_activations_by_attention_kind():
     assert attention_saved_bytes("eager", *longer) > 3.5 * eager
     with pytest.raises(ValueError, match="attention kind must be"):
         attention_saved_bytes("paged", *args)
+
+
+def test_latency_reads_the_generic_shape_when_attention_columns_are_absent():
+    from powerfit.kernels.attention import fused_attention_latency
+
+    rows = pd.DataFrame(
+        [
+            fused_attention_row(4, 16, 16, 2048, 2048, 64, True, b, "bf16")
+            | {"name": "attn", "count": 1}
+            for b in (False, True)
+        ]
+    )
+    full, _, _ = fused_attention_latency(rows, H100)
+    generic = rows.drop(columns=["batch", "heads", "kv_heads", "seq_q", "seq_kv", "head_dim"])
+    generic = generic.drop(columns="causal")
+    bare, source, _ = fused_attention_latency(generic, H100)
+    assert bare == pytest.approx(full, rel=1e-6) and set(source) == {"fused attention laws"}
+    with pytest.raises(ValueError, match="lack column"):
+        fused_attention_latency(generic.drop(columns="flop"), H100)

@@ -152,3 +152,17 @@ def test_fused_attention_rows_are_timed_by_the_fused_laws():
     lat32, source32, notes32 = operator_latency_sources(g32, H100)
     assert set(source32) == {"fused attention assumed"} and "memory-efficient" in notes32[0]
     assert lat32[0] > 5 * lat[0]  # CUDA-core FP32 peak (67) against 989.5
+
+
+def test_a_model_as_used_is_kept_until_refitted(fp32_laws):
+    import copy
+
+    from powerfit.steps.latency import _as_used
+
+    twin = _as_used(fp32_laws, False)
+    assert _as_used(fp32_laws, False) is twin and twin.matmul_layout == "mkn"
+    assert _as_used(fp32_laws, True) is not twin and _as_used(fp32_laws, True).specs_only
+    model = copy.copy(fp32_laws)
+    kept = _as_used(model, False)
+    model.laws_ = dict(model.laws_)  # as a refit replaces them
+    assert _as_used(model, False) is not kept and _as_used(model, False).laws_ is model.laws_

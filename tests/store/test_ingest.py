@@ -411,7 +411,15 @@ def test_measurements_reference_their_gpu_and_import(store, processed, tmp_path)
 
 
 # ------------------------------------------------------------- import identity
-CONFIG = {"arch": "transformer", "model": "bert", "n_layers": "6", "batch_size": "64"}
+CONFIG = {
+    "arch": "transformer",
+    "model": "bert",
+    "n_layers": "6",
+    "batch_size": "64",
+    "d_model": "512",
+    "n_heads": "8",
+    "seq_len": "320",
+}
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -40,7 +40,13 @@ def any_store(request, tmp_path):
 def neusight(data_home) -> Path:
     folder = data_home / "neusight2025" / "ops"
     if not folder.is_dir():
-        pytest.skip(f"NeuSight data not found under {data_home}")
+        pytest.skip(
+            pytest.skip(
+                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight, see "
+                "powerfit/datasets/neusight2025.py): set POWERFIT_DATA_HOME to a folder "
+                "holding neusight2025/"
+            )
+        )
     return folder
 
 

@@ -29,7 +29,13 @@ def _slice(source: Path, target: Path, rows: int, *, every: int = 1, start: int 
 def bmm_file(data_home) -> Path:
     path = data_home / "neusight2025" / "ops" / "test" / "bmm.csv.gz"
     if not path.is_file():
-        pytest.skip(f"NeuSight data not found under {data_home}")
+        pytest.skip(
+            pytest.skip(
+                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight, see "
+                "powerfit/datasets/neusight2025.py): set POWERFIT_DATA_HOME to a folder "
+                "holding neusight2025/"
+            )
+        )
     return path
 
 

@@ -93,7 +93,13 @@ def test_registered_step_time_model_scores_in_spark(spark, data_home, tracking_u
 
     steps = neusight_training_steps(data_home)
     if steps.empty:
-        pytest.skip("NeuSight's measured steps not found under the data home")
+        pytest.skip(
+            pytest.skip(
+                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight, see "
+                "powerfit/datasets/neusight2025.py): set POWERFIT_DATA_HOME to a folder "
+                "holding neusight2025/"
+            )
+        )
     texts = {path: Path(path).read_text() for path in steps["config"].unique()}
     X = steps.assign(config=steps["config"].map(texts))[["gpu", "config", "batch_size", "seq_len"]]
     model = StepTimeRegressor().fit(X, steps["measured_s"])

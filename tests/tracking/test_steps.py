@@ -19,7 +19,13 @@ def measured_steps(data_home) -> pd.DataFrame:
 
     steps = neusight_training_steps(data_home)
     if steps.empty:
-        pytest.skip("NeuSight's measured steps not found under the data home")
+        pytest.skip(
+            pytest.skip(
+                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight, see "
+                "powerfit/datasets/neusight2025.py): set POWERFIT_DATA_HOME to a folder "
+                "holding neusight2025/"
+            )
+        )
     texts = {path: Path(path).read_text() for path in steps["config"].unique()}
     return steps.assign(config=steps["config"].map(texts))
 
