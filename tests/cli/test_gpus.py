@@ -91,7 +91,12 @@ def test_gpus_add_refuses_control_characters(tmp_path, capsys):
 def test_gpus_add_refuses_infinite_specs(tmp_path, capsys):
     argv = ["gpus", "add", "My GPU", "--peak-flops", "fp32=1e13", "--tdp", "inf"]
     assert main([*argv, "--db", str(tmp_path / "s.db")]) == 1
-    assert "TDP must be a finite number" in capsys.readouterr().err
+    assert "--tdp: inf is not a finite number" in capsys.readouterr().err
+    from powerfit.store import open_store
+    from powerfit.store.gpus import add_gpu
+
+    with open_store(tmp_path / "s.db") as store, pytest.raises(ValueError, match="TDP must be"):
+        add_gpu(store.engine, "My GPU", {"fp32": 1e13}, power_limit_w=float("inf"))
 
 
 def test_listings_escape_control_characters_already_stored(tmp_path, capsys):

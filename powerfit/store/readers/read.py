@@ -56,6 +56,8 @@ from powerfit.store.readers.rows import (
     _checked_number,
     _Ctx,
     _first,
+    _strip,
+    by_unique,
 )
 from powerfit.store.validation import (
     DERIVED_BOUNDS,
@@ -502,12 +504,12 @@ def _finish(
         name = origin.get(column, column)
         required = column in spec.required
         if column in _TEXT:
-            missing = series.isna() | (series.astype(str).str.strip() == "")
+            cleaned = by_unique(series, _strip)
+            missing = cleaned.isna() | (cleaned == "")
             if required and missing.any():
                 raise ctx.fail(
                     "missing value", position=int(np.argmax(missing.to_numpy())), column=name
                 )
-            cleaned = series.astype(str).str.strip().astype(object)
             out[column] = cleaned.where(~missing, None)
             check_text(column, out[column], ctx.fail, name)
         else:
@@ -675,7 +677,7 @@ def _check_names(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
             column=origin.get("gpu", "gpu"),
         )
     out["gpu"] = out["gpu"].map({name: gpu.name for name, gpu in gpus.items()})
-    arch = out["arch"].str.lower()
+    arch = by_unique(out["arch"], lambda v: str(v).lower())
     unknown = ~arch.isin((*ARCHITECTURES, GENERIC_ARCH))
     if unknown.any():
         pos = _first(unknown)
@@ -711,7 +713,7 @@ def _check_names(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
             )
     defaults = out["gpu"].map({g.name: g.default_precision for g in gpus.values()})
     given = out["precision"].notna()
-    out.loc[given, "precision"] = out.loc[given, "precision"].str.lower()
+    out.loc[given, "precision"] = by_unique(out.loc[given, "precision"], lambda v: str(v).lower())
     out["precision"] = out["precision"].where(given, defaults)
     bad = ~out["precision"].isin(PRECISIONS)
     if bad.any():
