@@ -220,10 +220,16 @@ def _parse(source: str) -> tuple[pd.DataFrame, list[str], Sequence[int] | None, 
             return (*_parquet(source, handle), None, sha256)
         header, lines = scan_csv(handle, source)
         handle.seek(0)
+        # Text columns parsed as categories, then as objects sharing one string per
+        # distinct value (a million rows naming one GPU hold one string, not a million).
+        text = {n: "category" for n in header if n.strip() in _TEXT and header.count(n) == 1}
         try:
             frame = pd.read_csv(
-                handle, skipinitialspace=True, encoding="utf-8-sig", index_col=False
+                handle, skipinitialspace=True, encoding="utf-8-sig", index_col=False, dtype=text
             )
+            for name in text:
+                if name in frame.columns:
+                    frame[name] = frame[name].astype(object)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
             message = " ".join(str(exc).splitlines())
             raise ValidationError(f"not a readable CSV file: {message}", source=source) from exc
