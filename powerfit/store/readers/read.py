@@ -417,9 +417,12 @@ def read_measurements(
     if len(raw) == 0:
         raise ValidationError("no data rows (only a header)", source=source)
     ctx = _Ctx(source, raw, lines, gpus)
+    del raw
     normalised = _apply_overrides(ctx, format, overrides) if overrides else {}
     columns, origin = spec.convert(ctx)
-    rows = _finish(ctx, spec, columns, origin)
+    n = len(ctx.raw)
+    ctx.raw = None  # type: ignore[assignment]  # each raw column is freed once converted
+    rows = _finish(ctx, spec, columns, origin, n)
     return Measurements(
         source=source,
         sha256=sha256,
@@ -487,10 +490,13 @@ def _apply_overrides(ctx: _Ctx, format: str, overrides: Mapping[str, object]) ->
 
 
 def _finish(
-    ctx: _Ctx, spec: _Format, columns: dict[str, object], origin: dict[str, str]
+    ctx: _Ctx, spec: _Format, columns: dict[str, object], origin: dict[str, str], n: int
 ) -> pd.DataFrame:
-    """Check and type the canonical columns; resolve GPU names, default precisions."""
-    n = len(ctx.raw)
+    """Check and type the canonical columns (``n`` rows); resolve GPUs, default precisions.
+
+    Each converted column is dropped from ``columns`` once typed, so that the file's
+    raw values are not held twice.
+    """
     order = _OPERATION_ORDER if spec.kind == "operation" else _RUN_ORDER
     for column in spec.required:
         if column not in columns:
@@ -498,7 +504,7 @@ def _finish(
             raise ctx.fail(f"missing column{hint}", column=origin.get(column, column))
     out = pd.DataFrame(index=pd.RangeIndex(n))
     for column in order:
-        value = columns.get(column)
+        value = columns.pop(column, None)
         if value is None:
             out[column] = None if column in _TEXT else np.nan
             continue
