@@ -278,10 +278,11 @@ def _copy_rows(
         raise DBAPIError.instance(sql, None, exc, dbapi_error, dialect=conn.dialect) from exc
 
 
-def _table_frame(measurements: Measurements, import_id: int, gpu_ids: Mapping[str, int]):
-    model = OperationMeasurement if measurements.kind == "operation" else RunMeasurement
+def _table_frame(kind: str, rows: pd.DataFrame, import_id: int, gpu_ids: Mapping[str, int]):
+    """The table of ``kind`` and ``rows`` as its columns (one chunk at a time: no copy
+    of a whole file's rows is made)."""
+    model = OperationMeasurement if kind == "operation" else RunMeasurement
     table = model.__table__
-    rows = measurements.rows
     frame = pd.DataFrame({"import_id": import_id, "gpu_id": rows["gpu"].map(gpu_ids)})
     for column in table.columns.keys():
         if column in ("id", "import_id", "gpu_id"):
@@ -354,10 +355,10 @@ def ingest_measurements(engine: Engine, measurements: Measurements) -> IngestRes
                 ).scalar_one()
             except IntegrityError:
                 raise _Duplicate from None
-            table, frame = _table_frame(m, import_id, gpu_ids)
-            bar = _progress(len(frame), os.path.basename(m.source))
-            for start in range(0, len(frame), CHUNK_ROWS):
-                chunk = frame.iloc[start : start + CHUNK_ROWS]
+            bar = _progress(len(m.rows), os.path.basename(m.source))
+            for start in range(0, len(m.rows), CHUNK_ROWS):
+                rows = m.rows.iloc[start : start + CHUNK_ROWS]
+                table, chunk = _table_frame(m.kind, rows, import_id, gpu_ids)
                 _insert_many(conn, table, chunk)
                 if bar is not None:
                     bar.update(len(chunk))

@@ -452,7 +452,22 @@ class _PyfuncModel:
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
         _refuse_config_paths(self.model, model_input)
+        if _is_step_time(self.model) and isinstance(model_input, pd.DataFrame):
+            return _once_per_distinct_row(self.model, model_input)
         return np.asarray(self.model.predict(model_input))
+
+
+def _is_step_time(model: Any) -> bool:
+    return isinstance(model, _class_for("powerfit.steps.regressor.StepTimeRegressor"))
+
+
+def _once_per_distinct_row(model: Any, frame: pd.DataFrame) -> np.ndarray:
+    """A row-wise model's predictions, each distinct row computed once (same values)."""
+    if len(frame) < 2:
+        return np.asarray(model.predict(frame))
+    codes = frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]
+    return np.asarray(model.predict(frame.iloc[first]))[codes]
 
 
 #: Default bound on the rows of one request to a served step-time model [-].
@@ -490,7 +505,7 @@ def _refuse_config_paths(model: Any, model_input: Any) -> None:
     """
     if not isinstance(model_input, pd.DataFrame) or "config" not in model_input:
         return
-    if not isinstance(model, _class_for("powerfit.steps.regressor.StepTimeRegressor")):
+    if not _is_step_time(model):
         return
     limit = max_step_rows()
     if len(model_input) > limit:
