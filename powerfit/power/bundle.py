@@ -24,7 +24,7 @@ from typing import Any
 
 from powerfit.power.law import PowerFit
 
-__all__ = ["BUNDLE_NAME", "load_power_bundle", "power_model_for"]
+__all__ = ["BUNDLE_NAME", "board_law_for", "load_power_bundle", "power_model_for"]
 
 BUNDLE_NAME = "power_models.json"
 
@@ -84,3 +84,28 @@ def power_model_for(gpu: str, bundle: dict[str, Any] | None = None) -> PowerFit 
         )
     fit.check_bounds()
     return fit
+
+
+def board_law_for(gpu: str, bundle: dict[str, Any] | None = None) -> Any:
+    """The board power law of a GPU (:class:`~powerfit.power.board.BoardPowerLaw`).
+
+    Fitted on the GPU's measured board power where the bundle's ``boards`` section
+    has it (Zeus 2023, ML.ENERGY 2026); else transferred from the measured GPUs by
+    specs (TDP, memory type) with the leave-one-GPU-out interval; the unfitted prior
+    (:func:`~powerfit.power.board.prior_board_power`) when nothing is bundled.
+    """
+    from powerfit.hardware.gpus import get_gpu as _gpu
+    from powerfit.power.board import BoardPowerLaw, prior_board_power, transfer_board_power
+
+    spec = _gpu(gpu)
+    bundle = load_power_bundle() if bundle is None else bundle
+    boards = (bundle or {}).get("boards")
+    if not boards:
+        return prior_board_power(spec.name, float(spec.power_limit_w))
+    laws = {k: BoardPowerLaw.from_dict(v) for k, v in boards["gpus"].items()}
+    if spec.name in laws:
+        return laws[spec.name]
+    q = boards.get("transfer_log_q")
+    return transfer_board_power(
+        list(laws.values()), spec.name, float(spec.power_limit_w), None if q is None else tuple(q)
+    )
