@@ -2,7 +2,8 @@
 
 The estimates' power comes from the board power laws of
 :mod:`powerfit.evaluation.board_power` (measured NVML board power, the bundle's
-``boards`` section); the CodeCarbon laws below are kept to score the paper's energy.
+``boards`` section, added by ``experiments/build_power_models.py``); the CodeCarbon
+laws below are kept to score the paper's energy.
 
 Where energy is measured (Mayaki & Charpenay 2025: training steps of small BERT- and
 GPT-style encoder stacks on an A100 80GB PCIe and a GeForce RTX 2080 Ti), each step
@@ -357,10 +358,7 @@ def build_power_bundle(data_home: Any = None, n_splits: int = 5) -> dict[str, An
         out_fits[f.gpu] = d
     t = transfer_power(fits, "transfer", 1.0)
     chain = evaluate_energy_chain(frame, n_splits)
-    from powerfit.evaluation.board_power import build_board_bundle
-
     return {
-        "boards": build_board_bundle(data_home),
         "format": "powerfit.power/1",
         "law": "P = P_idle + (P_max - P_idle) * u**gamma [W], u = sum(FLOP/peak)/step time",
         "bounds": {k: list(v) for k, v in POWER_BOUNDS.items()},

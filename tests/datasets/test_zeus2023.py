@@ -33,5 +33,5 @@ def test_fetch_zeus2023_refuses_a_modified_file(zeus_home, tmp_path):
     target = tmp_path / "zeus2023" / "summary_power_p100.csv.gz"
     target.chmod(0o644)
     target.write_bytes(target.read_bytes() + b"\0")
-    with pytest.raises(ValueError, match="summary_power_p100.csv.gz: SHA-256 differs"):
+    with pytest.raises(ValueError, match=r"summary_power_p100\.csv\.gz: SHA-256 differs"):
         fetch_zeus2023(tmp_path)
