@@ -46,7 +46,13 @@ from powerfit._version import __version__
 from powerfit.hardware.gpus import GPU, get_gpu
 from powerfit.store.engine import transaction
 from powerfit.store.gpus import gpu_row
-from powerfit.store.models import Gpu, Import, OperationMeasurement, RunMeasurement
+from powerfit.store.models import (
+    Gpu,
+    Import,
+    OperationMeasurement,
+    PowerMeasurement,
+    RunMeasurement,
+)
 from powerfit.store.readers.read import import_identity, read_measurements
 from powerfit.store.readers.rows import Measurements
 
@@ -279,7 +285,9 @@ def _copy_rows(
 
 
 def _table_frame(measurements: Measurements, import_id: int, gpu_ids: Mapping[str, int]):
-    model = OperationMeasurement if measurements.kind == "operation" else RunMeasurement
+    model = {"operation": OperationMeasurement, "power": PowerMeasurement}.get(
+        measurements.kind, RunMeasurement
+    )
     table = model.__table__
     rows = measurements.rows
     frame = pd.DataFrame({"import_id": import_id, "gpu_id": rows["gpu"].map(gpu_ids)})

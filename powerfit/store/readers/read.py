@@ -43,6 +43,7 @@ from powerfit.store.readers.mayaki2025 import (
     _transformer_operations,
 )
 from powerfit.store.readers.neusight2025 import NEUSIGHT_COLUMNS, _neusight_operators
+from powerfit.store.readers.power import POWER_FORMATS, detect_power_format, read_power
 from powerfit.store.readers.rows import (
     _OPERATION_ORDER,
     _POSITIVE,
@@ -356,6 +357,11 @@ def read_measurements(
     source = os.fspath(path)
     data = _read_bytes(source)
     sha256 = hashlib.sha256(data).hexdigest()
+    if format in POWER_FORMATS or format is None:
+        content = _gunzip(source, data) if data[:2] == b"\x1f\x8b" else data
+        power = format or detect_power_format(source, content)
+        if power is not None:  # measured board power (powerfit.store.readers.power)
+            return read_power(source, content, sha256, power, overrides, gpus)
     raw, header, text = _load(source, data)
     check_duplicates(header, source)
     raw.columns = [str(c).strip() for c in raw.columns]
@@ -371,7 +377,8 @@ def read_measurements(
             )
     elif format not in FORMATS:
         raise DataError(
-            f"unknown format {format!r}; choose one of {', '.join(FORMATS)}", source=source
+            f"unknown format {format!r}; choose one of {', '.join((*FORMATS, *POWER_FORMATS))}",
+            source=source,
         )
     spec = FORMATS[format]
     ignored = check_header(
