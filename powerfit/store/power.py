@@ -46,7 +46,7 @@ def power_measurements(engine: Engine, gpu: str | None = None) -> pd.DataFrame:
             p.throughput_unit,
             p.config,
             p.tool,
-        )  # fmt: skip
+        )
         .join(Gpu, Gpu.id == p.gpu_id)
         .order_by(p.import_id, p.source_row)
     )

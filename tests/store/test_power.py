@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import shutil
 
 import pytest
 
@@ -86,7 +85,7 @@ def test_impossible_zeus_values_are_refused_naming_file_row_column(
 
 def test_unknown_gpu_and_zero_throughput_are_refused(store, tmp_path, mlenergy_file):
     path = _zeus_copy(tmp_path, lambda t: t, name="summary_power_mi300.csv.gz")
-    with pytest.raises(DataError, match="unknown GPU 'mi300'.*gpus add"):
+    with pytest.raises(DataError, match=r"unknown GPU 'mi300'.*gpus add"):
         ingest_file(store.engine, path)
     doc = json.loads(gzip.decompress(mlenergy_file.read_bytes()))
     doc["configurations"][1]["output_throughput_tokens_per_sec"] = 0
@@ -98,7 +97,7 @@ def test_unknown_gpu_and_zero_throughput_are_refused(store, tmp_path, mlenergy_f
     doc["configurations"][1]["output_throughput_tokens_per_sec"] = 10.0
     doc["configurations"][2]["gpu_model"] = "MI300X"
     bad.write_bytes(gzip.compress(json.dumps(doc).encode()))
-    with pytest.raises(DataError, match="data row 3.*gpu_model|gpu_model.*data row 3"):
+    with pytest.raises(DataError, match=r"data row 3.*gpu_model|gpu_model.*data row 3"):
         ingest_file(store.engine, bad)
     assert power_measurements(store.engine).empty
 

@@ -266,15 +266,14 @@ def read_power(
     -------
     Measurements
         ``kind`` 'power', the rows of :class:`powerfit.store.models.PowerMeasurement`
-        plus ``gpu``.
+        plus ``gpu``; ``identity`` is left to
+        :func:`~powerfit.store.readers.read.read_measurements`.
 
     Raises
     ------
     ValidationError
         An impossible value, a missing field or an unknown GPU (file, row, column).
     """
-    from powerfit.store.readers.read import import_identity
-
     if overrides:
         raise ValidationError(
             f"--set is not accepted for {format} files (they give every value)",
@@ -289,6 +288,5 @@ def read_power(
         kind="power",
         rows=rows,
         overrides={},
-        identity=import_identity(sha256, format, {}),
         gpus=specs,
     )

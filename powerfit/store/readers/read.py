@@ -17,7 +17,7 @@ import math
 import os
 import zlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -361,7 +361,8 @@ def read_measurements(
         content = _gunzip(source, data) if data[:2] == b"\x1f\x8b" else data
         power = format or detect_power_format(source, content)
         if power is not None:  # measured board power (powerfit.store.readers.power)
-            return read_power(source, content, sha256, power, overrides, gpus)
+            m = read_power(source, content, sha256, power, overrides, gpus)
+            return replace(m, identity=import_identity(sha256, power, {}))
     raw, header, text = _load(source, data)
     check_duplicates(header, source)
     raw.columns = [str(c).strip() for c in raw.columns]
