@@ -1,23 +1,10 @@
 """Board power laws fitted and scored on measured boards (Zeus 2023, ML.ENERGY 2026).
 
 Each measurement gives a GPU's average board power (NVML) and what its step
-sustained: ``u_c`` = achieved FLOP/s over the compute peak at its precision and
-``u_m`` = achieved DRAM bytes/s over the bandwidth (per GPU), from the measured
-throughput and the work of one sample:
-
-* **Zeus** (single-GPU training, FP32 assumed, one epoch): BERT-base's FLOP and bytes
-  come from its operator graph (:func:`powerfit.steps.graph.training_step_graph`
-  without the pre-training head, SQuAD at 384 tokens, Sentiment140 at 128, assumed);
-  the other workloads' from their architectures' published sizes
-  (:data:`ZEUS_WORK`: no graph of convolutional or recurrent networks exists in
-  powerfit). Only rows at the board's default limit fit the law; the rows at lower
-  limits fit and score the power-limit law.
-* **ML.ENERGY** (serving, power summed over the run's GPUs, divided here): LLM
-  decoding moves the weights it touches once per iteration and does 2 FLOP per
-  active parameter and token; text-to-image does 2 FLOP per parameter and latent
-  token per denoising step (×2 with classifier-free guidance; attention left out:
-  ≈ 10 % at 4,096 tokens). Text-to-video is left out (attention over ~30 k tokens
-  dominates its FLOP and no graph of it exists here).
+sustained, ``u_c`` and ``u_m`` (:mod:`powerfit.power.work`: how they follow from the
+measured throughput, and what is assumed). Zeus rows at the board's default limit fit
+the law; the rows at lower limits fit and score the power-limit law. ML.ENERGY's
+power is summed over the run's GPUs: divided per GPU here; text-to-video is left out.
 
 :func:`evaluate_board_power` scores the laws leave-one-workload-out within each GPU
 and leave-one-GPU-out (transfer), with interval coverage;
@@ -37,9 +24,9 @@ from powerfit.power.board import (
     fit_limit_law,
     transfer_board_power,
 )
+from powerfit.power.work import BERT_BASE, serving_fractions, training_fractions
 
 __all__ = [
-    "ZEUS_WORK",
     "board_power_frame",
     "build_board_bundle",
     "evaluate_board_power",
@@ -50,58 +37,9 @@ __all__ = [
     "zeus_power_frame",
 ]
 
-#: Work of one training sample of the Zeus workloads without a graph in powerfit:
-#: (FLOP per sample, DRAM bytes per sample, DRAM bytes per step) [FLOP, B, B], FP32.
-#: ResNet-50 at 224²: 4.1 GMAC forward (He et al. 2016), ×3 for training; ≈ 25 M
-#: activations of 4 B written and read ≈ 4 times; 25.6 M parameters moved ≈ 7 times
-#: per step (forward, backward, gradient, optimizer). ShuffleNet-v2 1× on 32²
-#: CIFAR: ≈ 1/3 of its 146 MMAC at 224² (no stem downsampling); ≈ 2 M activations;
-#: 1.3 M parameters. DeepSpeech2 (deepspeech.pytorch: 2 convolutions, 5 bi-LSTM of
-#: 1,024, ≈ 40 M parameters): ≈ 615 time steps of an average 12.3 s utterance, 2 FLOP
-#: per weight and step, ×3; the recurrent weights are read at every time step.
-#: NCF (NeuMF, 64-wide embeddings, MLP 256-128-64): ≈ 0.15 MFLOP, a few kB per
-#: sample; the embedding tables (≈ 5 MB) updated every step.
-ZEUS_WORK: dict[str, tuple[float, float, float]] = {
-    "imagenet/resnet50": (24.6e9, 0.4e9, 0.72e9),
-    "cifar100/shufflenetv2": (0.3e9, 32e6, 36e6),
-    "librispeech/deepspeech2": (0.18e12, 0.6e9, 3.0e11),
-    "movielens-1m/ncf": (0.45e6, 6e3, 35e6),
-}
-
-#: Tokens per sequence of the BERT workloads (SQuAD: the usual 384; Sentiment140:
-#: 128, assumed) [-].
-BERT_SEQ = {"squad/bert_base_uncased": 384, "sentiment140/bert_base_uncased": 128}
-
-_BERT_BASE = {
-    "model_type": "bert",
-    "num_hidden_layers": 12,
-    "hidden_size": 768,
-    "num_attention_heads": 12,
-    "intermediate_size": 3072,
-    "vocab_size": 30522,
-    "max_position_embeddings": 512,
-    "type_vocab_size": 2,
-}
-
-#: Bytes per weight by precision [B].
-_WEIGHT_BYTES = {"bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "mxfp4": 0.53, "fp32": 4.0}
-
-
-def _bert_work(workload: str, batch: int) -> tuple[float, float]:
-    """(FLOP, bytes) of one BERT-base training step from its graph, head left out."""
-    from powerfit.architectures.hf import from_hf_config
-    from powerfit.steps.graph import training_step_graph
-
-    g = training_step_graph(
-        from_hf_config(_BERT_BASE), int(batch), BERT_SEQ[workload], "fp32", "adamw"
-    )
-    g = g[~g.name.str.startswith(("head.", "loss."))]
-    c = g["count"].to_numpy()
-    return float(np.sum(g.flop.to_numpy() * c)), float(np.sum(g["bytes"].to_numpy() * c))
-
 
 def zeus_power_frame(data_home: Any = None) -> pd.DataFrame:
-    """The Zeus rows with their fractions of peak (see the module notes).
+    """The Zeus rows with their fractions of peak (:func:`powerfit.power.work.training_fractions`).
 
     Returns
     -------
@@ -112,29 +50,8 @@ def zeus_power_frame(data_home: Any = None) -> pd.DataFrame:
         ``u_m`` [-], ``num_gpus`` (1) and ``group`` (the workload).
     """
     from powerfit.datasets.zeus2023 import fetch_zeus2023
-    from powerfit.hardware.gpus import get_gpu
 
-    z = fetch_zeus2023(data_home).power.copy()
-    flop, byts = [], []
-    cache: dict[tuple[str, int], tuple[float, float]] = {}
-    for w, b in zip(z.workload, z.batch_size, strict=True):
-        if w in ZEUS_WORK:
-            f, bs, bstep = ZEUS_WORK[w]
-            flop.append(f * b)
-            byts.append(bs * b + bstep)
-        else:
-            if (w, b) not in cache:
-                cache[(w, b)] = _bert_work(w, b)
-            flop.append(cache[(w, b)][0])
-            byts.append(cache[(w, b)][1])
-    z["flop_step"], z["bytes_step"] = flop, byts
-    z["step_s"] = z.batch_size / z.throughput
-    specs = {g: get_gpu(g) for g in z.gpu.unique()}
-    peak = z.gpu.map(lambda g: specs[g].peak_flops["fp32"])
-    bw = z.gpu.map(lambda g: specs[g].memory_bandwidth)
-    z["tdp_w"] = z.gpu.map(lambda g: specs[g].power_limit_w)
-    z["u_c"] = np.clip(z.flop_step / (peak * z.step_s), 0.0, 1.0)
-    z["u_m"] = np.clip(z.bytes_step / (bw * z.step_s), 0.0, 1.0)
+    z = training_fractions(fetch_zeus2023(data_home).power)
     z["default_limit"] = z.power_limit_w >= z.tdp_w
     z["source"] = "zeus2023"
     z["num_gpus"] = 1
@@ -142,14 +59,9 @@ def zeus_power_frame(data_home: Any = None) -> pd.DataFrame:
     return z
 
 
-def _peak(spec: Any, precision: str) -> float:
-    if precision == "mxfp4":  # H100: W4A16 kernels compute in BF16; B200: FP8 at least
-        return spec.peak_flops.get("fp8" if "B200" in spec.name else "bf16")
-    return spec.peak_flops.get(precision, spec.peak_flops["bf16"])
-
-
 def mlenergy_power_frame(data_home: Any = None) -> pd.DataFrame:
-    """The ML.ENERGY rows with their per-GPU fractions of peak (video left out).
+    """The ML.ENERGY rows with their per-GPU fractions of peak (video left out;
+    :func:`powerfit.power.work.serving_fractions`).
 
     Returns
     -------
@@ -159,31 +71,9 @@ def mlenergy_power_frame(data_home: Any = None) -> pd.DataFrame:
         ``u_c``, ``u_m`` [-] and ``group`` (model and task).
     """
     from powerfit.datasets.mlenergy2026 import fetch_mlenergy2026
-    from powerfit.hardware.gpus import get_gpu
 
     m = fetch_mlenergy2026(data_home).power
-    m = m[m.kind != "video"].copy()
-    specs = {g: get_gpu(g) for g in m.gpu.unique()}
-    uc, um = [], []
-    for r in m.itertuples(index=False):
-        s = specs[r.gpu]
-        wbytes = _WEIGHT_BYTES.get(r.precision, 2.0)
-        if r.kind == "llm":
-            share = r.active_params / r.total_params
-            touched = r.total_params * (1 - (1 - share) ** max(r.batch_size, 1.0))
-            flop_s = 2 * r.active_params * r.throughput
-            bytes_s = r.throughput / max(r.batch_size, 1e-9) * touched * wbytes
-        else:
-            sana = "SANA" in r.model_id
-            tokens = (r.width / (32 if sana else 16)) * (r.height / (32 if sana else 16))
-            cfg = 1 if "FLUX" in r.model_id else 2
-            flop_s = 2 * r.total_params * tokens * r.inference_steps * cfg * r.throughput
-            bytes_s = r.throughput / r.batch_size * r.inference_steps * r.total_params * wbytes
-        uc.append(flop_s / (r.num_gpus * _peak(s, r.precision)))
-        um.append(bytes_s / (r.num_gpus * s.memory_bandwidth))
-    m["u_c"] = np.clip(uc, 0.0, 1.0)
-    m["u_m"] = np.clip(um, 0.0, 1.0)
-    m["tdp_w"] = m.gpu.map(lambda g: specs[g].power_limit_w)
+    m = serving_fractions(m[m.kind != "video"])
     m["power_limit_w"] = m.tdp_w
     m["default_limit"] = True
     m["source"] = "mlenergy2026"
@@ -416,7 +306,7 @@ BUSY_STEPS = (
     ),
     (
         "BERT-base, fp32, batch 32 × 384",
-        _BERT_BASE,
+        BERT_BASE,
         "Tesla V100-PCIE-32GB",
         32,
         384,
