@@ -22,6 +22,7 @@ from powerfit.power.board import (
     BoardPowerLaw,
     fit_board_power,
     fit_limit_law,
+    fit_transfer_shape,
     transfer_board_power,
 )
 from powerfit.power.work import BERT_BASE, serving_fractions, training_fractions
@@ -45,14 +46,21 @@ def zeus_power_frame(data_home: Any = None) -> pd.DataFrame:
     -------
     pandas.DataFrame
         The :class:`~powerfit.datasets.zeus2023.Zeus2023` columns plus ``source``
-        (``zeus2023``), ``tdp_w`` [W], ``default_limit`` (the row ran at the board's
-        default limit), ``step_s`` [s], ``flop_step``, ``bytes_step``, ``u_c``,
+        (``zeus2023``), ``tdp_w`` [W], ``feasible`` (False for the workloads whose
+        counted work exceeds a board's compute peak or bandwidth on some row: BERT on
+        Sentiment140 and DeepSpeech2 on LibriSpeech, whose samples per epoch Zeus does
+        not publish; left out of fits and scores), ``default_limit`` (a feasible row
+        at the board's default limit), ``step_s`` [s], ``flop_step``, ``bytes_step``, ``u_c``,
         ``u_m`` [-], ``num_gpus`` (1) and ``group`` (the workload).
     """
     from powerfit.datasets.zeus2023 import fetch_zeus2023
 
     z = training_fractions(fetch_zeus2023(data_home).power)
-    z["default_limit"] = z.power_limit_w >= z.tdp_w
+    # a workload whose counted work exceeds a board's peak on some row is one whose
+    # samples per epoch (or model) Zeus did not publish as assumed: left out
+    over = z.groupby("workload")[["u_c_raw", "u_m_raw"]].max().max(axis=1) > 1.0
+    z["feasible"] = ~z.workload.map(over)
+    z["default_limit"] = (z.power_limit_w >= z.tdp_w) & z.feasible
     z["source"] = "zeus2023"
     z["num_gpus"] = 1
     z["group"] = z.workload
@@ -76,6 +84,7 @@ def mlenergy_power_frame(data_home: Any = None) -> pd.DataFrame:
     m = serving_fractions(m[m.kind != "video"])
     m["power_limit_w"] = m.tdp_w
     m["default_limit"] = True
+    m["feasible"] = True
     m["source"] = "mlenergy2026"
     m["group"] = m.model_id + "/" + m.task
     return m
@@ -103,7 +112,7 @@ def board_power_frame(data_home: Any = None) -> pd.DataFrame:
     """Zeus and ML.ENERGY measurements in one frame (:data:`_FRAME_COLUMNS` + Zeus' timing)."""
     z = zeus_power_frame(data_home)
     m = mlenergy_power_frame(data_home)
-    cols = [*_FRAME_COLUMNS, "optimizer", "epoch_s"]
+    cols = [*_FRAME_COLUMNS, "optimizer", "epoch_s", "feasible"]
     return pd.concat([z[cols], m.reindex(columns=cols)], ignore_index=True)
 
 
@@ -170,9 +179,10 @@ def evaluate_board_power(frame: pd.DataFrame) -> pd.DataFrame:
             }
         )
         others = [law for k, law in laws.items() if k != gpu]
+        rest = data[data.gpu != gpu]
         # the transferred interval: the other GPUs' own leave-one-GPU-out residuals
-        q = _logo_quantiles(data[data.gpu != gpu], [k for k in laws if k != gpu])
-        t = transfer_board_power(others, gpu, tdp, q)
+        q = _logo_quantiles(rest, [k for k in laws if k != gpu])
+        t = transfer_board_power(others, gpu, tdp, q, _shape(rest, laws))
         a, b = t.interval(g.u_c, g.u_m)
         s = _scores(p, t.power(g.u_c, g.u_m), a, b)
         rows.append(
@@ -187,20 +197,32 @@ def evaluate_board_power(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _shape(data: pd.DataFrame, laws: dict[str, BoardPowerLaw]) -> dict[str, float]:
+    """:func:`~powerfit.power.board.fit_transfer_shape` on the GPUs of ``data``."""
+    return fit_transfer_shape([(g.u_c, g.u_m, g.power_w, laws[k]) for k, g in data.groupby("gpu")])
+
+
 def _logo_quantiles(data: pd.DataFrame, gpus: list[str]) -> tuple[float, float] | None:
-    """5/95 % quantiles of log(measured/transferred) over ``gpus``, each left out in turn."""
+    """Symmetric 90 % log half-width of measured/transferred over ``gpus``, each left
+    out in turn (the wider of the 5 % and 95 % quantiles, either way)."""
     if len(gpus) < 3:
         return None
     laws = fit_board_laws(data)
     res = []
     for gpu in gpus:
         g = data[data.gpu == gpu]
+        rest = data[data.gpu != gpu]
         t = transfer_board_power(
-            [v for k, v in laws.items() if k != gpu], gpu, float(g.tdp_w.iloc[0]), (0.0, 0.0)
+            [v for k, v in laws.items() if k != gpu],
+            gpu,
+            float(g.tdp_w.iloc[0]),
+            (0.0, 0.0),
+            _shape(rest, laws),
         )
         res.append(np.log(g.power_w.to_numpy(float) / t.power(g.u_c, g.u_m)))
     r = np.concatenate(res)
-    return float(np.quantile(r, 0.05)), float(np.quantile(r, 0.95))
+    half = max(-float(np.quantile(r, 0.05)), float(np.quantile(r, 0.95)))
+    return -half, half
 
 
 def evaluate_limit_law(frame: pd.DataFrame, laws: dict[str, BoardPowerLaw]) -> dict[str, Any]:
@@ -218,7 +240,7 @@ def evaluate_limit_law(frame: pd.DataFrame, laws: dict[str, BoardPowerLaw]) -> d
         ``heldout``: ``time_mape_pct``, ``power_mape_pct``, ``energy_mape_pct``
         (energy = power × time per epoch, from the default-limit time), ``n``.
     """
-    z = frame[frame.source == "zeus2023"]
+    z = frame[(frame.source == "zeus2023") & frame.feasible.astype(bool)]
     key = ["gpu", "group", "batch_size", "optimizer"]
     base = z[z.default_limit].set_index(key)
     capped = (
@@ -276,6 +298,7 @@ def build_board_bundle(data_home: Any = None) -> dict[str, Any]:
         "capped at the power limit",
         "gpus": {k: v.to_dict() for k, v in laws.items()},
         "transfer_log_q": list(q) if q else None,
+        "transfer_shape": _shape(frame[frame.default_limit], laws),
         "limit_law": limit,
         "scores": scores.to_dict(orient="records"),
         "data": {

@@ -39,6 +39,7 @@ __all__ = [
     "board_power",
     "fit_board_power",
     "fit_limit_law",
+    "fit_transfer_shape",
     "limit_range",
     "memory_type",
     "prior_board_power",
@@ -82,6 +83,15 @@ MEMORY_TYPE: dict[str, str] = {
 #: Idle floor as a fraction of TDP when no GPU of that memory type was measured [-]
 #: (NVML idle of a loaded process: HBM data-centre boards ≈ 0.12, GDDR boards ≈ 0.25).
 IDLE_FRACTION: dict[str, float] = {"HBM": 0.12, "GDDR": 0.25}
+
+#: A GPU's measurements pin its idle floor when one draws under this fraction of TDP [-]
+#: (the transfer takes idle fractions from such GPUs only: serving never idles).
+IDLE_MEASURED_FRACTION = 0.3
+
+#: Spreads of the idle prior [-]: of log(P_idle / (fraction · TDP)), and the typical
+#: log residual of a measurement it is weighed against.
+PRIOR_SIGMA_IDLE = 0.3
+PRIOR_SIGMA_DATA = 0.1
 
 #: Lowest settable NVML power limit as a fraction of the default limit where the
 #: catalogue does not know it [-] (V100 PCIe 100/250 W, A40 100/300, H100 SXM 200/700).
@@ -175,8 +185,9 @@ class BoardPowerLaw:
     k_c, k_m, gamma : float
         Rates of compute and memory utilisation, exponent [-].
     log_q : tuple of float
-        5 % and 95 % quantiles of log(measured / predicted) out of sample [-]: the
-        90 % interval is ``P·exp(q05) … P·exp(q95)``, within [0, limit].
+        Log half-widths of the nominal 90 % interval [-]: ``P·exp(q[0]) … P·exp(q[1])``,
+        within [0, limit]; from out-of-sample log(measured / predicted) (whole
+        workloads held out): the wider of its 5 % and 95 % quantiles, either way.
     std : dict
         Standard errors of the parameters (``p_idle_w``, ``p_max_w`` [W], ``k_c``,
         ``k_m``, ``gamma`` [-]) from the Jacobian and the residuals.
@@ -328,6 +339,7 @@ def fit_board_power(
     tdp_w: float,
     groups: Any = None,
     precision: str = "",
+    idle_prior: bool = True,
 ) -> BoardPowerLaw:
     """Fit the board law of one GPU by bounded least squares on log power.
 
@@ -346,23 +358,31 @@ def fit_board_power(
         out of fold, whole groups held out (≤ 5 folds); measurement-wise when None.
     precision : str
         Precisions of the measurements (recorded).
+    idle_prior : bool, default True
+        Pull ``P_idle / TDP`` towards :data:`IDLE_FRACTION` of the GPU's memory type
+        (a log-normal prior of spread :data:`PRIOR_SIGMA_IDLE`, one more residual):
+        workloads rarely leave a board idle, so the data alone pin the floor poorly.
 
     Returns
     -------
     BoardPowerLaw
-        ``std`` from ``(JᵀJ)⁻¹·s²``; ``log_q`` the 5/95 % quantiles of out-of-sample
-        log residuals.
+        ``std`` from ``(JᵀJ)⁻¹·s²``; ``log_q`` from out-of-sample log residuals
+        (see :class:`BoardPowerLaw`).
     """
     uc, um, p = (np.asarray(v, dtype=float) for v in (u_c, u_m, power_w))
     if uc.size < 5 or not (uc.shape == um.shape == p.shape):
         raise ValueError(f"{gpu}: need ≥ 5 measurements with u_c, u_m and power of equal length")
     if not np.all(np.isfinite(p) & (p > 0)):
         raise ValueError(f"{gpu}: measured power must be positive and finite")
-    x, jac, resid = _least_squares(uc, um, p, float(tdp_w))
+    prior = IDLE_FRACTION[memory_type(gpu)] if idle_prior else None
+    x, jac, resid = _least_squares(uc, um, p, float(tdp_w), prior)
     idle, pmax, k_c, k_m, gamma = _unpack(x, float(tdp_w))
     std = _standard_errors(jac, resid, x, float(tdp_w))
-    oos = _out_of_sample(uc, um, p, float(tdp_w), groups)
-    log_q = (float(np.quantile(oos, 0.05)), float(np.quantile(oos, 0.95)))
+    oos = _out_of_sample(uc, um, p, float(tdp_w), groups, prior)
+    # symmetric: the wider of the 5 % and 95 % out-of-sample quantiles either way (a
+    # few held-out workloads say little about which side the next one falls on)
+    half = max(-float(np.quantile(oos, 0.05)), float(np.quantile(oos, 0.95)), 0.0)
+    log_q = (-half, half)
     law = BoardPowerLaw(
         gpu,
         float(tdp_w),
@@ -376,12 +396,14 @@ def fit_board_power(
         "fitted",
         int(p.size),
         precision,
+        metrics={"idle_measured": bool(np.min(p) < IDLE_MEASURED_FRACTION * tdp_w)},
     )
     law.check_bounds()
     return law
 
 
-def _least_squares(uc, um, p, tdp_w, x0s=None):
+def _least_squares(uc, um, p, tdp_w, idle_prior=None):
+    """Bounded least squares on log power, with the idle prior as one more residual."""
     from scipy.optimize import least_squares
 
     names = ("idle_fraction", "max_fraction", "k_c", "k_m", "gamma")
@@ -390,12 +412,14 @@ def _least_squares(uc, um, p, tdp_w, x0s=None):
     a0 = float(np.clip(np.min(p) / tdp_w, lo[0] + 1e-3, hi[0] - 1e-3))
 
     def resid(x):
-        return np.log(board_power(uc, um, *_unpack(x, tdp_w)) / p)
+        r = np.log(board_power(uc, um, *_unpack(x, tdp_w)) / p)
+        if idle_prior is None:
+            return r
+        prior = np.log(x[0] / idle_prior) * (PRIOR_SIGMA_DATA / PRIOR_SIGMA_IDLE)
+        return np.append(r, prior)
 
     best = None
-    starts = x0s or [
-        [a0, 0.9, kc, km, g] for kc in (1.0, 5.0) for km in (1.0, 5.0) for g in (0.7, 1.5)
-    ]
+    starts = [[a0, 0.9, kc, km, g] for kc in (1.0, 5.0) for km in (1.0, 5.0) for g in (0.7, 1.5)]
     for x0 in starts:
         r = least_squares(resid, np.clip(x0, lo, hi), bounds=(lo, hi))
         if best is None or r.cost < best.cost:
@@ -420,14 +444,14 @@ def _standard_errors(jac, resid, x, tdp_w) -> dict[str, float]:
     }
 
 
-def _out_of_sample(uc, um, p, tdp_w, groups) -> np.ndarray:
+def _out_of_sample(uc, um, p, tdp_w, groups, idle_prior=None) -> np.ndarray:
     """log(measured / predicted) of each measurement, its group held out of the fit."""
     g = np.arange(p.size) if groups is None else np.asarray(groups)
     out = np.full(p.size, np.nan)
     uniq = np.unique(g)
     if uniq.size < 2:
-        x, _, r = _least_squares(uc, um, p, tdp_w)
-        return -r
+        x, _, _ = _least_squares(uc, um, p, tdp_w, idle_prior)
+        return np.log(p / board_power(uc, um, *_unpack(x, tdp_w)))
     # at most 5 folds of whole groups (leave-one-group-out when there are ≤ 5)
     fold = {key: i % 5 for i, key in enumerate(uniq)}
     folds = np.array([fold[key] for key in g])
@@ -436,33 +460,91 @@ def _out_of_sample(uc, um, p, tdp_w, groups) -> np.ndarray:
         train = ~test
         if train.sum() < 5:
             continue
-        x, _, _ = _least_squares(uc[train], um[train], p[train], tdp_w)
+        x, _, _ = _least_squares(uc[train], um[train], p[train], tdp_w, idle_prior)
         out[test] = np.log(p[test] / board_power(uc[test], um[test], *_unpack(x, tdp_w)))
     return out[np.isfinite(out)]
 
 
+def fit_transfer_shape(data: list[tuple[Any, Any, Any, BoardPowerLaw]]) -> dict[str, float]:
+    """The shape of the rise above idle shared by the measured GPUs, for the transfer.
+
+    Each GPU's measurements ``(u_c, u_m, power_w, law)`` are put on one scale,
+    ``(P − P_idle) / (TDP − P_idle)`` with its own law's idle, and one curve
+    ``b·(1 − exp(−(k_c·u_c + k_m·u_m)))^γ`` is fitted to all of them by bounded least
+    squares, each GPU weighing the same whatever its number of measurements.
+
+    Returns
+    -------
+    dict
+        ``max_fraction`` (b, of the span TDP − idle), ``k_c``, ``k_m``, ``gamma`` [-].
+    """
+    from scipy.optimize import least_squares
+
+    uc, um, y, w = [], [], [], []
+    for u_c, u_m, p, law in data:
+        p = np.asarray(p, dtype=float)
+        uc.append(np.asarray(u_c, dtype=float))
+        um.append(np.asarray(u_m, dtype=float))
+        y.append((p - law.p_idle_w) / (law.tdp_w - law.p_idle_w))
+        w.append(np.full(p.size, 1.0 / np.sqrt(max(p.size, 1))))
+    uc, um, y, w = (np.concatenate(v) for v in (uc, um, y, w))
+    names = ("max_fraction", "k_c", "k_m", "gamma")
+    lo = [BOARD_BOUNDS[n][0] for n in names]
+    hi = [BOARD_BOUNDS[n][1] for n in names]
+
+    def resid(x):
+        return w * (board_power(uc, um, 0.0, x[0], x[1], x[2], x[3]) - y)
+
+    best = None
+    for x0 in ([0.9, 3.0, 3.0, 1.0], [0.9, 10.0, 1.0, 1.5], [0.9, 1.0, 10.0, 0.7]):
+        r = least_squares(resid, np.clip(x0, lo, hi), bounds=(lo, hi))
+        if best is None or r.cost < best.cost:
+            best = r
+    return dict(zip(names, (float(v) for v in best.x), strict=True))
+
+
 def transfer_board_power(
-    laws: list[BoardPowerLaw], gpu: str, tdp_w: float, log_q: tuple[float, float] | None = None
+    laws: list[BoardPowerLaw],
+    gpu: str,
+    tdp_w: float,
+    log_q: tuple[float, float] | None = None,
+    shape: dict[str, float] | None = None,
 ) -> BoardPowerLaw:
     """The law of a GPU without measurements, from the measured GPUs' laws.
 
-    P_max / TDP, k_c, k_m and γ are the measured GPUs' means; P_idle / TDP the mean
-    over measured GPUs of the same memory type (:func:`memory_type`), else
-    :data:`IDLE_FRACTION`. The interval is ``log_q`` (leave-one-GPU-out residuals,
+    P_idle / TDP is the mean over measured GPUs of the same memory type
+    (:func:`memory_type`) whose measurements include near-idle steps, else
+    :data:`IDLE_FRACTION`; the rise above it is ``shape``
+    (:func:`fit_transfer_shape`: one curve fitted on every measured GPU, on the scale
+    of its span TDP − idle), else the measured GPUs' mean parameters. The interval is
+    ``log_q`` (leave-one-GPU-out residuals,
     :func:`powerfit.evaluation.board_power.evaluate_board_power`) or, without it, the
     widest of the measured GPUs' own intervals widened by half.
     """
     if not laws:
         raise ValueError("no measured GPU to transfer from")
     kind = memory_type(gpu)
-    same = [law for law in laws if memory_type(law.gpu) == kind]
+    # only boards whose measurements reach near-idle steps pin their floor
+    same = [
+        law
+        for law in laws
+        if memory_type(law.gpu) == kind and law.metrics.get("idle_measured", False)
+    ]
     idle = (
         float(np.mean([law.p_idle_w / law.tdp_w for law in same])) if same else IDLE_FRACTION[kind]
     )
-    span = float(
-        np.mean([(law.p_max_w - law.p_idle_w) / (law.tdp_w - law.p_idle_w) for law in laws])
-    )
-    pmax_frac = idle + span * (1 - idle)
+    if shape is None:
+        shape = {
+            "max_fraction": float(
+                np.mean(
+                    [(law.p_max_w - law.p_idle_w) / (law.tdp_w - law.p_idle_w) for law in laws]
+                )
+            ),
+            "k_c": float(np.mean([law.k_c for law in laws])),
+            "k_m": float(np.mean([law.k_m for law in laws])),
+            "gamma": float(np.mean([law.gamma for law in laws])),
+        }
+    pmax_frac = idle + shape["max_fraction"] * (1 - idle)
     if log_q is None:
         log_q = (1.5 * min(law.log_q[0] for law in laws), 1.5 * max(law.log_q[1] for law in laws))
     out = BoardPowerLaw(
@@ -470,9 +552,9 @@ def transfer_board_power(
         float(tdp_w),
         idle * tdp_w,
         pmax_frac * tdp_w,
-        float(np.mean([law.k_c for law in laws])),
-        float(np.mean([law.k_m for law in laws])),
-        float(np.mean([law.gamma for law in laws])),
+        float(shape["k_c"]),
+        float(shape["k_m"]),
+        float(shape["gamma"]),
         (float(log_q[0]), float(log_q[1])),
         {},
         "transferred",

@@ -107,5 +107,9 @@ def board_law_for(gpu: str, bundle: dict[str, Any] | None = None) -> Any:
         return laws[spec.name]
     q = boards.get("transfer_log_q")
     return transfer_board_power(
-        list(laws.values()), spec.name, float(spec.power_limit_w), None if q is None else tuple(q)
+        list(laws.values()),
+        spec.name,
+        float(spec.power_limit_w),
+        None if q is None else tuple(q),
+        boards.get("transfer_shape"),
     )

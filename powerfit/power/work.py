@@ -8,8 +8,8 @@ throughput and the work of one sample or token:
 * :func:`training_fractions` — single-GPU training steps (Zeus 2023, FP32 assumed):
   BERT-base from its operator graph (:func:`powerfit.steps.graph.training_step_graph`
   without the pre-training head; SQuAD at 384 tokens, Sentiment140 at 128, assumed),
-  the other workloads from their architectures' published sizes (:data:`ZEUS_WORK`:
-  powerfit has no graph of convolutional or recurrent networks);
+  the other workloads counted on PyTorch's meta device (:data:`ZEUS_WORK`,
+  ``experiments/zeus_work.py``: powerfit's graphs are of Transformers only);
 * :func:`serving_fractions` — serving (ML.ENERGY 2026): LLM decoding moves the
   weights it touches once per iteration and does 2 FLOP per active parameter and
   token; text-to-image does 2 FLOP per parameter and latent token per denoising step
@@ -26,22 +26,21 @@ import pandas as pd
 
 __all__ = ["BERT_BASE", "BERT_SEQ", "ZEUS_WORK", "serving_fractions", "training_fractions"]
 
-#: Work of one training sample of the Zeus workloads without a graph in powerfit:
-#: (FLOP per sample, DRAM bytes per sample, DRAM bytes per step) [FLOP, B, B], FP32.
-#: ResNet-50 at 224²: 4.1 GMAC forward (He et al. 2016), ×3 for training; ≈ 25 M
-#: activations of 4 B written and read ≈ 4 times; 25.6 M parameters moved ≈ 7 times
-#: per step (forward, backward, gradient, optimizer). ShuffleNet-v2 1× on 32²
-#: CIFAR: ≈ 1/3 of its 146 MMAC at 224² (no stem downsampling); ≈ 2 M activations;
-#: 1.3 M parameters. DeepSpeech2 (deepspeech.pytorch: 2 convolutions, 5 bi-LSTM of
-#: 1,024, ≈ 40 M parameters): ≈ 615 time steps of an average 12.3 s utterance, 2 FLOP
-#: per weight and step, ×3; the recurrent weights are read at every time step.
-#: NCF (NeuMF, 64-wide embeddings, MLP 256-128-64): ≈ 0.15 MFLOP, a few kB per
-#: sample; the embedding tables (≈ 5 MB) updated every step.
+#: Work of one training step of the Zeus workloads without a graph in powerfit:
+#: (FLOP per sample, DRAM bytes per sample, DRAM bytes per step) [FLOP, B, B], FP32,
+#: forward + backward + an Adam step, counted on PyTorch's meta device by
+#: ``experiments/zeus_work.py`` (FLOP by ``FlopCounterMode``: products and
+#: convolutions; bytes: every tensor each operator reads and writes, as powerfit's
+#: graphs count them): ResNet-50 at 224², ShuffleNet-v2 1× of
+#: weiaicunzai/pytorch-cifar100 at 32², DeepSpeech2 of SeanNaren/deepspeech.pytorch
+#: (2 convolutions, 5 bi-LSTM of 1,024) on a 12.3 s utterance (LibriSpeech's mean),
+#: NeuMF of guoyang9/NCF (factor 32, MLP 256-128-64-32). The models are those of
+#: the repositories Zeus trained; the utterance length and the optimizer are assumed.
 ZEUS_WORK: dict[str, tuple[float, float, float]] = {
-    "imagenet/resnet50": (24.6e9, 0.4e9, 0.72e9),
-    "cifar100/shufflenetv2": (0.3e9, 32e6, 36e6),
-    "librispeech/deepspeech2": (0.18e12, 0.6e9, 3.0e11),
-    "movielens-1m/ncf": (0.45e6, 6e3, 35e6),
+    "imagenet/resnet50": (2.43e10, 7.801e08, 2.25e09),
+    "cifar100/shufflenetv2": (5.27e08, 3.768e07, 1.2e08),
+    "librispeech/deepspeech2": (3.569e11, 3.629e09, 1.279e12),
+    "movielens-1m/ncf": (2.584e05, 2.056e04, 1.348e08),
 }
 
 #: Tokens per sequence of the BERT workloads (SQuAD: the usual 384; Sentiment140:
@@ -95,7 +94,8 @@ def training_fractions(frame: pd.DataFrame) -> pd.DataFrame:
     -------
     pandas.DataFrame
         A copy with ``flop_step`` [FLOP], ``bytes_step`` [B], ``step_s`` [s],
-        ``u_c``, ``u_m`` [-] (clipped to [0, 1]) and ``tdp_w`` [W].
+        ``u_c``, ``u_m`` [-] (clipped to [0, 1]), ``u_c_raw``, ``u_m_raw`` (not
+        clipped: above 1 the work or the samples per epoch are wrong) and ``tdp_w`` [W].
 
     Raises
     ------
@@ -126,8 +126,10 @@ def training_fractions(frame: pd.DataFrame) -> pd.DataFrame:
     peak = z.gpu.map(lambda g: specs[g].peak_flops["fp32"])
     bw = z.gpu.map(lambda g: specs[g].memory_bandwidth)
     z["tdp_w"] = z.gpu.map(lambda g: specs[g].power_limit_w)
-    z["u_c"] = np.clip(z.flop_step / (peak * z.step_s), 0.0, 1.0)
-    z["u_m"] = np.clip(z.bytes_step / (bw * z.step_s), 0.0, 1.0)
+    z["u_c_raw"] = z.flop_step / (peak * z.step_s)
+    z["u_m_raw"] = z.bytes_step / (bw * z.step_s)
+    z["u_c"] = np.clip(z.u_c_raw, 0.0, 1.0)
+    z["u_m"] = np.clip(z.u_m_raw, 0.0, 1.0)
     return z
 
 
