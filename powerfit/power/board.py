@@ -86,7 +86,7 @@ IDLE_FRACTION: dict[str, float] = {"HBM": 0.12, "GDDR": 0.25}
 
 #: A GPU's measurements pin its idle floor when one draws under this fraction of TDP [-]
 #: (the transfer takes idle fractions from such GPUs only: serving never idles).
-IDLE_MEASURED_FRACTION = 0.3
+IDLE_MEASURED_FRACTION = 0.2
 
 #: Spreads of the idle prior [-]: of log(P_idle / (fraction · TDP)), and the typical
 #: log residual of a measurement it is weighed against.

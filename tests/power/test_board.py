@@ -20,13 +20,15 @@ from powerfit.power.board import (
 def _synthetic(n=150, seed=0, noise=0.02):
     rng = np.random.default_rng(seed)
     uc, um = rng.uniform(0, 0.8, n), rng.uniform(0, 0.8, n)
+    uc[:10], um[:10] = 0.0, 0.0  # a few idle steps
     p = board_power(uc, um, 40.0, 230.0, 4.0, 2.0, 1.3) * np.exp(rng.normal(0, noise, n))
     return uc, um, p, rng.integers(0, 6, n)
 
 
 def test_fit_recovers_a_law_with_uncertainties_and_bounds():
     uc, um, p, groups = _synthetic()
-    law = fit_board_power("x", uc, um, p, 250.0, groups=groups, precision="fp32")
+    law = fit_board_power("x", uc, um, p, 250.0, groups=groups, precision="fp32",
+                          idle_prior=False)  # fmt: skip
     assert law.p_idle_w == pytest.approx(40.0, rel=0.1)
     assert law.p_max_w == pytest.approx(230.0, rel=0.1)
     assert set(law.std) == {"p_idle_w", "p_max_w", "k_c", "k_m", "gamma"}
@@ -35,6 +37,10 @@ def test_fit_recovers_a_law_with_uncertainties_and_bounds():
     assert law.log_q[0] < 0 < law.log_q[1]
     assert law.fitted and law.n == 150 and law.precision == "fp32"
     law.check_bounds()
+    # the idle prior (GDDR: 0.25 TDP = 62.5 W) pulls the floor up a little, not far
+    pulled = fit_board_power("x", uc, um, p, 250.0, groups=groups)
+    assert 40.0 < pulled.p_idle_w < 62.5
+    assert law.metrics["idle_measured"]
 
 
 def test_fit_stays_physical_on_impossible_measurements():
