@@ -178,10 +178,12 @@ class NeuMF(nn.Module):
 WORKLOADS = {
     "imagenet/resnet50": (resnet50, lambda b: (torch.empty(b, 3, 224, 224, device="meta"),)),
     "cifar100/shufflenetv2": (
-        shufflenetv2_cifar, lambda b: (torch.empty(b, 3, 32, 32, device="meta"),)
+        shufflenetv2_cifar,
+        lambda b: (torch.empty(b, 3, 32, 32, device="meta"),),
     ),
     "librispeech/deepspeech2": (
-        DeepSpeech2, lambda b: (torch.empty(b, 1, 161, 1230, device="meta"),)
+        DeepSpeech2,
+        lambda b: (torch.empty(b, 1, 161, 1230, device="meta"),),
     ),
     "movielens-1m/ncf": (
         NeuMF,
