@@ -5,14 +5,15 @@
 (:func:`powerfit.steps.graph.training_step_graph`) built from the model's ``config.json``,
 each operator timed by the per-(GPU, operator) laws of :mod:`powerfit.kernels.model`
 (calibrated on the GPU's measured FP32 steps where there are some), energy = time ×
-a bounded power law of the step's utilisation (:mod:`powerfit.power`), and a run of
+the board power law of the step's fractions of compute peak and DRAM bandwidth
+(:mod:`powerfit.power.board`, capped at ``power_limit_w``), and a run of
 ``steps`` or ``tokens`` in kWh and kg CO₂.
 
 The orchestration, stage by stage: :func:`estimate_step` builds the graph
 (:mod:`powerfit.steps.graph`), times it (:mod:`powerfit.steps.latency`, with a
 :class:`~powerfit.steps.calibration.Calibration`) and gives its energy
-(:func:`step_energy`: time × the GPU's power law, fitted where energy was measured
-and transferred elsewhere, :mod:`powerfit.power.bundle`); :func:`run_energy` turns one
+(:func:`step_energy`: time × the GPU's board power law, fitted where board power was
+measured and transferred elsewhere, :func:`powerfit.power.bundle.board_law_for`); :func:`run_energy` turns one
 step into a whole run's kWh and CO₂.
 
 Only FP32 laws are bundled: in TF32, FP16, BF16 and mixed precision the memory-bound

@@ -1,4 +1,9 @@
-"""The power laws shipped with powerfit: fitted where energy was measured, else transferred.
+"""The power laws shipped with powerfit: fitted where power was measured, else transferred.
+
+:func:`board_law_for` gives the board power law every estimate uses (the bundle's
+``boards`` section: NVML power of Zeus 2023 and ML.ENERGY 2026 boards,
+:mod:`powerfit.power.board`); :func:`power_model_for` the paper's CodeCarbon law
+(below), kept to score the paper's energy.
 
 The bundle ``powerfit/data/power/power_models.json`` (JSON, no pickle) is built by
 :func:`powerfit.evaluation.power.build_power_bundle` (``experiments/build_power_models.py``).
@@ -6,7 +11,7 @@ The bundle ``powerfit/data/power/power_models.json`` (JSON, no pickle) is built 
 energy, else transferred from the measured GPUs' fractions of TDP (None when there is
 no bundle).
 
-Caveat (read before trusting the numbers): the published energy is CodeCarbon's
+The CodeCarbon section, and its caveat: the published energy is CodeCarbon's
 (GPU + CPU + RAM), and its mean power is flat (A100: 98 ± 4 W over utilisations of
 8–34 % of the TF32 peak, against a 300 W TDP; RTX 2080 Ti: 83 ± 3 W over 18–39 %,
 against 250 W): the fitted laws are constants (P_max ≈ P_idle, γ at a bound), a
