@@ -13,8 +13,8 @@ The orchestration, stage by stage: :func:`estimate_step` builds the graph
 (:mod:`powerfit.steps.graph`), times it (:mod:`powerfit.steps.latency`, with a
 :class:`~powerfit.steps.calibration.Calibration`) and gives its energy
 (:func:`step_energy`: time × the GPU's board power law, fitted where board power was
-measured and transferred elsewhere, :func:`powerfit.power.bundle.board_law_for`); :func:`run_energy` turns one
-step into a whole run's kWh and CO₂.
+measured and transferred elsewhere, :func:`powerfit.power.bundle.board_law_for`);
+:func:`run_energy` turns one step into a whole run's kWh and CO₂.
 
 Only FP32 laws are bundled: in TF32, FP16, BF16 and mixed precision the memory-bound
 operators are timed by the FP32 laws on their own bytes, and the matrix products by
