@@ -46,7 +46,13 @@ from powerfit._version import __version__
 from powerfit.hardware.gpus import GPU, get_gpu
 from powerfit.store.engine import transaction
 from powerfit.store.gpus import gpu_row
-from powerfit.store.models import Gpu, Import, OperationMeasurement, RunMeasurement
+from powerfit.store.models import (
+    Gpu,
+    Import,
+    OperationMeasurement,
+    PowerMeasurement,
+    RunMeasurement,
+)
 from powerfit.store.readers.read import import_identity, read_measurements
 from powerfit.store.readers.rows import Measurements
 
@@ -281,7 +287,9 @@ def _copy_rows(
 def _table_frame(kind: str, rows: pd.DataFrame, import_id: int, gpu_ids: Mapping[str, int]):
     """The table of ``kind`` and ``rows`` as its columns (one chunk at a time: no copy
     of a whole file's rows is made)."""
-    model = OperationMeasurement if kind == "operation" else RunMeasurement
+    model = {"operation": OperationMeasurement, "power": PowerMeasurement}.get(
+        kind, RunMeasurement
+    )
     table = model.__table__
     frame = pd.DataFrame({"import_id": import_id, "gpu_id": rows["gpu"].map(gpu_ids)})
     for column in table.columns.keys():

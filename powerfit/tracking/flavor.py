@@ -142,6 +142,8 @@ ALLOWED_ESTIMATORS: dict[str, frozenset[str]] = {
     # package files, named by a validated precision); in Python it also opens a
     # config.json path a row names, which a loaded model refuses (_refuse_config_paths).
     "powerfit.steps.regressor.StepTimeRegressor": frozenset({"calibrations_", "n_features_in_"}),
+    # Board power laws per GPU: plain dicts of numbers and strings; predict touches no file.
+    "powerfit.power.regressor.BoardPowerRegressor": frozenset({"laws_", "n_features_in_"}),
 }
 
 #: Class paths written by earlier releases -> the allowlisted path of the same class now.
@@ -201,6 +203,10 @@ def _class_for(path: str) -> type:
         from powerfit.steps.regressor import StepTimeRegressor
 
         return StepTimeRegressor
+    if path == "powerfit.power.regressor.BoardPowerRegressor":
+        from powerfit.power.regressor import BoardPowerRegressor
+
+        return BoardPowerRegressor
     raise UnsafeModelError(f"refusing to build {path!r}: not an allowlisted powerfit estimator")
 
 

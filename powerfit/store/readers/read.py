@@ -16,7 +16,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from powerfit.store.readers.mayaki2025 import (
     _transformer_operations,
 )
 from powerfit.store.readers.neusight2025 import NEUSIGHT_COLUMNS, _neusight_operators
+from powerfit.store.readers.power import POWER_FORMATS, detect_power_format, read_power
 from powerfit.store.readers.rows import (
     _OPERATION_ORDER,
     _POSITIVE,
@@ -188,6 +189,34 @@ def detect_format(columns: object) -> str | None:
 
 #: Largest decompressed size of a gzip file [bytes] (now :func:`powerfit.files.max_input_bytes`).
 MAX_DECOMPRESSED_BYTES = MAX_INPUT_BYTES
+
+
+def _read_power_file(
+    source: str,
+    format: str | None,
+    overrides: Mapping[str, Any] | None,
+    gpus: Mapping[str, Any] | None,
+) -> Measurements | None:
+    """A Zeus or ML.ENERGY power file read whole (they are small), else None.
+
+    Only a file named as one (``summary_power_*.csv*``, ``*.json``, ``*.json.gz``) or
+    given with a power ``format`` is read here, so other files are still streamed.
+    """
+    name = os.path.basename(source)
+    if format is None and not (
+        name.startswith("summary_power_") or name.endswith((".json", ".json.gz"))
+    ):
+        return None
+    try:
+        with decompressed(source) as (handle, sha256):
+            content = handle.read()
+    except DataError as exc:  # from powerfit.files: not a file, too large, bad gzip
+        raise ValidationError(exc.message, source=source) from None
+    power = format or detect_power_format(source, content)
+    if power is None:
+        return None
+    measurements = read_power(source, content, sha256, power, overrides, gpus)
+    return replace(measurements, identity=import_identity(sha256, power, {}))
 
 
 def _load(source: str) -> tuple[pd.DataFrame, list[str], Sequence[int] | None, str]:
@@ -387,6 +416,10 @@ def read_measurements(
         When ``path`` does not exist.
     """
     source = os.fspath(path)
+    if format in POWER_FORMATS or format is None:
+        power = _read_power_file(source, format, overrides, gpus)
+        if power is not None:  # measured board power (powerfit.store.readers.power)
+            return power
     raw, header, lines, sha256 = _load(source)
     check_duplicates(header, source)
     raw.columns = [str(c).strip() for c in raw.columns]
@@ -402,7 +435,8 @@ def read_measurements(
             )
     elif format not in FORMATS:
         raise DataError(
-            f"unknown format {format!r}; choose one of {', '.join(FORMATS)}", source=source
+            f"unknown format {format!r}; choose one of {', '.join((*FORMATS, *POWER_FORMATS))}",
+            source=source,
         )
     spec = FORMATS[format]
     ignored = check_header(
