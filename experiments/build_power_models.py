@@ -1,6 +1,9 @@
 """Build the bundled power laws and step-time intervals (``powerfit/data/power/``).
 
-* ``power_models.json``: the bounded power law ``P(u)`` fitted per GPU on the
+* ``power_models.json``: the board power laws ``P(u_c, u_m)`` fitted on measured
+  NVML board power (Zeus 2023, ML.ENERGY 2026; section ``boards``,
+  :func:`powerfit.evaluation.board_power.build_board_bundle`), and the paper's
+  CodeCarbon power law ``P(u)`` fitted per GPU on the
   published Mayaki & Charpenay training steps (A100 80GB PCIe, RTX 2080 Ti), its
   held-out scores (configurations held out; the other GPU held out for the
   transferred law) and the transfer to GPUs without measured energy
@@ -21,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from powerfit.evaluation.board_power import build_board_bundle
 from powerfit.evaluation.power import build_power_bundle
 from powerfit.evaluation.steps import step_interval_bundle, step_predictions
 from powerfit.power.bundle import BUNDLE_NAME
@@ -35,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     power = build_power_bundle()
+    # the board power laws behind every estimate (Zeus 2023, ML.ENERGY 2026)
+    power["boards"] = build_board_bundle()
     (args.out / BUNDLE_NAME).write_text(json.dumps(power, indent=2) + "\n")
     print("power laws (P = P_idle + (P_max - P_idle) u^gamma), fitted per GPU:")
     for gpu, d in power["gpus"].items():

@@ -5,7 +5,8 @@
 (:func:`powerfit.steps.graph.training_step_graph`) built from the model's ``config.json``,
 each operator timed by the per-(GPU, operator) laws of :mod:`powerfit.kernels.model`
 (calibrated on the GPU's measured FP32 steps where there are some), energy = time ×
-a bounded power law of the step's utilisation (:mod:`powerfit.power`), and a run of
+the board power law of the step's fractions of compute peak and DRAM bandwidth
+(:mod:`powerfit.power.board`, capped at ``power_limit_w``), and a run of
 ``steps`` or ``tokens`` in kWh and kg CO₂.
 
 A ``config.json`` (a path or its dict) is traced through transformers on the meta
@@ -20,9 +21,9 @@ checked reference), as do the hand-written families where tracing is not possibl
 The orchestration, stage by stage: :func:`estimate_step` builds the graph
 (:mod:`powerfit.steps.graph`), times it (:mod:`powerfit.steps.latency`, with a
 :class:`~powerfit.steps.calibration.Calibration`) and gives its energy
-(:func:`step_energy`: time × the GPU's power law, fitted where energy was measured
-and transferred elsewhere, :mod:`powerfit.power.bundle`); :func:`run_energy` turns one
-step into a whole run's kWh and CO₂.
+(:func:`step_energy`: time × the GPU's board power law, fitted where board power was
+measured and transferred elsewhere, :func:`powerfit.power.bundle.board_law_for`);
+:func:`run_energy` turns one step into a whole run's kWh and CO₂.
 
 FP32 and FP16/BF16 operator laws are bundled (:mod:`powerfit.kernels`); rows no law
 covers (TF32 products, half precision on a GPU without its peak) fall back to the
@@ -52,7 +53,7 @@ import pandas as pd
 from powerfit.architectures.model import ModelConfig
 from powerfit.steps.calibration import Calibration
 from powerfit.steps.graph import checkpointing_mode, training_step_graph
-from powerfit.steps.latency import _gpu, operator_latency_sources, utilisation
+from powerfit.steps.latency import _gpu, operator_latency_sources
 
 __all__ = [
     "MEASURED_RANGES",
@@ -177,6 +178,7 @@ def estimate_training(
     grid_intensity: float | None = None,
     pue: float = 1.0,
     top: int = 10,
+    power_limit_w: float | None = None,
 ) -> dict[str, Any]:
     """One training step of a Hugging Face model on a GPU, and optionally a whole run.
 
@@ -210,12 +212,19 @@ def estimate_training(
         Data-centre power usage effectiveness [-].
     top : int, default 10
         Operators listed in ``operators``.
+    power_limit_w : float, optional
+        NVML power limit of the board [W] (default: its TDP). Power is capped at it
+        and the step slowed by the Zeus-fitted power-limit law
+        (:class:`powerfit.power.board.LimitLaw`); ``power_limit_tradeoff`` lists
+        time, power and energy over the board's settable limits.
 
     Returns
     -------
     dict
-        JSON-serialisable: ``step_time_s`` [s], ``energy_j`` [J], ``power_w`` [W],
-        their intervals (nominal 90 %), ``mode``, ``outside_measured_range``,
+        JSON-serialisable: ``step_time_s`` [s], ``energy_j`` [J] (``power_w`` ×
+        step time × 1 GPU), ``power_w`` [W] (average board power of the GPU over the
+        step), their intervals (nominal 90 %; ``power_interval_w``), ``power_limit_w``,
+        ``power_limit_tradeoff``, ``mode``, ``outside_measured_range``,
         ``roofline_share``, ``warnings``, the breakdowns, the calibration and the
         power law used; with a run also ``steps``, ``run_energy_kwh`` [kWh] and
         ``run_energy_interval_kwh``, and with ``grid_intensity`` ``co2_kg`` [kg] and
@@ -230,8 +239,9 @@ def estimate_training(
     ------
     ValueError
         An unknown GPU or precision, a count that is not a positive integer, both
-        ``steps`` and ``tokens``, ``grid_intensity`` without a run, or a config field
-        that changes the cost but is not modelled (named).
+        ``steps`` and ``tokens``, ``grid_intensity`` without a run, a power limit
+        outside the board's range (the range is named), or a config field that
+        changes the cost but is not modelled (named).
 
     Examples
     --------
@@ -306,6 +316,7 @@ def estimate_training(
         specs_only=bool(specs_only),
         calibration=calibration,
         graph=graph,
+        power_limit_w=power_limit_w,
     )
     from powerfit.steps.intervals import law_half_width
 
@@ -351,7 +362,11 @@ def estimate_training(
         "energy_j": est.energy_j,
         "energy_interval_j": [e_lo, e_hi],
         "power_w": est.power_w,
+        "power_interval_w": list(est.power_interval_w),
+        "power_limit_w": est.power_limit_w,
         "utilisation": est.utilisation,
+        "memory_utilisation": est.memory_utilisation,
+        "power_limit_tradeoff": _limit_tradeoff(est),
         "power_model": _power_description(gpu, est),
         "step_time_half_width": q,
         "calibration": None
@@ -501,41 +516,55 @@ def _power_notes(gpu: str, est: Any) -> list[str]:
     notes = []
     if est.power_source == "transferred":
         notes.append(
-            f"power law not fitted on {gpu} (no measured energy): transferred as "
-            "fractions of TDP from the measured GPUs, wider interval"
+            f"board power law not fitted on {gpu} (no measured board power): transferred "
+            "from the measured GPUs by TDP and memory type, leave-one-GPU-out interval"
         )
     elif est.power_source == "prior":
         notes.append("power law unfitted (no bundled power models): prior only")
-    if est.power_outside and est.power_source == "fitted":
+    if est.slowdown > 1.0:
         notes.append(
-            f"utilisation {est.utilisation:.2f} outside the measured ones of the power law: "
-            "interval widened (up to TDP)"
+            f"power limit {est.power_limit_w:.0f} W binds: step {est.slowdown:.2f}x slower "
+            "(power-limit law fitted on the Zeus traces)"
         )
     return notes
 
 
 def _power_description(gpu: str, est: Any) -> dict[str, Any]:
     """The power law used, as JSON (``fitted`` False when not fitted on this GPU)."""
-    from powerfit.hardware.gpus import get_gpu
-    from powerfit.power.bundle import power_model_for
-    from powerfit.power.law import prior_power
-
-    fit = power_model_for(gpu)
-    if fit is None:
-        spec = get_gpu(gpu)
-        fit = prior_power(spec.name, float(spec.power_limit_w))
+    fit = _power_model(gpu)
     return {
-        "law": "P = P_idle + (P_max - P_idle) * u^gamma",
+        "law": "P = P_idle + (P_max - P_idle) * (1 - exp(-(k_c*u_c + k_m*u_m)))^gamma, "
+        "capped at the power limit",
         "fitted": bool(fit.fitted),
         "source": est.power_source,
         "p_idle_w": fit.p_idle_w,
         "p_max_w": fit.p_max_w,
+        "k_c": fit.k_c,
+        "k_m": fit.k_m,
         "gamma": fit.gamma,
         "tdp_w": fit.tdp_w,
-        "sigma_log": fit.sigma_log,
-        "measured_utilisation": list(fit.u_range),
-        "utilisation_outside_measured": bool(est.power_outside),
+        "std": dict(fit.std),
+        "log_q90": list(fit.log_q),
+        "measurements": fit.n,
+        "precision": fit.precision,
+        "power_limit_range_w": list(fit.limit_range()),
     }
+
+
+def _limit_tradeoff(est: Any, n: int = 6) -> list[dict[str, float]]:
+    """Step time, power and energy over the board's settable limits (energy–time trade-off)."""
+    law = _power_model(est.gpu)
+    lo, hi = law.limit_range()
+    u_c, u_m = est.utilisation, est.memory_utilisation
+    base_t = est.step_time_s / est.slowdown
+    out = []
+    for limit in np.linspace(lo, hi, n):
+        p = float(law.power(u_c, u_m, limit))
+        t = base_t * float(law.slowdown(u_c, u_m, limit))
+        out.append(
+            {"power_limit_w": float(limit), "step_time_s": t, "power_w": p, "energy_j": p * t}
+        )
+    return out
 
 
 def step_energy(
@@ -544,19 +573,29 @@ def step_energy(
     latency_s: np.ndarray,
     step_s: float,
     power_model: Any = None,
+    power_limit_w: float | None = None,
 ) -> tuple[float, float, float, float]:
     """Energy of one step [J] with its interval: (energy, low, high, power [W]).
 
-    ``power_model``: a :class:`powerfit.power.law.PowerFit` (``power(u)``,
-    ``interval(u)``), or None for the bundled law of the GPU
-    (:func:`powerfit.power.bundle.power_model_for`: fitted where energy was measured,
-    transferred elsewhere; :func:`powerfit.power.law.prior_power` when nothing is
-    bundled). The interval here is the power's only (the step time taken as exact).
+    ``power_model``: a :class:`powerfit.power.board.BoardPowerLaw` (``power(u_c, u_m,
+    limit)``, ``interval(...)``), or None for the bundled law of the GPU
+    (:func:`powerfit.power.bundle.board_law_for`: fitted on measured board power,
+    transferred elsewhere, the prior when nothing is bundled); a paper
+    :class:`powerfit.power.law.PowerFit` (``power(u)``) is accepted too. ``u_c`` and
+    ``u_m`` come from the graph and ``latency_s``
+    (:func:`powerfit.power.board.step_fractions`). The interval here is the power's
+    only (the step time taken as exact).
     """
+    from powerfit.power.board import step_fractions
+
     pm = _power_model(gpu) if power_model is None else power_model
-    u = utilisation(graph, latency_s, gpu)
-    p = float(pm.power(u))
-    lo, hi = (float(v) for v in pm.interval(u))
+    u_c, u_m = step_fractions(graph, latency_s, gpu)
+    if hasattr(pm, "k_m"):
+        p = float(pm.power(u_c, u_m, power_limit_w))
+        lo, hi = (float(v) for v in pm.interval(u_c, u_m, power_limit_w))
+    else:
+        p = float(pm.power(u_c))
+        lo, hi = (float(v) for v in pm.interval(u_c))
     return step_s * p, step_s * lo, step_s * hi, p
 
 
@@ -566,15 +605,10 @@ def gpu_power_model(gpu: str) -> Any:
 
 
 def _power_model(gpu: str) -> Any:
-    """The bundled power law of a GPU, else the unfitted prior."""
-    from powerfit.power.bundle import power_model_for
-    from powerfit.power.law import prior_power
+    """The bundled board power law of a GPU (fitted, transferred, or the prior)."""
+    from powerfit.power.bundle import board_law_for
 
-    law = power_model_for(gpu)
-    if law is None:
-        spec = _gpu(gpu)
-        law = prior_power(spec.name, float(spec.power_limit_w))
-    return law
+    return board_law_for(gpu)
 
 
 def run_energy(
@@ -639,6 +673,15 @@ class StepEstimate:
     power_outside: bool = True
     #: per row, where its latency comes from (:data:`~powerfit.steps.latency.ROW_SOURCES`)
     row_source: np.ndarray | None = None
+    #: the GPU's NVML name
+    gpu: str = ""
+    #: achieved fraction of DRAM bandwidth of the (unlimited) step [-]
+    memory_utilisation: float = 0.0
+    #: nominal 90 % interval of the average board power [W]
+    power_interval_w: tuple[float, float] = (0.0, 0.0)
+    #: the board's power limit [W] and the step's slowdown under it [-]
+    power_limit_w: float = 0.0
+    slowdown: float = 1.0
 
     def roofline_share(self) -> float:
         """Share [-] of the step time timed by the roofline (rows without laws)."""
@@ -672,6 +715,7 @@ def estimate_step(
     relative_error: float = 0.15,
     half_width: float | None = None,
     graph: pd.DataFrame | None = None,
+    power_limit_w: float | None = None,
 ) -> StepEstimate:
     """Time [s] and energy [J] of one training step of a model on a GPU.
 
@@ -682,7 +726,12 @@ def estimate_step(
     ``power_model``: see :func:`step_energy` (default: the bundled law of the GPU).
     ``graph``: a step graph built already (e.g. a traced one,
     :func:`powerfit.steps.graph.traced_step_graph`), used instead of ``config``'s.
+    ``power_limit_w``: the board's power limit [W] (default TDP; refused outside the
+    board's range): the power is capped and the step slowed
+    (:meth:`powerfit.power.board.BoardPowerLaw.slowdown`).
     """
+    from powerfit.power.board import step_fractions
+
     if graph is None:
         graph = training_step_graph(
             config, batch_size, seq_len, precision, optimizer, checkpointing
@@ -699,8 +748,17 @@ def estimate_step(
         # rows share the calibrated total in proportion to their latencies
         lat = lat * (total / summed if summed > 0 else calibration.scale)
     pm = _power_model(gpu) if power_model is None else power_model
-    e, lo, hi, p = step_energy(graph, gpu, lat, total, pm)
-    u = utilisation(graph, lat, gpu)
+    u, u_m = step_fractions(graph, lat, gpu)
+    slowdown, limit = 1.0, float(getattr(pm, "tdp_w", 0.0))
+    if hasattr(pm, "slowdown"):
+        limit = pm.check_limit(power_limit_w)
+        slowdown = float(pm.slowdown(u, u_m, limit))
+    elif power_limit_w is not None:
+        raise ValueError("power_limit_w needs a board power law (powerfit.power.board)")
+    e, lo, hi, p = step_energy(graph, gpu, lat, total, pm, power_limit_w)
+    # under a binding limit the step runs slower at the capped power
+    total, lat = total * slowdown, lat * slowdown
+    e, lo, hi = e * slowdown, lo * slowdown, hi * slowdown
     if getattr(pm, "prior", False):
         power_source = "prior"
     else:
@@ -725,4 +783,9 @@ def estimate_step(
         power_source=power_source,
         power_outside=power_outside,
         row_source=row_source,
+        gpu=_gpu(gpu).name,
+        memory_utilisation=u_m,
+        power_interval_w=(lo / total, hi / total) if total > 0 else (0.0, 0.0),
+        power_limit_w=limit,
+        slowdown=slowdown,
     )

@@ -359,9 +359,31 @@ def _estimate_block(profile: Any, durations: Any, configs: Any, source: str) -> 
     import numpy as np
 
     from powerfit.paper.durations import check_configs
-    from powerfit.paper.laws import efficiency
 
     check_configs(configs, profile.arch, source=source)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = _estimate_columns(profile, durations, configs)
+    computed = out[[c for c in out.columns if c.endswith(("_flops", "_duration_s"))]]
+    if profile.has_energy_model:
+        computed = computed.assign(energy_j=out["energy_j"])
+    bad = ~np.isfinite(computed.to_numpy(dtype=float)).all(axis=1)
+    if bad.any():
+        from powerfit.exceptions import DataError
+
+        raise DataError(
+            "the estimate overflows (not a finite number): the configuration is beyond "
+            "what the profile can compute; give smaller values",
+            source=source,
+            row=int(np.argmax(bad)) + 1,
+        )
+    return out
+
+
+def _estimate_columns(profile: Any, durations: Any, configs: Any) -> Any:
+    import numpy as np
+
+    from powerfit.paper.laws import efficiency
+
     flops = durations.operation_flops(configs)
     layers = configs["n_layers"].to_numpy(dtype=float)
     ops = list(durations.operations_)

@@ -94,6 +94,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add(parser, "--pue", type=float, default=1.0, help="data-centre PUE [-] (default 1.0)")
     _add(
         parser,
+        "--power-limit",
+        dest="power_limit",
+        type=float,
+        help="NVML power limit of the board [W] (default its TDP): power capped, step slowed",
+    )
+    _add(
+        parser,
         "--specs-only",
         action="store_true",
         help="predict as if this GPU had never been measured (specs and other GPUs only)",
@@ -278,6 +285,7 @@ def _estimate_training(args: argparse.Namespace, batch: int, seq: int) -> dict[s
         grid_intensity=args.grid_intensity,
         pue=args.pue,
         top=int(getattr(args, "top", 10)),
+        power_limit_w=getattr(args, "power_limit", None),
     )
 
 
@@ -309,6 +317,17 @@ def run(args: argparse.Namespace) -> int:
         f"energy:    {result['energy_j']:.4g} J  [{e_lo:.3g}, {e_hi:.3g}] "
         f"at {result['power_w']:.0f} W"
     )
+    p_lo, p_hi = result["power_interval_w"]
+    print(
+        f"power:     {result['power_w']:.0f} W  [{p_lo:.0f}, {p_hi:.0f}] per GPU "
+        f"(limit {result['power_limit_w']:.0f} W, {result['power_model']['source']} law)"
+    )
+    print("power limit trade-off (limit W: step s, power W, energy J):")
+    for row in result["power_limit_tradeoff"]:
+        print(
+            f"  {row['power_limit_w']:6.0f}: {row['step_time_s']:.4g} s, "
+            f"{row['power_w']:.0f} W, {row['energy_j']:.4g} J"
+        )
     if result.get("memory") is not None:
         mem = result["memory"]
         if result.get("fits_in_memory") is None:  # a GPU of unknown memory

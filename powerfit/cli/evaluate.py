@@ -36,7 +36,11 @@ XL/2.7B, OPT-1.3B) from their operator graphs: MAPE per GPU in every mode (in-GP
 calibrated, specs-only, roofline), interval coverage, beside NeuSight's published
 errors (see powerfit.evaluation.steps.evaluate_steps). --suite parallel times
 NeuSight's 4-GPU steps (data, tensor, pipeline parallel) beside NeuSight's own errors
-(see powerfit.evaluation.parallel.evaluate_parallel).
+(see powerfit.evaluation.parallel.evaluate_parallel). --suite power scores the
+board power laws on measured NVML power (Zeus 2023, ML.ENERGY 2026): MAPE of
+power and energy leave-one-workload-out per GPU and leave-one-GPU-out, interval
+coverage, the power-limit law, busy training steps beside measured boards and the
+paper's CodeCarbon energy (see powerfit.evaluation.board_power.power_suite).
 
 Progress is shown on stderr when it is a terminal (not with --json).
 
@@ -45,6 +49,7 @@ examples:
   powerfit evaluate --suite operators
   powerfit evaluate --suite steps
   powerfit evaluate --suite parallel
+  powerfit evaluate --suite power --json
   powerfit evaluate --extra --json
   powerfit evaluate --arch lstm --extra
   powerfit evaluate --protocol layers-12 --protocol gpu-rtx --bootstrap 50
@@ -62,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--suite",
-        choices=("energy", "operators", "steps", "parallel"),
+        choices=("energy", "operators", "steps", "parallel", "power"),
         default="energy",
         help="energy models (default), operator latency laws or real models' training "
         "steps (NeuSight's data)",
@@ -149,6 +154,8 @@ def run(args: argparse.Namespace) -> int:
         return _run_steps(args)
     if getattr(args, "suite", "energy") == "parallel":
         return _run_parallel(args)
+    if getattr(args, "suite", "energy") == "power":
+        return _run_power(args)
     if (args.test or args.predictions) and not args.train:
         raise ValueError("--test and --predictions need --train")
     if args.train and not args.test:
@@ -353,4 +360,41 @@ def _run_parallel(args: argparse.Namespace) -> int:
             f"{m['specs_only_mape']:.1f} % specs-only ({m['steps']} steps); "
             f"NeuSight's own {m['neusight_published']:.1f} %"
         )
+    return 0
+
+
+def _run_power(args: argparse.Namespace) -> int:
+    """``powerfit evaluate --suite power``: the board power laws, held out."""
+    import pandas as pd
+
+    from powerfit.evaluation.board_power import power_suite
+
+    with stages(1, "fitting and scoring the board power laws", quiet=args.json):
+        result = power_suite()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    table = pd.DataFrame(result["scores"])
+    print("average board power, held out (lowo: one workload out; logo: one GPU out)")
+    cols = ["gpu", "protocol", "power_mape_pct", "energy_mape_pct", "coverage90_pct", "n"]
+    print(table[cols].to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+    lim = result["limit"]
+    h = lim["heldout"]
+    print(
+        f"\npower limit (Zeus, {h['n']} rows below the default limit, half the workloads "
+        f"held out): time {h['time_mape_pct']:.1f} %, power {h['power_mape_pct']:.1f} %, "
+        f"energy {h['energy_mape_pct']:.1f} % MAPE (eta {lim['law']['eta']:.2f}, "
+        f"rho {lim['law']['rho']:.2f})"
+    )
+    print("\nbusy training steps beside measured boards:")
+    for c in result["busy_steps"]:
+        lo, hi = c["power_interval_w"]
+        m_lo, m_hi = c["measured_range_w"]
+        print(
+            f"  {c['step']} on {c['gpu']}: {c['power_w']:.0f} W [{lo:.0f}, {hi:.0f}]; "
+            f"measured {m_lo:.0f}-{m_hi:.0f} W ({c['measured']})"
+        )
+    print("\npaper (CodeCarbon energy, held-out configurations):")
+    for p in result["paper"]:
+        print(f"  {p['gpu']}: {p['energy_mape_pct']:.2f} % MAPE ({p['n']} steps)")
     return 0

@@ -37,6 +37,7 @@ examples:
   powerfit fit --gpu a100-sxm4-40gb --laws-from mayaki2025-a100   # steps only
   powerfit fit --gpu rtx2080ti --db sqlite:////data/powerfit.db \\
       --tracking-uri http://localhost:5000
+  powerfit fit --power --gpu all   # board power laws from ingested power files
 """
 
 
@@ -88,8 +89,62 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "element-wise) of --gpu ('all': every GPU with operator rows) at --precision "
         "(default fp32) instead, registered as powerfit-operators-<precision>",
     )  # fmt: skip
+    parser.add_argument(
+        "--power", action="store_true",
+        help="fit the board power laws of --gpu ('all': every GPU with power measurements) "
+        "on the store's measured board power (Zeus / ML.ENERGY files), registered as "
+        "powerfit-power",
+    )  # fmt: skip
     add_format_arguments(parser)
     parser.set_defaults(func=run)
+
+
+def _run_power(args: argparse.Namespace) -> int:
+    """Run ``powerfit fit --power`` (:func:`powerfit.tracking.power.fit_power_laws`)."""
+    from powerfit.store.engine import mask_url
+    from powerfit.tracking.power import fit_power_laws
+
+    result = fit_power_laws(
+        args.db,
+        None if args.gpu.lower() == "all" else args.gpu,
+        tracking_uri=args.tracking_uri,
+        register=args.register,
+    )
+    if args.json:
+        out = {
+            "run_id": result.run_id,
+            "model_name": result.model_name,
+            "version": result.version,
+            "model_uri": result.model_uri,
+            "tracking_uri": mask_url(result.tracking_uri),
+            "gpus": result.gpus,
+            "n_rows": result.n_rows,
+            "laws": result.model.laws_,
+            "metrics": result.metrics,
+            "notes": result.notes,
+        }
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"board power laws on {result.n_rows} measurements of {', '.join(result.gpus)}")
+    print("  gpu: P_idle [W], P_max [W], k_c, k_m, gamma (± standard error); in-sample MAPE")
+    for gpu, d in result.model.laws_.items():
+        e = d["std"]
+        print(
+            f"  {gpu}: {d['p_idle_w']:.0f}±{e.get('p_idle_w', 0):.0f}, "
+            f"{d['p_max_w']:.0f}±{e.get('p_max_w', 0):.0f}, {d['k_c']:.2f}, {d['k_m']:.2f}, "
+            f"{d['gamma']:.2f}; {100 * result.metrics[f'mape.{_slug(gpu)}']:.1f} %"
+        )
+    for note in result.notes:
+        print(f"note: {note}")
+    print(f"registered {result.model_name} version {result.version}")
+    print(f"run {result.run_id} in {mask_url(result.tracking_uri)}")
+    return 0
+
+
+def _slug(name: str) -> str:
+    from powerfit.tracking.locations import slug
+
+    return slug(name)
 
 
 def _run_operators(args: argparse.Namespace) -> int:
@@ -172,6 +227,8 @@ def run(args: argparse.Namespace) -> int:
     """Run ``powerfit fit``."""
     if getattr(args, "operators", False):
         return _run_operators(args)
+    if getattr(args, "power", False):
+        return _run_power(args)
     from powerfit.store.engine import mask_url
 
     result = _fit_and_log(args)

@@ -42,3 +42,32 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def check_sha256sums(folder: str | os.PathLike[str], names: list[str]) -> None:
+    """Check files of a data set folder against its ``SHA256SUMS`` file.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder, its ``SHA256SUMS`` or one of ``names`` is missing.
+    ValueError
+        When a file is not listed or its digest differs (the file is named).
+    """
+    folder = Path(folder)
+    sums_path = folder / "SHA256SUMS"
+    if not sums_path.is_file():
+        raise FileNotFoundError(f"{sums_path} not found (see the data set's README)")
+    sums = {}
+    for line in sums_path.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            sums[name.strip().removeprefix("./")] = digest
+    for name in names:
+        path = folder / name
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found")
+        if name not in sums:
+            raise ValueError(f"{path}: not listed in {sums_path}")
+        if sha256_file(path) != sums[name]:
+            raise ValueError(f"{path}: SHA-256 differs from {sums_path}")

@@ -1,4 +1,9 @@
-"""Board power laws fitted and scored on published energy, and the bundle built from them.
+"""The paper's CodeCarbon power laws fitted and scored, and the power bundle built.
+
+The estimates' power comes from the board power laws of
+:mod:`powerfit.evaluation.board_power` (measured NVML board power, the bundle's
+``boards`` section, added by ``experiments/build_power_models.py``); the CodeCarbon
+laws below are kept to score the paper's energy.
 
 Where energy is measured (Mayaki & Charpenay 2025: training steps of small BERT- and
 GPT-style encoder stacks on an A100 80GB PCIe and a GeForce RTX 2080 Ti), each step

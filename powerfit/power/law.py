@@ -1,4 +1,8 @@
-"""Board power of a training step as a function of utilisation: the law, its fit, its transfer.
+"""The paper's CodeCarbon power law of a step's utilisation: the law, its fit, its transfer.
+
+Estimates use the board power laws fitted on measured NVML power
+(:mod:`powerfit.power.board`); this law is kept to fit and score the paper's
+CodeCarbon energy (:mod:`powerfit.evaluation.power`), whose power is flat.
 
 ``P(u) = P_idle + (P_max − P_idle) · u^γ`` [W], with ``u`` ∈ [0, 1] the step's
 compute utilisation (Σ FLOP / peak over the step's time,

@@ -46,7 +46,13 @@ from powerfit._version import __version__
 from powerfit.hardware.gpus import GPU, get_gpu
 from powerfit.store.engine import transaction
 from powerfit.store.gpus import gpu_row
-from powerfit.store.models import Gpu, Import, OperationMeasurement, RunMeasurement
+from powerfit.store.models import (
+    Gpu,
+    Import,
+    OperationMeasurement,
+    PowerMeasurement,
+    RunMeasurement,
+)
 from powerfit.store.readers.read import import_identity, read_measurements
 from powerfit.store.readers.rows import Measurements
 
@@ -278,10 +284,13 @@ def _copy_rows(
         raise DBAPIError.instance(sql, None, exc, dbapi_error, dialect=conn.dialect) from exc
 
 
-def _table_frame(measurements: Measurements, import_id: int, gpu_ids: Mapping[str, int]):
-    model = OperationMeasurement if measurements.kind == "operation" else RunMeasurement
+def _table_frame(kind: str, rows: pd.DataFrame, import_id: int, gpu_ids: Mapping[str, int]):
+    """The table of ``kind`` and ``rows`` as its columns (one chunk at a time: no copy
+    of a whole file's rows is made)."""
+    model = {"operation": OperationMeasurement, "power": PowerMeasurement}.get(
+        kind, RunMeasurement
+    )
     table = model.__table__
-    rows = measurements.rows
     frame = pd.DataFrame({"import_id": import_id, "gpu_id": rows["gpu"].map(gpu_ids)})
     for column in table.columns.keys():
         if column in ("id", "import_id", "gpu_id"):
@@ -354,10 +363,10 @@ def ingest_measurements(engine: Engine, measurements: Measurements) -> IngestRes
                 ).scalar_one()
             except IntegrityError:
                 raise _Duplicate from None
-            table, frame = _table_frame(m, import_id, gpu_ids)
-            bar = _progress(len(frame), os.path.basename(m.source))
-            for start in range(0, len(frame), CHUNK_ROWS):
-                chunk = frame.iloc[start : start + CHUNK_ROWS]
+            bar = _progress(len(m.rows), os.path.basename(m.source))
+            for start in range(0, len(m.rows), CHUNK_ROWS):
+                rows = m.rows.iloc[start : start + CHUNK_ROWS]
+                table, chunk = _table_frame(m.kind, rows, import_id, gpu_ids)
                 _insert_many(conn, table, chunk)
                 if bar is not None:
                     bar.update(len(chunk))

@@ -44,11 +44,12 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Text,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "Gpu", "Import", "OperationMeasurement", "RunMeasurement"]
+__all__ = ["Base", "Gpu", "Import", "OperationMeasurement", "PowerMeasurement", "RunMeasurement"]
 
 #: Constraint names that are stable across backends (needed by Alembic batch mode).
 NAMING_CONVENTION = {
@@ -208,4 +209,38 @@ class RunMeasurement(_Shape, Base):
     duration_std_s: Mapped[float | None] = mapped_column(Double)
     #: Standard deviation of the energy over the repeats [J].
     energy_std_j: Mapped[float | None] = mapped_column(Double)
+    tool: Mapped[str | None] = mapped_column(String(255))
+
+
+class PowerMeasurement(Base):
+    """One measurement of a GPU's average board power over a workload (schema 0004_power)."""
+
+    __tablename__ = "power_measurements"
+    __table_args__ = (Index("ix_power_measurements_gpu", "gpu_id", "workload"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    import_id: Mapped[int] = mapped_column(
+        ForeignKey("imports.id", ondelete="CASCADE"), index=True
+    )
+    source_row: Mapped[int] = mapped_column(Integer)
+    gpu_id: Mapped[int] = mapped_column(ForeignKey("gpus.id"))
+    #: GPUs the workload ran on; ``power_w`` is per GPU.
+    gpu_count: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    #: What ran, e.g. 'imagenet/resnet50' or 'meta-llama/Llama-3.1-8B-Instruct/lm-arena-chat'.
+    workload: Mapped[str] = mapped_column(String(255))
+    precision: Mapped[str] = mapped_column(String(16))
+    #: Samples per step (LLM serving: the average running batch) [-].
+    batch_size: Mapped[float | None] = mapped_column(Double)
+    #: NVML power limit of the board [W].
+    power_limit_w: Mapped[float | None] = mapped_column(Double)
+    #: Duration of one step (training: batch / throughput; serving: one batch) [s].
+    duration_s: Mapped[float | None] = mapped_column(Double)
+    #: Average board power of one GPU (NVML) [W].
+    power_w: Mapped[float] = mapped_column(Double)
+    #: Work per second, in ``throughput_unit`` (samples/s, tokens/s, images/s).
+    throughput: Mapped[float | None] = mapped_column(Double)
+    throughput_unit: Mapped[str | None] = mapped_column(String(32))
+    #: The rest of the published configuration, as JSON text (written by the bulk
+    #: paths as text: no bind processor).
+    config: Mapped[str | None] = mapped_column(Text)
     tool: Mapped[str | None] = mapped_column(String(255))

@@ -142,6 +142,8 @@ ALLOWED_ESTIMATORS: dict[str, frozenset[str]] = {
     # package files, named by a validated precision); in Python it also opens a
     # config.json path a row names, which a loaded model refuses (_refuse_config_paths).
     "powerfit.steps.regressor.StepTimeRegressor": frozenset({"calibrations_", "n_features_in_"}),
+    # Board power laws per GPU: plain dicts of numbers and strings; predict touches no file.
+    "powerfit.power.regressor.BoardPowerRegressor": frozenset({"laws_", "n_features_in_"}),
 }
 
 #: Class paths written by earlier releases -> the allowlisted path of the same class now.
@@ -201,6 +203,10 @@ def _class_for(path: str) -> type:
         from powerfit.steps.regressor import StepTimeRegressor
 
         return StepTimeRegressor
+    if path == "powerfit.power.regressor.BoardPowerRegressor":
+        from powerfit.power.regressor import BoardPowerRegressor
+
+        return BoardPowerRegressor
     raise UnsafeModelError(f"refusing to build {path!r}: not an allowlisted powerfit estimator")
 
 
@@ -452,7 +458,22 @@ class _PyfuncModel:
 
     def predict(self, model_input: Any, params: dict[str, Any] | None = None) -> np.ndarray:
         _refuse_config_paths(self.model, model_input)
+        if _is_step_time(self.model) and isinstance(model_input, pd.DataFrame):
+            return _once_per_distinct_row(self.model, model_input)
         return np.asarray(self.model.predict(model_input))
+
+
+def _is_step_time(model: Any) -> bool:
+    return isinstance(model, _class_for("powerfit.steps.regressor.StepTimeRegressor"))
+
+
+def _once_per_distinct_row(model: Any, frame: pd.DataFrame) -> np.ndarray:
+    """A row-wise model's predictions, each distinct row computed once (same values)."""
+    if len(frame) < 2:
+        return np.asarray(model.predict(frame))
+    codes = frame.groupby(list(frame.columns), sort=False, dropna=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]
+    return np.asarray(model.predict(frame.iloc[first]))[codes]
 
 
 #: Default bound on the rows of one request to a served step-time model [-].
@@ -490,7 +511,7 @@ def _refuse_config_paths(model: Any, model_input: Any) -> None:
     """
     if not isinstance(model_input, pd.DataFrame) or "config" not in model_input:
         return
-    if not isinstance(model, _class_for("powerfit.steps.regressor.StepTimeRegressor")):
+    if not _is_step_time(model):
         return
     limit = max_step_rows()
     if len(model_input) > limit:

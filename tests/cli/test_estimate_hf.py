@@ -237,3 +237,33 @@ def test_precision_is_explained_in_help_and_output(tmp_path, capsys, tiny_gpt2):
         main(["estimate", "--help"])
     help_text = " ".join(capsys.readouterr().out.split())
     assert "amp-bf16/amp-fp16: automatic mixed precision as torch.autocast" in help_text
+
+
+def test_cli_power_limit_caps_power_slows_the_step_and_is_refused_outside_the_range(
+    tmp_path, capsys
+):
+    from powerfit.cli import estimate_hf
+
+    gpt = {"model_type": "gpt2", "n_layer": 12, "n_embd": 768, "n_head": 12,
+           "vocab_size": 50257, "n_positions": 1024}  # fmt: skip
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(gpt))
+    base = ["--hf-config", str(path), "--gpu", "h100", "--batch-size", "8", "--seq-len", "1024",
+            "--precision", "bf16"]  # fmt: skip
+    assert estimate_hf.main([*base, "--json"]) == 0
+    free = json.loads(capsys.readouterr().out)
+    assert estimate_hf.main([*base, "--power-limit", "300", "--json"]) == 0
+    capped = json.loads(capsys.readouterr().out)
+    assert capped["power_limit_w"] == 300.0 and free["power_limit_w"] == 700.0
+    assert capped["power_w"] <= 300.0 < free["power_w"]
+    assert capped["step_time_s"] > free["step_time_s"]
+    lo, hi = capped["power_interval_w"]
+    assert lo <= capped["power_w"] <= hi <= 300.0
+    assert capped["energy_j"] == pytest.approx(capped["power_w"] * capped["step_time_s"])
+    trade = capped["power_limit_tradeoff"]
+    assert [r["power_limit_w"] for r in trade] == sorted(r["power_limit_w"] for r in trade)
+    assert all(r["power_w"] <= r["power_limit_w"] for r in trade)
+    assert estimate_hf.main(base) == 0  # the text output prints the watts
+    assert "power:" in capsys.readouterr().out
+    assert estimate_hf.main([*base, "--power-limit", "900"]) == 1
+    assert "200–700 W" in capsys.readouterr().err

@@ -81,3 +81,20 @@ def test_a_fifo_as_input_is_refused(tmp_path, capsys, flag):
     assert _returns(lambda: main(argv)) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a regular file (a FIFO" in err, err
+
+
+@pytest.mark.parametrize("output", ["--json", "--output"])
+def test_input_rows_that_overflow_are_refused_by_row(tmp_path, capsys, output):
+    path = tmp_path / "configs.csv"
+    path.write_text(
+        "batch_size,seq_len,d_model,n_heads,n_layers\n64,320,512,8,6\n1e308,320,512,8,6\n"
+    )
+    out = tmp_path / "estimates.csv"
+    extra = ["--json"] if output == "--json" else ["--output", str(out)]
+    argv = ["estimate", "--profile", "mayaki2025-a100", "--input", str(path), *extra]
+    assert main(argv) == 1
+    captured = capsys.readouterr()
+    assert "NaN" not in captured.out and "null" not in captured.out
+    assert captured.err.count("\n") == 1, captured.err
+    assert f"{path}, row 2: the estimate overflows" in captured.err
+    assert not out.exists()

@@ -30,7 +30,31 @@ def test_bundled_power_models_are_physical_and_flag_transfer(tiny_gpt2, constant
     h100.check_bounds()
     assert not h100.fitted and h100.tdp_w == 700.0
     assert h100.sigma_log > max(d["sigma_log"] for d in bundle["gpus"].values())
+    # estimates use the board power laws: measured on the H100, transferred to the L4
     est = estimate_step(
         from_hf_config(tiny_gpt2), "h100", 2, 16, operator_model=constant_operator_model
     )
+    assert est.power_source == "fitted"
+    est = estimate_step(
+        from_hf_config(tiny_gpt2), "l4", 2, 16, operator_model=constant_operator_model
+    )
     assert est.power_source == "transferred" and est.power_outside
+
+
+def test_bundled_board_laws_are_physical_and_transfer_to_unmeasured_gpus():
+    from powerfit.power.bundle import board_law_for, load_power_bundle
+
+    bundle = load_power_bundle()
+    if bundle is None or "boards" not in bundle:
+        pytest.skip("no bundled board power laws")
+    boards = bundle["boards"]
+    assert set(boards["gpus"]) >= {"NVIDIA H100 80GB HBM3", "Tesla V100-PCIE-32GB"}
+    for gpu in boards["gpus"]:
+        law = board_law_for(gpu)
+        law.check_bounds()
+        assert law.fitted and law.n >= 30
+    for gpu in ("NVIDIA L4", "NVIDIA A100 80GB PCIe", "NVIDIA H200"):
+        law = board_law_for(gpu)
+        assert law.source == "transferred" and law.metrics["from"]
+        assert law.log_q[1] - law.log_q[0] >= 0.5  # the leave-one-GPU-out spread
+        assert 0 < law.p_idle_w <= law.p_max_w <= law.tdp_w

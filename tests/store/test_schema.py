@@ -16,7 +16,7 @@ from powerfit.store import default_home, default_url, open_store, resolve_url, s
 from powerfit.store.engine import create_engine
 
 REPO = Path(__file__).resolve().parents[2]
-TABLES = {"gpus", "imports", "operation_measurements", "run_measurements"}
+TABLES = {"gpus", "imports", "operation_measurements", "run_measurements", "power_measurements"}
 
 
 def _tables(engine: sa.Engine) -> set[str]:

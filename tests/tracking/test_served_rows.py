@@ -64,3 +64,21 @@ def test_a_spec_file_that_is_a_fifo_is_refused_not_read(tmp_path):
     worker.join(20)
     assert not worker.is_alive(), "blocked on a FIFO"
     assert "not a regular file (a FIFO" in str(box["error"])
+
+
+def test_repeated_rows_are_scored_once_with_the_same_values(data_home):
+    """The served model builds one graph per distinct row; the values are bit for bit equal."""
+    import numpy as np
+
+    from powerfit.datasets.neusight2025 import neusight_training_steps
+    from powerfit.steps.regressor import StepTimeRegressor
+
+    steps = neusight_training_steps(data_home)
+    if steps.empty:
+        pytest.skip("NeuSight's measured steps not found under the data home")
+    texts = {p: open(p).read() for p in steps["config"].unique()}
+    columns = ["gpu", "config", "batch_size", "seq_len"]
+    X = steps.assign(config=steps["config"].map(texts))[columns].head(12)
+    model = StepTimeRegressor().fit(X, steps["measured_s"].head(12))
+    repeated = pd.concat([X, X.iloc[::-1], X], ignore_index=True)
+    np.testing.assert_array_equal(_PyfuncModel(model).predict(repeated), model.predict(repeated))

@@ -71,6 +71,12 @@ Formats (detected from the columns; force one with ``format=``):
     the total over the GPUs; the plausibility bound on mean power scales with
     ``gpu_count``.
 
+``zeus2023-power``, ``mlenergy2026-power`` (``summary_power_*.csv.gz``, ``models/*.json.gz``)
+    Measured average board power (Zeus 2023, ML.ENERGY 2026), into
+    ``power_measurements`` (kind ``power``): detected from the file name or the
+    JSON content, before the CSV readers; see :mod:`powerfit.store.readers.power`
+    (power per GPU, refusals of impossible values naming file, row and column).
+
 Every GPU name must be in :mod:`powerfit.hardware`, or in the store
 (``powerfit gpus add``, passed as ``gpus=``), or be described by the file itself:
 ``powerfit measure`` writes the device's specs in the columns

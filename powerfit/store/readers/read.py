@@ -16,7 +16,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any
 
 import numpy as np
@@ -43,6 +43,7 @@ from powerfit.store.readers.mayaki2025 import (
     _transformer_operations,
 )
 from powerfit.store.readers.neusight2025 import NEUSIGHT_COLUMNS, _neusight_operators
+from powerfit.store.readers.power import POWER_FORMATS, detect_power_format, read_power
 from powerfit.store.readers.rows import (
     _OPERATION_ORDER,
     _POSITIVE,
@@ -56,6 +57,8 @@ from powerfit.store.readers.rows import (
     _checked_number,
     _Ctx,
     _first,
+    _strip,
+    by_unique,
 )
 from powerfit.store.validation import (
     DERIVED_BOUNDS,
@@ -188,6 +191,34 @@ def detect_format(columns: object) -> str | None:
 MAX_DECOMPRESSED_BYTES = MAX_INPUT_BYTES
 
 
+def _read_power_file(
+    source: str,
+    format: str | None,
+    overrides: Mapping[str, Any] | None,
+    gpus: Mapping[str, Any] | None,
+) -> Measurements | None:
+    """A Zeus or ML.ENERGY power file read whole (they are small), else None.
+
+    Only a file named as one (``summary_power_*.csv*``, ``*.json``, ``*.json.gz``) or
+    given with a power ``format`` is read here, so other files are still streamed.
+    """
+    name = os.path.basename(source)
+    if format is None and not (
+        name.startswith("summary_power_") or name.endswith((".json", ".json.gz"))
+    ):
+        return None
+    try:
+        with decompressed(source) as (handle, sha256):
+            content = handle.read()
+    except DataError as exc:  # from powerfit.files: not a file, too large, bad gzip
+        raise ValidationError(exc.message, source=source) from None
+    power = format or detect_power_format(source, content)
+    if power is None:
+        return None
+    measurements = read_power(source, content, sha256, power, overrides, gpus)
+    return replace(measurements, identity=import_identity(sha256, power, {}))
+
+
 def _load(source: str) -> tuple[pd.DataFrame, list[str], Sequence[int] | None, str]:
     """Parse a CSV or Parquet file (gzip-compressed or not), streamed from disk.
 
@@ -218,10 +249,16 @@ def _parse(source: str) -> tuple[pd.DataFrame, list[str], Sequence[int] | None, 
             return (*_parquet(source, handle), None, sha256)
         header, lines = scan_csv(handle, source)
         handle.seek(0)
+        # Text columns parsed as categories, then as objects sharing one string per
+        # distinct value (a million rows naming one GPU hold one string, not a million).
+        text = {n: "category" for n in header if n.strip() in _TEXT and header.count(n) == 1}
         try:
             frame = pd.read_csv(
-                handle, skipinitialspace=True, encoding="utf-8-sig", index_col=False
+                handle, skipinitialspace=True, encoding="utf-8-sig", index_col=False, dtype=text
             )
+            for name in text:
+                if name in frame.columns:
+                    frame[name] = frame[name].astype(object)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
             message = " ".join(str(exc).splitlines())
             raise ValidationError(f"not a readable CSV file: {message}", source=source) from exc
@@ -379,6 +416,10 @@ def read_measurements(
         When ``path`` does not exist.
     """
     source = os.fspath(path)
+    if format in POWER_FORMATS or format is None:
+        power = _read_power_file(source, format, overrides, gpus)
+        if power is not None:  # measured board power (powerfit.store.readers.power)
+            return power
     raw, header, lines, sha256 = _load(source)
     check_duplicates(header, source)
     raw.columns = [str(c).strip() for c in raw.columns]
@@ -394,7 +435,8 @@ def read_measurements(
             )
     elif format not in FORMATS:
         raise DataError(
-            f"unknown format {format!r}; choose one of {', '.join(FORMATS)}", source=source
+            f"unknown format {format!r}; choose one of {', '.join((*FORMATS, *POWER_FORMATS))}",
+            source=source,
         )
     spec = FORMATS[format]
     ignored = check_header(
@@ -409,9 +451,12 @@ def read_measurements(
     if len(raw) == 0:
         raise ValidationError("no data rows (only a header)", source=source)
     ctx = _Ctx(source, raw, lines, gpus)
+    del raw
     normalised = _apply_overrides(ctx, format, overrides) if overrides else {}
     columns, origin = spec.convert(ctx)
-    rows = _finish(ctx, spec, columns, origin)
+    n = len(ctx.raw)
+    ctx.raw = None  # type: ignore[assignment]  # each raw column is freed once converted
+    rows = _finish(ctx, spec, columns, origin, n)
     return Measurements(
         source=source,
         sha256=sha256,
@@ -479,10 +524,13 @@ def _apply_overrides(ctx: _Ctx, format: str, overrides: Mapping[str, object]) ->
 
 
 def _finish(
-    ctx: _Ctx, spec: _Format, columns: dict[str, object], origin: dict[str, str]
+    ctx: _Ctx, spec: _Format, columns: dict[str, object], origin: dict[str, str], n: int
 ) -> pd.DataFrame:
-    """Check and type the canonical columns; resolve GPU names, default precisions."""
-    n = len(ctx.raw)
+    """Check and type the canonical columns (``n`` rows); resolve GPUs, default precisions.
+
+    Each converted column is dropped from ``columns`` once typed, so that the file's
+    raw values are not held twice.
+    """
     order = _OPERATION_ORDER if spec.kind == "operation" else _RUN_ORDER
     for column in spec.required:
         if column not in columns:
@@ -490,7 +538,7 @@ def _finish(
             raise ctx.fail(f"missing column{hint}", column=origin.get(column, column))
     out = pd.DataFrame(index=pd.RangeIndex(n))
     for column in order:
-        value = columns.get(column)
+        value = columns.pop(column, None)
         if value is None:
             out[column] = None if column in _TEXT else np.nan
             continue
@@ -502,12 +550,12 @@ def _finish(
         name = origin.get(column, column)
         required = column in spec.required
         if column in _TEXT:
-            missing = series.isna() | (series.astype(str).str.strip() == "")
+            cleaned = by_unique(series, _strip)
+            missing = cleaned.isna() | (cleaned == "")
             if required and missing.any():
                 raise ctx.fail(
                     "missing value", position=int(np.argmax(missing.to_numpy())), column=name
                 )
-            cleaned = series.astype(str).str.strip().astype(object)
             out[column] = cleaned.where(~missing, None)
             check_text(column, out[column], ctx.fail, name)
         else:
@@ -675,7 +723,7 @@ def _check_names(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
             column=origin.get("gpu", "gpu"),
         )
     out["gpu"] = out["gpu"].map({name: gpu.name for name, gpu in gpus.items()})
-    arch = out["arch"].str.lower()
+    arch = by_unique(out["arch"], lambda v: str(v).lower())
     unknown = ~arch.isin((*ARCHITECTURES, GENERIC_ARCH))
     if unknown.any():
         pos = _first(unknown)
@@ -711,7 +759,7 @@ def _check_names(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
             )
     defaults = out["gpu"].map({g.name: g.default_precision for g in gpus.values()})
     given = out["precision"].notna()
-    out.loc[given, "precision"] = out.loc[given, "precision"].str.lower()
+    out.loc[given, "precision"] = by_unique(out.loc[given, "precision"], lambda v: str(v).lower())
     out["precision"] = out["precision"].where(given, defaults)
     bad = ~out["precision"].isin(PRECISIONS)
     if bad.any():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -205,13 +205,13 @@ class _Ctx:
         )
 
     def text(self, column: str) -> pd.Series:
-        values = self.raw[column]
-        missing = values.isna() | (values.astype(str).str.strip() == "")
+        values = by_unique(self.raw[column], _strip)
+        missing = values.isna() | (values == "")
         if missing.any():
             raise self.fail(
                 "missing value", position=int(np.argmax(missing.to_numpy())), column=column
             )
-        return values.astype(str).str.strip()
+        return values
 
 
 def _checked_number(
@@ -280,6 +280,21 @@ Converted = tuple[dict[str, object], dict[str, str]]
 
 
 _PARTS = ("gpu", "cpu", "ram")
+
+
+def by_unique(values: pd.Series, function: Callable[[object], object]) -> pd.Series:
+    """``function`` of each value, computed once per distinct value (NaN kept).
+
+    The result shares one object per distinct value: a million rows naming three
+    GPUs hold three strings, not a million (``Series.str`` methods make one a row).
+    """
+    present = values.notna()
+    table = {value: function(value) for value in pd.unique(values[present])}
+    return values.map(table).where(present, None) if table else values.where(present, None)
+
+
+def _strip(value: object) -> str:
+    return str(value).strip()
 
 
 def _first(mask: pd.Series) -> int:

@@ -1,0 +1,40 @@
+"""Tests of powerfit.evaluation.board_power on the shared Zeus and ML.ENERGY data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture(scope="module")
+def frame(data_home):
+    if not (data_home / "zeus2023").is_dir() or not (data_home / "mlenergy2026").is_dir():
+        pytest.skip("zeus2023 / mlenergy2026 not in the data home")
+    from powerfit.evaluation.board_power import board_power_frame
+
+    return board_power_frame(data_home)
+
+
+def test_frame_has_physical_fractions_and_flags_infeasible_workloads(frame):
+    assert set(frame.source) == {"zeus2023", "mlenergy2026"}
+    assert np.all((frame.u_c >= 0) & (frame.u_c <= 1) & (frame.u_m >= 0) & (frame.u_m <= 1))
+    zeus = frame[frame.source == "zeus2023"]
+    bad = set(zeus.group[~zeus.feasible.astype(bool)])
+    # their counted work exceeds the boards' peaks at the published epoch sizes
+    assert bad == {"sentiment140/bert_base_uncased", "librispeech/deepspeech2"}
+    assert not frame.default_limit[~frame.feasible.astype(bool)].any()
+    h100 = frame[frame.gpu == "NVIDIA H100 80GB HBM3"]
+    assert h100.power_w.max() <= 700.0 and h100.num_gpus.max() == 8
+
+
+def test_fitted_laws_are_physical_and_rise_with_utilisation(frame):
+    from powerfit.evaluation.board_power import fit_board_laws
+
+    laws = fit_board_laws(frame)
+    assert len(laws) == 6
+    grid = np.linspace(0, 1, 11)
+    for law in laws.values():
+        law.check_bounds()
+        p = law.power(grid, grid)
+        assert np.all(np.diff(p) >= -1e-9) and p.max() <= law.tdp_w
+        assert all(np.isfinite(v) for v in law.std.values())
