@@ -52,10 +52,17 @@ def test_old_model_loads_and_predicts_as_when_written(name):
     text = (FIXTURES / name / spec_folder / "powerfit_model.json").read_text()
     assert all(f'"{path}"' in text for path in old_paths)  # really the old class paths
     X, expected = _inputs(name)
+    # A step-time model carries only its per-GPU calibration: the operator times under it
+    # come from the shipped FP32 laws, which the seeded rebuild of issue 27 moved by
+    # < 1e-4 (relative). The other models carry every coefficient: bit for bit.
+    rtol = 1e-4 if name == "step_time" else 0.0
     through_pyfunc = mlflow.pyfunc.load_model(str(FIXTURES / name))
-    np.testing.assert_array_equal(np.asarray(through_pyfunc.predict(X), dtype=float), expected)
+    predicted = np.asarray(through_pyfunc.predict(X), dtype=float)
+    np.testing.assert_allclose(predicted, expected, rtol=rtol, atol=0)
     model = load_spec_folder(FIXTURES / name / spec_folder)
-    np.testing.assert_array_equal(np.asarray(model.predict(X), dtype=float), expected)
+    np.testing.assert_allclose(
+        np.asarray(model.predict(X), dtype=float), expected, rtol=rtol, atol=0
+    )
     # written again, it names the classes by their paths now
     rewritten = json.dumps(to_spec(model))
     assert not any(f'"{path}"' in rewritten for path in LEGACY_PATHS)

@@ -235,12 +235,18 @@ def test_versions_say_what_they_are_and_can_be_diffed(recorded_fits, capsys):
     assert [c for c in only.columns if c.startswith(NAME)] == [f"{NAME}/2"]
     with pytest.raises(DataError, match="no registered powerfit model version '7'"):
         compare(CONFIGS, tracking_uri=uri, versions=[7])
-    assert main(["history", "--tracking-uri", uri, "--diff", "1", "2"]) == 0
+    assert main(["history", "--tracking-uri", uri, "--diff", "1", "2", "--wide"]) == 0
     out = capsys.readouterr().out
     assert "law.qkv_projections.alpha" in out and f"{NAME}/2" in out
-    assert main(["history", "--tracking-uri", uri]) == 0
+    assert main(["history", "--tracking-uri", uri, "--diff", "1", "2"]) == 0
+    out = capsys.readouterr().out
+    assert f"model {NAME}: version 1 → 2" in out and max(map(len, out.splitlines())) <= 120
+    assert main(["history", "--tracking-uri", uri, "--wide"]) == 0
     out = capsys.readouterr().out
     assert "qkv_projections" in out and "paper" in out
+    assert main(["history", "--tracking-uri", uri]) == 0
+    out = capsys.readouterr().out
+    assert "paper" in out and max(map(len, out.splitlines())) <= 120
 
 
 def test_step_model_is_fitted_recorded_and_loaded(ingested_store, a100_fit, tracking_uri):
