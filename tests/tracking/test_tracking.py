@@ -237,8 +237,8 @@ def test_versions_say_what_they_are_and_can_be_diffed(recorded_fits, capsys):
         compare(CONFIGS, tracking_uri=uri, versions=[7])
     assert main(["history", "--tracking-uri", uri, "--diff", "1", "2"]) == 0
     out = capsys.readouterr().out
-    assert "law.qkv_projections.alpha" in out and f"{NAME}/2" in out
-    assert main(["history", "--tracking-uri", uri]) == 0
+    assert "law.qkv_projections.alpha" in out and f"model {NAME}: version 1 → 2" in out
+    assert main(["history", "--tracking-uri", uri, "--wide"]) == 0  # laws: --wide only
     out = capsys.readouterr().out
     assert "qkv_projections" in out and "paper" in out
 
