@@ -176,9 +176,7 @@ def extra_table(folder: Path = RESULTS / "evaluation") -> str:
             gap = scores["powerfit"] - min(others, default=float("inf"))
             verdict = f"wins by {-gap:.2f}" if gap < 0 else f"loses by {gap:.2f}"
             label = "Transformer" if arch == "transformer" else "LSTM"
-            lines.append(
-                f"| {label} | {protocol.description} | {' | '.join(cells)} | {verdict} |"
-            )
+            lines.append(f"| {label} | {protocol.description} | {' | '.join(cells)} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 
