@@ -110,14 +110,20 @@ def evaluation_table(folder: Path = RESULTS / "evaluation") -> str:
     meta_path = folder / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     level = round(100 * float(meta.get("confidence", 0.9)))
+    facts = [f"{meta['seeds']} seeds" if "seeds" in meta else None]
+    if "bootstrap" in meta:
+        facts.append(f"{meta['bootstrap']} bootstrap refits")
+    seconds = meta.get("seconds", {})
+    if seconds:
+        facts.append(
+            " and ".join(f"{v:.0f} s for the {k} protocols" for k, v in seconds.items())
+            + (f" on {meta['machine']}" if "machine" in meta else "")
+        )
+    said = "; ".join(f for f in facts if f)
     lines = [
-        f"Measured {meta.get('date', '?')} by `python experiments/evaluate_models.py` "
-        f"({meta.get('seeds', '?')} seeds, {meta.get('bootstrap', '?')} bootstrap refits; "
-        f"{meta.get('seconds', {}).get('transformer', float('nan')):.0f} s for the "
-        f"Transformer protocols and "
-        f"{meta.get('seconds', {}).get('lstm', float('nan')):.0f} s for the LSTM ones on "
-        f"{meta.get('machine', '?')}), written here by "
-        "`python experiments/update_readme.py`:",
+        f"Measured {meta.get('date', '?')} by `python experiments/evaluate_models.py`"
+        + (f" ({said})" if said else "")
+        + ", written here by `python experiments/update_readme.py`:",
         "",
         "| protocol | paper's model | **powerfit** | gradient boosting | "
         f"powerfit {level} % interval coverage | target |",
