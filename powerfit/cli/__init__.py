@@ -147,9 +147,12 @@ def entry() -> None:
     import threading
 
     code = main()
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
+    # What the interpreter does first at exit: tell thread pools to stop, then wait
+    # for the other non-daemon threads (joining an idle pool's workers without the
+    # first step would wait forever).
+    shutdown = getattr(threading, "_shutdown", None)
+    if shutdown is not None:
+        shutdown()
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:
