@@ -6,6 +6,8 @@ and is rewritten from one run of the script that measures it, never by hand:
 * ``evaluation``: the accuracy table of *Accuracy: powerfit evaluate*, from
   ``experiments/results/evaluation/{transformer,lstm}.csv`` and ``meta.json``
   (``python experiments/evaluate_models.py``);
+* ``evaluation-extra``: the sceptic's held-out groups (``--extra``) of both
+  architectures, from the same files;
 * ``benchmarks``: the benchmark table, from ``experiments/results/benchmarks.json``
   (``python experiments/benchmarks.py``; its ``--update-readme`` calls the same code).
 
@@ -108,14 +110,20 @@ def evaluation_table(folder: Path = RESULTS / "evaluation") -> str:
     meta_path = folder / "meta.json"
     meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     level = round(100 * float(meta.get("confidence", 0.9)))
+    facts = [f"{meta['seeds']} seeds" if "seeds" in meta else None]
+    if "bootstrap" in meta:
+        facts.append(f"{meta['bootstrap']} bootstrap refits")
+    seconds = meta.get("seconds", {})
+    if seconds:
+        facts.append(
+            " and ".join(f"{v:.0f} s for the {k} protocols" for k, v in seconds.items())
+            + (f" on {meta['machine']}" if "machine" in meta else "")
+        )
+    said = "; ".join(f for f in facts if f)
     lines = [
-        f"Measured {meta.get('date', '?')} by `python experiments/evaluate_models.py` "
-        f"({meta.get('seeds', '?')} seeds, {meta.get('bootstrap', '?')} bootstrap refits; "
-        f"{meta.get('seconds', {}).get('transformer', float('nan')):.0f} s for the "
-        f"Transformer protocols and "
-        f"{meta.get('seconds', {}).get('lstm', float('nan')):.0f} s for the LSTM ones on "
-        f"{meta.get('machine', '?')}), written here by "
-        "`python experiments/update_readme.py`:",
+        f"Measured {meta.get('date', '?')} by `python experiments/evaluate_models.py`"
+        + (f" ({said})" if said else "")
+        + ", written here by `python experiments/update_readme.py`:",
         "",
         "| protocol | paper's model | **powerfit** | gradient boosting | "
         f"powerfit {level} % interval coverage | target |",
@@ -145,6 +153,39 @@ def evaluation_table(folder: Path = RESULTS / "evaluation") -> str:
     return "\n".join(lines) + "\n"
 
 
+def extra_table(folder: Path = RESULTS / "evaluation") -> str:
+    """The README's table of the ``--extra`` held-out groups (Markdown), same source."""
+    from powerfit.evaluation.paper_protocols import EXTRA_PROTOCOLS, LSTM_EXTRA_PROTOCOLS
+
+    lines = [
+        "| architecture | held out | paper's model | **powerfit** | gradient boosting | "
+        "powerfit vs the better baseline |",
+        "|---|---|---|---|---|---|",
+    ]
+    for arch, protocols in (("transformer", EXTRA_PROTOCOLS), ("lstm", LSTM_EXTRA_PROTOCOLS)):
+        path = folder / f"{arch}.csv"
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: run python experiments/evaluate_models.py")
+        table = pd.read_csv(path)
+        for protocol in protocols:
+            rows = {
+                m: table[(table["protocol"] == protocol.name) & (table["model"] == m)]
+                for m in MODELS
+            }
+            rows = {m: r.iloc[0] for m, r in rows.items() if len(r)}
+            if "powerfit" not in rows:
+                continue
+            scores = {m: r["mape"] for m, r in rows.items() if pd.notna(r["mape"])}
+            best = min(scores, key=scores.get)
+            cells = [_cell(rows.get(m), m == best) for m in MODELS]
+            others = [v for m, v in scores.items() if m != "powerfit"]
+            gap = scores["powerfit"] - min(others, default=float("inf"))
+            verdict = f"wins by {-gap:.2f}" if gap < 0 else f"loses by {gap:.2f}"
+            label = "Transformer" if arch == "transformer" else "LSTM"
+            lines.append(f"| {label} | {protocol.description} | {' | '.join(cells)} | {verdict} |")
+    return "\n".join(lines) + "\n"
+
+
 def benchmark_table(path: Path = RESULTS / "benchmarks.json") -> str:
     """The README's benchmark table from ``benchmarks.py``'s JSON (its own formatter)."""
     if not path.exists():
@@ -159,10 +200,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--readme", type=Path, default=HERE.parent / "README.md")
     parser.add_argument(
-        "--only", choices=("evaluation", "benchmarks"), action="append", help="one table only"
+        "--only",
+        choices=("evaluation", "evaluation-extra", "benchmarks"),
+        action="append",
+        help="one table only (repeatable)",
     )
     args = parser.parse_args(argv)
-    builders = {"evaluation": evaluation_table, "benchmarks": benchmark_table}
+    builders = {
+        "evaluation": evaluation_table,
+        "evaluation-extra": extra_table,
+        "benchmarks": benchmark_table,
+    }
     text = args.readme.read_text(encoding="utf-8")
     for name in args.only or builders:
         try:

@@ -1,7 +1,5 @@
 """Allow ``python -m powerfit``."""
 
-import sys
+from powerfit.cli import entry
 
-from powerfit.cli import main
-
-sys.exit(main())
+entry()
