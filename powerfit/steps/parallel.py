@@ -5,9 +5,14 @@ and a global batch into micro-batches (dp = N / (T·P), gradient accumulation
 m = batch / (dp · micro-batch)), refusing an impossible one with the numbers.
 :func:`parallel_step_time` times the step of the busiest GPU:
 
-* **compute**: the operator graph (:mod:`powerfit.steps.graph`) of the slice one GPU
-  computes (:func:`~powerfit.steps.parallel_memory.tensor_parallel_config`: heads, FFN
-  width and vocabulary / T) for one micro-batch, timed by the operator laws
+* **compute**: the step graph of the slice one GPU computes (heads, key/value heads,
+  FFN width and vocabulary / T) for one micro-batch, built as ``estimate --hf-config``
+  builds one GPU's: the ``config.json`` sliced (:func:`sliced_hf_config`) and traced on
+  the meta device (:func:`powerfit.steps.graph.traced_step_graph`, ``--attention auto``:
+  SDPA's fused kernels where transformers uses them; the half-precision and fused
+  attention laws), or, for a configuration whose slice cannot be traced (GPT-2's head
+  width follows its head count; no ``hf`` extra), the hand-written graph of
+  :func:`tensor_parallel_config`; timed by the operator laws
   (:mod:`powerfit.steps.latency`, with the GPU's calibration where given), split into
   per-layer, embedding and head parts; pipeline stage s runs its layers (L / P,
   the first one more when P does not divide L) plus the embeddings (first) or the
@@ -45,7 +50,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -55,9 +61,9 @@ import pandas as pd
 from powerfit.architectures.model import PRECISIONS, ModelConfig
 from powerfit.kernels.collectives import Network
 from powerfit.steps.calibration import Calibration
-from powerfit.steps.graph import training_step_graph
+from powerfit.steps.graph import checkpointing_mode, training_step_graph, traced_step_graph
 from powerfit.steps.latency import operator_latency_sources, utilisation
-from powerfit.steps.parallel_memory import SHARDINGS, tensor_parallel_config
+from powerfit.steps.memory import SHARDINGS
 
 __all__ = [
     "DDP_BUCKET_BYTES",
@@ -68,13 +74,80 @@ __all__ = [
     "make_split",
     "model_flop_per_sequence",
     "parallel_step_time",
+    "sliced_hf_config",
+    "tensor_parallel_config",
 ]
 
 #: PyTorch DDP's default gradient bucket [B] (``bucket_cap_mb=25``).
 DDP_BUCKET_BYTES = 25 * 1024**2
 
 _SIZE = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2}
-_LAYER = re.compile(r"\.(?:sparse_)?layer\.")
+_LAYER = re.compile(r"\.(?:sparse_)?layer\.|\.\*\.")
+_EMBED = re.compile(r"(?:^|\.)(?:embed|wte|wpe|rotary)")
+
+#: model types whose attention reads ``head_dim`` from the config, so that a slice of
+#: their heads keeps the head width (:func:`sliced_hf_config`).
+SLICEABLE = frozenset(
+    {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "olmo", "olmo2", "granite"}
+)
+
+
+def tensor_parallel_config(config: ModelConfig, tp: int) -> ModelConfig:
+    """The slice of a model one GPU of a tensor-parallel group computes (Megatron).
+
+    Attention heads, key/value heads (replicated when fewer than T), the feed-forward
+    width and the vocabulary (vocab-parallel embedding and head) are split T ways;
+    the hidden width, normalisations and residuals are not.
+
+    Raises
+    ------
+    ValueError
+        When T does not divide the attention heads (the numbers named).
+    """
+    if tp == 1:
+        return config
+    if config.n_heads % tp:
+        raise ValueError(f"--tp {tp} does not divide the {config.n_heads} attention heads")
+    heads = config.n_heads // tp
+    kv = max(1, config.n_kv_heads // tp)
+    if heads % kv:
+        kv = 1
+    return replace(
+        config,
+        n_heads=heads,
+        n_kv_heads=kv,
+        d_ff=max(1, math.ceil(config.d_ff / tp)),
+        vocab_size=max(1, math.ceil(config.vocab_size / tp)),
+    )
+
+
+def sliced_hf_config(data: Mapping[str, Any], tp: int) -> dict[str, Any] | None:
+    """The ``config.json`` of the slice one GPU of a T-way tensor-parallel group runs.
+
+    Heads, key/value heads (at least one), ``intermediate_size`` and ``vocab_size``
+    divided by T, ``head_dim`` pinned to the whole model's; None when the model type
+    does not read ``head_dim`` (:data:`SLICEABLE`) or a field is missing.
+    """
+    if tp == 1:
+        return dict(data)
+    need = ("hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")
+    if data.get("model_type") not in SLICEABLE or not all(
+        isinstance(data.get(k), int) for k in need
+    ):
+        return None
+    heads = int(data["num_attention_heads"])
+    if heads % tp:
+        raise ValueError(f"--tp {tp} does not divide the {heads} attention heads")
+    kv = int(data.get("num_key_value_heads") or heads)
+    out = dict(data)
+    out.update(
+        num_attention_heads=heads // tp,
+        num_key_value_heads=max(1, kv // tp),
+        intermediate_size=math.ceil(data["intermediate_size"] / tp),
+        vocab_size=math.ceil(data["vocab_size"] / tp),
+        head_dim=int(data.get("head_dim") or data["hidden_size"] // heads),
+    )
+    return out
 
 
 @dataclass(frozen=True)
@@ -309,18 +382,37 @@ def compute_profile(
     *,
     precision: str = "fp32",
     optimizer: str = "adamw",
-    checkpointing: bool = False,
+    checkpointing: bool | str = False,
     operator_model: Any = None,
     specs_only: bool = False,
     calibration: Calibration | None = None,
     loss: bool = True,
+    hf_config: Mapping[str, Any] | None = None,
+    attention: str = "auto",
 ) -> ComputeProfile:
-    """Time one micro-batch of a GPU's tensor-parallel slice (see :func:`parallel_step_time`)."""
-    local = tensor_parallel_config(config, tp)
-    graph = training_step_graph(
-        local, micro_batch, seq_len, precision, optimizer, checkpointing, loss=loss
-    )
+    """Time one micro-batch of a GPU's tensor-parallel slice (see :func:`parallel_step_time`).
+
+    With ``hf_config`` (the model's ``config.json`` as a dict) the slice is traced
+    (:func:`sliced_hf_config`, ``attention`` as ``estimate --hf-config --attention``);
+    without it, or when the slice cannot be traced, the hand-written graph of
+    ``config`` is (a note says so). ``checkpointing``: ``none``, ``full``,
+    ``selective`` (traced only; the hand-written graph recomputes in full) or a bool.
+    """
+    mode = checkpointing_mode(checkpointing)
+    graph, why, n_local = None, None, 0
+    if hf_config is not None:
+        graph, n_local, why = _traced_slice(
+            hf_config, tp, micro_batch, seq_len, gpu, precision, optimizer, mode, attention
+        )
+    if graph is None:
+        local = tensor_parallel_config(config, tp)
+        graph = training_step_graph(
+            local, micro_batch, seq_len, precision, optimizer, mode != "none", loss=loss
+        )
+        n_local = local.n_parameters
     lat, source, notes = _timed(graph, gpu, operator_model, specs_only, calibration)
+    if why:
+        notes = [why, *notes]
     t_row = lat * graph["count"].to_numpy()
     is_layer = graph.name.str.contains(_LAYER).to_numpy()
     phase = graph.phase.to_numpy()
@@ -328,7 +420,7 @@ def compute_profile(
     fwd = phase == "forward"
     L = config.n_layers + config.n_decoder_layers
     rest = ~is_layer & ~is_opt
-    embed = graph.name.str.contains(r"(?:^|\.)embed").to_numpy()
+    embed = graph.name.str.contains(_EMBED).to_numpy()
     return ComputeProfile(
         tp=tp,
         micro_batch=micro_batch,
@@ -338,7 +430,7 @@ def compute_profile(
         embed_s=float(t_row[rest & embed].sum()),
         head_s=float(t_row[rest & ~embed].sum()),
         optimizer_s=float(t_row[is_opt].sum()),
-        local_params=local.n_parameters,
+        local_params=n_local,
         flop=float((graph.flop * graph["count"])[~is_opt].sum()),
         busy_s=_busy(graph, lat, t_row, ~is_opt, gpu),
         optimizer_busy_s=_busy(graph, lat, t_row, is_opt, gpu),
@@ -347,6 +439,42 @@ def compute_profile(
         row_source=source,
         notes=notes,
     )
+
+
+def _traced_slice(
+    data: Mapping[str, Any],
+    tp: int,
+    batch: int,
+    seq: int,
+    gpu: str,
+    precision: str,
+    optimizer: str,
+    mode: str,
+    attention: str,
+) -> tuple[pd.DataFrame | None, int, str | None]:
+    """(traced graph of the slice, its parameters, None), or (None, 0, why the
+    hand-written graph is used)."""
+    from powerfit.architectures.cache import cached_trace
+    from powerfit.architectures.trace import MissingExtraError
+    from powerfit.exceptions import DataError
+    from powerfit.hardware.gpus import get_gpu
+
+    sliced = sliced_hf_config(data, tp)
+    kind = data.get("model_type")
+    if sliced is None:
+        return None, 0, (
+            f"tensor-parallel slices of {kind} are not traced (its head width follows its "
+            "head count): the hand-written graph is used"
+        )
+    ampere = "bf16" in get_gpu(gpu).peak_flops  # as estimate --hf-config
+    try:
+        trace, _hit = cached_trace(
+            sliced, seq, attention=attention, precision=precision, ampere=ampere
+        )
+    except (MissingExtraError, DataError) as exc:
+        return None, 0, f"{exc}: the hand-written graph of {kind} is used"
+    graph = traced_step_graph(trace, batch, precision, optimizer, mode)
+    return graph, int(trace.n_parameters), None
 
 
 def _busy(graph: pd.DataFrame, lat: np.ndarray, t_row: np.ndarray, mask: np.ndarray, gpu: str):
@@ -374,13 +502,15 @@ def parallel_step_time(
     *,
     precision: str = "fp32",
     optimizer: str = "adamw",
-    checkpointing: bool = False,
+    checkpointing: bool | str = False,
     network: Network | None = None,
     operator_model: Any = None,
     specs_only: bool = False,
     calibration: Calibration | None = None,
     loss: bool = True,
     profile: ComputeProfile | None = None,
+    hf_config: Mapping[str, Any] | None = None,
+    attention: str = "auto",
 ) -> ParallelStep:
     """Time of one optimizer step of a split [s] (see the module notes).
 
@@ -424,6 +554,8 @@ def parallel_step_time(
         specs_only=specs_only,
         calibration=calibration,
         loss=loss,
+        hf_config=hf_config,
+        attention=attention,
     )
     if (prof.tp, prof.micro_batch) != (T, b):
         raise ValueError("the profile was timed for another tensor-parallel degree or micro-batch")
@@ -437,7 +569,7 @@ def parallel_step_time(
     # tensor parallel: all-reduces of the micro-batch's activations, on the critical path
     act_b = _SIZE[PRECISIONS[precision][1]]
     tp_bytes = b * s * config.d_model * act_b
-    per_layer_ar = 6 if checkpointing else 4
+    per_layer_ar = 6 if checkpointing_mode(checkpointing) == "full" else 4
     ar = net.time("all_reduce", tp_bytes, T, per_node=min(T, G))
     tp_stage = [n_l * per_layer_ar * ar for n_l in sizes]
     if T > 1:
