@@ -263,7 +263,8 @@ class ParallelStep:
     """Time of one optimizer step of the busiest GPU [s], by part.
 
     ``busy_s``: the GPU's FLOP at the peak of each row's precision [s] (the step's
-    utilisation is ``busy_s / step_time_s``). ``step_time_s`` = ``pipeline_s``
+    utilisation is ``busy_s / step_time_s``); ``moved_b``: the bytes its operators
+    move [B] (its memory utilisation is ``moved_b / (bandwidth · step_time_s)``). ``step_time_s`` = ``pipeline_s``
     (compute + tensor-parallel + pipeline send/recv over all micro-batches, with the
     bubble) + ``dp_exposed_s`` (the data
     parallel / ZeRO communication not hidden) + ``optimizer_s``.
@@ -286,6 +287,7 @@ class ParallelStep:
     latency_s: np.ndarray
     notes: list[str] = field(default_factory=list)
     row_source: np.ndarray | None = None
+    moved_b: float = 0.0
 
     def breakdown(self) -> dict[str, float]:
         """The parts [s] as JSON."""
@@ -352,7 +354,8 @@ class ComputeProfile:
     ``optimizer_s``: the optimizer over all ``local_params`` (the slice's parameters);
     ``flop``: the slice's forward, backward and recomputation FLOP of one micro-batch;
     ``busy_s``/``optimizer_busy_s``: their FLOP at the peak of each row's precision
-    [s] (:func:`powerfit.steps.latency.utilisation` × time), for the step's utilisation.
+    [s] (:func:`powerfit.steps.latency.utilisation` × time), for the step's utilisation;
+    ``moved_b``/``optimizer_moved_b``: the bytes they move [B] (memory utilisation).
     """
 
     tp: int
@@ -367,6 +370,8 @@ class ComputeProfile:
     flop: float
     busy_s: float
     optimizer_busy_s: float
+    moved_b: float
+    optimizer_moved_b: float
     graph: pd.DataFrame
     latency_s: np.ndarray
     row_source: np.ndarray
@@ -434,6 +439,8 @@ def compute_profile(
         flop=float((graph.flop * graph["count"])[~is_opt].sum()),
         busy_s=_busy(graph, lat, t_row, ~is_opt, gpu),
         optimizer_busy_s=_busy(graph, lat, t_row, is_opt, gpu),
+        moved_b=float((graph["bytes"] * graph["count"])[~is_opt].sum()),
+        optimizer_moved_b=float((graph["bytes"] * graph["count"])[is_opt].sum()),
         graph=graph,
         latency_s=lat,
         row_source=source,
@@ -622,6 +629,7 @@ def parallel_step_time(
     gpu_flop = prof.flop * m * sizes[busiest] / L
     share_opt = opt_t / prof.optimizer_s if prof.optimizer_s > 0 else 0.0
     busy = prof.busy_s * m * sizes[busiest] / L + prof.optimizer_busy_s * share_opt
+    moved = prof.moved_b * m * sizes[busiest] / L + prof.optimizer_moved_b * share_opt
     return ParallelStep(
         split=split,
         step_time_s=float(step),
@@ -640,4 +648,5 @@ def parallel_step_time(
         latency_s=prof.latency_s,
         notes=list(dict.fromkeys(notes + net.notes)),
         row_source=prof.row_source,
+        moved_b=float(moved),
     )
