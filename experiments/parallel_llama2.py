@@ -120,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
                 }
             )
             print(
-                f"{'*' if pick else ' '} Llama 2 {name}, checkpointing {ckpt}: {r['gpu_hours']:,.0f} GPU-hours against "
+                f"{'*' if pick else ' '} Llama 2 {name}, checkpointing {ckpt}: "
+                f"{r['gpu_hours']:,.0f} GPU-hours against "
                 f"{PUBLISHED_GPU_HOURS[name]:,} published ({err:+.1f} %), MFU "
                 f"{100 * r['mfu']:.0f} %, step {r['step_time_s']:.2f} s, "
                 f"{r['memory']['memory_gb']:.0f} GB per GPU (fits {r['fits_in_memory']}), "

@@ -5,9 +5,10 @@
 backward, no optimizer, no loss: as NeuSight ran them) from the model's step graph
 (traced as ``estimate --hf-config`` traces one GPU: GPT-2 runs eager attention in FP32;
 its tensor-parallel slice, whose head width would follow its head count, from the
-hand-written graph), the operator laws and Vidur's collective laws, and reports the error per step beside
-NeuSight's own published error on the same step kind (Lee et al., ASPLOS 2025: data
-parallel 12.9 %, tensor parallel 8.4 %, pipeline 10.3 %). Two modes: ``in-gpu`` (the
+hand-written graph), the operator laws and Vidur's collective laws, and reports the
+error per step beside NeuSight's own published error on the same step kind (Lee et
+al., ASPLOS 2025: data parallel 12.9 %, tensor parallel 8.4 %, pipeline 10.3 %). Two
+modes: ``in-gpu`` (the
 bundled laws, calibrated where the GPU has measured single-GPU steps) and
 ``specs-only`` (as if the GPU had never been measured). Nothing is fitted on the
 parallel steps: the collective laws come from Vidur's measurements, the operator laws

@@ -147,8 +147,8 @@ def plan_training(
     from powerfit.architectures.model import PRECISIONS
     from powerfit.hardware.gpus import get_gpu
     from powerfit.kernels.collectives import Network
-    from powerfit.steps.parallel import compute_profile, make_split, parallel_step_time
     from powerfit.steps.memory import SHARDINGS
+    from powerfit.steps.parallel import compute_profile, make_split, parallel_step_time
 
     if objective not in OBJECTIVES:
         raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")

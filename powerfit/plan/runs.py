@@ -9,7 +9,8 @@ memory (:func:`powerfit.steps.memory.step_memory` of the traced step, split), an
 (:func:`powerfit.training.gpu_power_model`, as the single-GPU estimate) at the step's
 compute utilisation ``u`` = the GPU's FLOP at the peak of each operator's precision / t,
 as :func:`powerfit.steps.latency.utilisation`, and memory utilisation ``u_m`` = its
-bytes / (bandwidth · t) (communication waits and the pipeline bubble lower both), plus an optional host power per node (default 0 W, said in the output).
+bytes / (bandwidth · t) (communication waits and the pipeline bubble lower both), plus
+an optional host power per node (default 0 W, said in the output).
 
 A run of ``steps`` or ``tokens`` gives ``gpu_hours = N · steps · t / 3600``,
 ``run_energy_kwh``, ``co2_kg`` (at ``grid_intensity``; default

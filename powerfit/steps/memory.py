@@ -39,9 +39,8 @@ busiest GPU, the first pipeline stage:
 
 from __future__ import annotations
 
-from typing import Any
-
 import math
+from typing import Any
 
 __all__ = ["BYTES_PER_PARAMETER", "CONTEXT_BYTES", "SHARDINGS", "step_memory"]
 

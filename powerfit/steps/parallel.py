@@ -61,7 +61,7 @@ import pandas as pd
 from powerfit.architectures.model import PRECISIONS, ModelConfig
 from powerfit.kernels.collectives import Network
 from powerfit.steps.calibration import Calibration
-from powerfit.steps.graph import checkpointing_mode, training_step_graph, traced_step_graph
+from powerfit.steps.graph import checkpointing_mode, traced_step_graph, training_step_graph
 from powerfit.steps.latency import operator_latency_sources, utilisation
 from powerfit.steps.memory import SHARDINGS
 
@@ -264,7 +264,8 @@ class ParallelStep:
 
     ``busy_s``: the GPU's FLOP at the peak of each row's precision [s] (the step's
     utilisation is ``busy_s / step_time_s``); ``moved_b``: the bytes its operators
-    move [B] (its memory utilisation is ``moved_b / (bandwidth · step_time_s)``). ``step_time_s`` = ``pipeline_s``
+    move [B] (its memory utilisation is ``moved_b / (bandwidth · step_time_s)``).
+    ``step_time_s`` = ``pipeline_s``
     (compute + tensor-parallel + pipeline send/recv over all micro-batches, with the
     bubble) + ``dp_exposed_s`` (the data
     parallel / ZeRO communication not hidden) + ``optimizer_s``.
@@ -471,9 +472,13 @@ def _traced_slice(
     sliced = sliced_hf_config(data, tp)
     kind = data.get("model_type")
     if sliced is None:
-        return None, 0, (
-            f"tensor-parallel slices of {kind} are not traced (its head width follows its "
-            "head count): the hand-written graph is used"
+        return (
+            None,
+            0,
+            (
+                f"tensor-parallel slices of {kind} are not traced (its head width follows its "
+                "head count): the hand-written graph is used"
+            ),
         )
     ampere = "bf16" in get_gpu(gpu).peak_flops  # as estimate --hf-config
     try:

@@ -72,7 +72,8 @@ def test_sharding_divides_the_states():
 def test_zero_stages_shard_their_parts_and_full_gathers_two_layers():
     t = _trace()
     sizes = [step_memory(t, 2, sharding=8, sharded=s) for s in SHARDINGS]
-    assert [m["total_bytes"] for m in sizes] == sorted((m["total_bytes"] for m in sizes), reverse=True)
+    totals = [m["total_bytes"] for m in sizes]
+    assert totals == sorted(totals, reverse=True)
     none, opt, grads, full = sizes
     assert opt["optimizer_bytes"] == none["optimizer_bytes"] / 8
     assert grads["gradients_bytes"] == none["gradients_bytes"] / 8

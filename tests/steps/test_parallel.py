@@ -96,7 +96,8 @@ def test_tensor_parallel_slices():
     with pytest.raises(ValueError, match="--tp 3 does not divide the 8 attention heads"):
         tensor_parallel_config(llama, 3)
     sliced = sliced_hf_config(LLAMA, 2)
-    assert (sliced["num_attention_heads"], sliced["head_dim"], sliced["vocab_size"]) == (4, 64, 500)
+    heads, width = sliced["num_attention_heads"], sliced["head_dim"]
+    assert (heads, width, sliced["vocab_size"]) == (4, 64, 500)
     assert sliced_hf_config(GPT2, 2) is None  # GPT-2's head width follows its head count
 
 
@@ -111,7 +112,12 @@ def test_traced_slice_is_the_single_gpu_graph_and_shrinks_with_tp():
     tp = parallel_step_time(llama, "h100", make_split(llama, 2, 4, tp=2), 512, **kw)
     assert tp.compute_s < one.compute_s and tp.tp_comm_s > 0
     gpt2 = parallel_step_time(
-        from_hf_config(GPT2), "h100", make_split(from_hf_config(GPT2), 2, 4, tp=2), 256,
-        precision="amp-bf16", network=net, hf_config=GPT2,
+        from_hf_config(GPT2),
+        "h100",
+        make_split(from_hf_config(GPT2), 2, 4, tp=2),
+        256,
+        precision="amp-bf16",
+        network=net,
+        hf_config=GPT2,
     )
     assert any("hand-written" in n for n in gpt2.notes)
