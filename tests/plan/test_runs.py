@@ -45,3 +45,23 @@ def test_impossible_run_and_bad_host_power():
         estimate_parallel_training(GPT2, "h100", 5, 5, 256, pp=5)
     with pytest.raises(ValueError, match="--node-power-w must be ≥ 0"):
         estimate_parallel_training(GPT2, "h100", 2, 4, 256, node_power_w=-1)
+
+
+def test_checkpointing_modes_and_memory_of_a_split():
+    runs = {
+        mode: estimate_parallel_training(
+            GPT2, "h100", 4, 8, 256, precision="amp-bf16", checkpointing=mode, sharding="full"
+        )
+        for mode in ("none", "selective", "full")
+    }
+    assert {r["checkpointing"] for r in runs.values()} == {"none", "selective", "full"}
+    acts = [runs[m]["memory"]["activations_bytes"] for m in ("none", "selective", "full")]
+    assert acts[0] > acts[1] > acts[2] > 0
+    times = [runs[m]["step_time_s"] for m in ("none", "selective", "full")]
+    assert times[0] < times[1] < times[2]  # recomputation costs time
+    assert runs["none"]["attention"] == "sdpa" and runs["none"]["fits_in_memory"] is True
+    one = estimate_training(GPT2, "h100", 2, 256, precision="amp-bf16")
+    # ZeRO-3 over 4: the states a quarter of one GPU's, plus two gathered layers
+    mem = runs["none"]["memory"]
+    assert mem["optimizer_bytes"] == pytest.approx(one["memory"]["optimizer_bytes"] / 4)
+    assert mem["gathered_bytes"] > 0
