@@ -168,7 +168,7 @@ def plan_training(
     considered = rejected = 0
     for gpu, count in available.items():
         spec = get_gpu(gpu)
-        model, data, trace = traced_model(config, spec.name, seq, precision, attention)
+        model, data, trace, flop = traced_model(config, spec.name, seq, precision, attention)
         notes.extend(trace.warnings)
         L = model.n_layers + model.n_decoder_layers
         net = Network(spec.name, gpus_per_node, interconnect)
@@ -236,6 +236,7 @@ def plan_training(
                                     checkpointing=ckpt,
                                     network=net,
                                     profile=profiles[key],
+                                    flop_per_sequence=flop,
                                 )
                                 run = energy_and_run(
                                     step,

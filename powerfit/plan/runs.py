@@ -48,16 +48,21 @@ def resolve_model(config: Any) -> ModelConfig:
 
 def traced_model(
     config: Any, gpu: str, seq_len: int, precision: str, attention: str = "auto"
-) -> tuple[ModelConfig, dict[str, Any], Any]:
-    """(ModelConfig, ``config.json`` dict, whole model's trace) of a model's ``config.json``.
+) -> tuple[Any, dict[str, Any], Any, float]:
+    """(model, ``config.json`` dict, whole model's trace, FLOP per sequence) of a model.
 
     The trace (:func:`powerfit.architectures.cache.cached_trace`, on the meta device,
     ``attention`` and the GPU's generation as ``estimate --hf-config``) gives the
-    memory (:func:`split_memory`) and is the tensor-parallel degree 1 slice.
+    memory (:func:`split_memory`), the whole model's forward and backward FLOP of one
+    sequence (for the MFU) and is the tensor-parallel degree 1 slice. ``model`` is
+    the hand-written :class:`ModelConfig` of the families that have one, else a
+    :class:`powerfit.steps.parallel.ModelShape` (heads, layers, width) for the split.
     """
     from powerfit.architectures.cache import cached_trace
-    from powerfit.architectures.hf import read_config_json
+    from powerfit.architectures.hf import FAMILIES, read_config_json
     from powerfit.hardware.gpus import get_gpu
+    from powerfit.steps.graph import traced_step_graph
+    from powerfit.steps.parallel import ModelShape
 
     if isinstance(config, ModelConfig):
         raise ValueError("a run over many GPUs needs the model's config.json (it is traced)")
@@ -66,7 +71,16 @@ def traced_model(
     trace, _hit = cached_trace(
         data, int(seq_len), attention=attention, precision=precision, ampere=ampere, source=where
     )
-    return resolve_model(data), data, trace
+    full = traced_step_graph(trace, 1, precision, "none", "none")
+    flop = float((full.flop * full["count"]).sum())
+    if data.get("model_type") in FAMILIES:
+        return resolve_model(data), data, trace, flop
+    heads = next(
+        (data[k] for k in ("num_attention_heads", "n_head", "num_heads") if k in data), None
+    )
+    if not isinstance(heads, int) or heads < 1:
+        raise ValueError(f"{where}: no attention head count (num_attention_heads) to split")
+    return ModelShape(heads, int(trace.layers), int(trace.d_model)), data, trace, flop
 
 
 def split_memory(
@@ -253,7 +267,7 @@ def estimate_parallel_training(
         raise ValueError("give steps or tokens, not both")
     spec = get_gpu(gpu)
     ckpt = checkpointing_mode(checkpointing)
-    model, data, trace = traced_model(config, spec.name, seq_len, precision, attention)
+    model, data, trace, flop = traced_model(config, spec.name, seq_len, precision, attention)
     split = make_split(
         model,
         n_gpus,
@@ -280,6 +294,7 @@ def estimate_parallel_training(
         calibration=calibration,
         hf_config=data,
         attention=attention,
+        flop_per_sequence=flop,
     )
     memory = split_memory(trace, split, precision, optimizer, ckpt, spec.memory_bytes)
     result: dict[str, Any] = {

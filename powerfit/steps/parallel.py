@@ -68,6 +68,7 @@ from powerfit.steps.memory import SHARDINGS
 __all__ = [
     "DDP_BUCKET_BYTES",
     "ComputeProfile",
+    "ModelShape",
     "ParallelStep",
     "Split",
     "compute_profile",
@@ -90,6 +91,23 @@ _EMBED = re.compile(r"(?:^|\.)(?:embed|wte|wpe|rotary)")
 SLICEABLE = frozenset(
     {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "olmo", "olmo2", "granite"}
 )
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What a split needs of a model the hand-written graphs do not know (a traced one).
+
+    Attributes
+    ----------
+    n_heads, n_layers, d_model : int
+        Attention heads, layers and hidden width [-].
+    """
+
+    n_heads: int
+    n_layers: int
+    d_model: int
+    n_decoder_layers: int = 0
+    is_encoder_decoder: bool = False
 
 
 def tensor_parallel_config(config: ModelConfig, tp: int) -> ModelConfig:
@@ -413,6 +431,8 @@ def compute_profile(
         if graph is not None and not loss:  # the loss runs outside every module
             graph = graph[~graph.name.str.startswith("Global.")].reset_index(drop=True)
     if graph is None:
+        if not isinstance(config, ModelConfig):
+            raise ValueError(f"--tp {tp}: {why}" if why else "a traced model needs its config")
         local = tensor_parallel_config(config, tp)
         graph = training_step_graph(
             local, micro_batch, seq_len, precision, optimizer, mode != "none", loss=loss
@@ -525,6 +545,7 @@ def parallel_step_time(
     profile: ComputeProfile | None = None,
     hf_config: Mapping[str, Any] | None = None,
     attention: str = "auto",
+    flop_per_sequence: float | None = None,
 ) -> ParallelStep:
     """Time of one optimizer step of a split [s] (see the module notes).
 
@@ -551,6 +572,12 @@ def parallel_step_time(
         The micro-batch already timed (:func:`compute_profile` with the same
         arguments, ``split.tp`` and ``split.micro_batch``), e.g. shared by the planner's
         splits.
+    hf_config, attention
+        The ``config.json`` whose slice is traced, and the attention kind
+        (:func:`compute_profile`).
+    flop_per_sequence : float, optional
+        The whole model's forward and backward FLOP of one sequence [FLOP] for the MFU
+        (default :func:`model_flop_per_sequence` of ``config``).
     """
     net = Network(gpu, split.gpus_per_node) if network is None else network
     T, P, dp, G = split.tp, split.pp, split.dp, split.gpus_per_node
@@ -632,7 +659,9 @@ def parallel_step_time(
         opt_t /= dp
     step = pipeline + dp_exposed + opt_t
     # FLOP: the whole model's forward + backward (no recomputation), and the GPU's own
-    model_flop = model_flop_per_sequence(config, s, precision, loss) * split.batch_size
+    if flop_per_sequence is None:
+        flop_per_sequence = model_flop_per_sequence(config, s, precision, loss)
+    model_flop = flop_per_sequence * split.batch_size
     gpu_flop = prof.flop * m * sizes[busiest] / L
     share_opt = opt_t / prof.optimizer_s if prof.optimizer_s > 0 else 0.0
     busy = prof.busy_s * m * sizes[busiest] / L + prof.optimizer_busy_s * share_opt

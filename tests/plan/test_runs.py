@@ -65,3 +65,25 @@ def test_checkpointing_modes_and_memory_of_a_split():
     mem = runs["none"]["memory"]
     assert mem["optimizer_bytes"] == pytest.approx(one["memory"]["optimizer_bytes"] / 4)
     assert mem["gathered_bytes"] > 0
+
+
+def test_a_model_only_transformers_knows_is_split():
+    pytest.importorskip("transformers")
+    qwen = {
+        "model_type": "qwen2",
+        "hidden_size": 256,
+        "intermediate_size": 688,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "num_hidden_layers": 4,
+        "vocab_size": 1000,
+        "max_position_embeddings": 512,
+    }
+    one = estimate_training(qwen, "h100", 4, 256, precision="amp-bf16")
+    split = estimate_parallel_training(qwen, "h100", 1, 4, 256, precision="amp-bf16")
+    assert split["step_time_s"] == pytest.approx(one["step_time_s"], rel=1e-9)
+    tp = estimate_parallel_training(qwen, "h100", 2, 4, 256, tp=2, precision="amp-bf16")
+    assert tp["parts"]["tp_comm_s"] > 0 and 0 < tp["mfu"] < 1
+    assert not any("hand-written" in w for w in tp["warnings"])
+    with pytest.raises(ValueError, match="--tp 3 does not divide the 8 attention heads"):
+        estimate_parallel_training(qwen, "h100", 3, 3, 256, tp=3)
