@@ -443,25 +443,6 @@ GPUS: tuple[GPU, ...] = (
         sm_count=68,
         boost_clock_hz=1545e6,
     ),
-    # NVIDIA A40 data sheet (2021): FP32 37.4, TF32 74.8, BF16/FP16 149.7, INT8 299.3
-    # (dense); 48 GB GDDR6, 696 GB/s; 300 W; 84 SMs at 1740 MHz boost.
-    GPU(
-        "NVIDIA A40",
-        {
-            "fp32": 37.4 * T,
-            "tf32": 74.8 * T,
-            "fp16": 149.7 * T,
-            "bf16": 149.7 * T,
-            "int8": 299.3 * T,
-        },
-        "tf32",
-        48 * _GIB,
-        300.0,
-        ("a40",),
-        memory_bandwidth=696 * _GB,
-        sm_count=84,
-        boost_clock_hz=1740e6,
-    ),
     # NVIDIA Quadro RTX 6000 data sheet (2018): FP32 16.3, tensor FP16 130.5; 24 GB GDDR6,
     # 672 GB/s; 72 SMs at 1770 MHz boost. Board power 295 W (active); the Zeus traces'
     # largest limit is 260 W, the limit used here.
@@ -475,26 +456,6 @@ GPUS: tuple[GPU, ...] = (
         memory_bandwidth=672 * _GB,
         sm_count=72,
         boost_clock_hz=1770e6,
-    ),
-    # NVIDIA HGX B200 data sheet (2024), per GPU (dense = half the sparse figures): TF32
-    # 1.1 P, BF16/FP16 2.25 P, FP8 4.5 P, FP32 75 T; 180 GB HBM3e, 7.7 TB/s; 1000 W.
-    GPU(
-        "NVIDIA B200",
-        {
-            "fp32": 75 * T,
-            "tf32": 1100 * T,
-            "fp16": 2250 * T,
-            "bf16": 2250 * T,
-            "fp8": 4500 * T,
-            "int8": 4500 * T,
-        },
-        "tf32",
-        180e9,
-        1000.0,
-        ("b200",),
-        memory_bandwidth=7700 * _GB,
-        sm_count=148,
-        boost_clock_hz=1965e6,
     ),
 )
 
