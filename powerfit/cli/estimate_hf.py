@@ -224,7 +224,8 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
                 node_power_w=args.node_power_w,
                 precision=args.precision,
                 optimizer=args.optimizer,
-                checkpointing=bool(getattr(args, "checkpointing", False)),
+                checkpointing=getattr(args, "checkpointing", None) or "none",
+                attention=getattr(args, "attention", None) or "auto",
                 specs_only=bool(getattr(args, "specs_only", False)),
                 steps=args.steps,
                 tokens=args.tokens,
@@ -374,9 +375,11 @@ def _print_parallel(r: dict[str, Any]) -> int:
         f"each; {r['host_power_note']}"
     )
     mem = r["memory"]
+    fits = {True: "fits", False: "does NOT fit", None: "capacity unknown"}[r["fits_in_memory"]]
     print(
-        f"memory:    {mem['total_gib']:.1f} GiB per GPU of {mem['capacity_gib']:.0f} "
-        f"({'fits' if r['fits_in_memory'] else 'does NOT fit'}); MFU {100 * r['mfu']:.1f} %, "
+        f"memory:    {mem['memory_gb']:.1f} GB per GPU of {mem.get('capacity_gb', 0):.0f} "
+        f"({fits}); attention {r['attention']}, checkpointing {r['checkpointing']}; "
+        f"MFU {100 * r['mfu']:.1f} %, "
         f"{r['tokens_per_s']:.4g} tokens/s"
     )
     if "run_energy_kwh" in r:

@@ -61,6 +61,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("energy", "time", "co2"),
         help="sort by run energy, run time or CO2 (default energy)",
     )
+    parser.add_argument(
+        "--attention",
+        default="auto",
+        choices=("auto", "eager", "sdpa", "flash"),
+        help="attention kernels, as estimate --hf-config (default auto: fused SDPA where "
+        "transformers uses it)",
+    )
     parser.add_argument("--gpus-per-node", type=int, default=8, help="default 8")
     parser.add_argument(
         "--interconnect",
@@ -128,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         optimizer=args.optimizer,
         objective=args.objective,
+        attention=args.attention,
         gpus_per_node=args.gpus_per_node,
         interconnect=args.interconnect,
         node_power_w=args.node_power_w,
@@ -147,14 +155,14 @@ def run(args: argparse.Namespace) -> int:
     )
     print(
         f"{'':1} {'GPU':<24} {'N':>4} {'tp':>3} {'pp':>3} {'dp':>4} {'shard':>9} {'mb':>3} "
-        f"{'ckpt':>4} {'step s':>8} {'GPU-h':>10} {'days':>7} {'MWh':>8} {'t CO2':>7} {'MFU':>5}"
+        f"{'ckpt':>9} {'step s':>8} {'GPU-h':>10} {'days':>7} {'MWh':>8} {'t CO2':>7} {'MFU':>5}"
     )
     for o in result["options"][: max(0, args.top)]:
         sp = o["split"]
         print(
             f"{'*' if o['pareto'] else ' '} {o['gpu'][:24]:<24} {sp['n_gpus']:>4} {sp['tp']:>3} "
             f"{sp['pp']:>3} {sp['dp']:>4} {sp['sharding']:>9} {sp['micro_batch']:>3} "
-            f"{'yes' if o['checkpointing'] else 'no':>4} {o['step_time_s']:>8.3g} "
+            f"{o['checkpointing']:>9} {o['step_time_s']:>8.3g} "
             f"{o['gpu_hours']:>10.4g} {o['run_time_h'] / 24:>7.3g} "
             f"{o['run_energy_kwh'] / 1e3:>8.4g} {o['co2_kg'] / 1e3:>7.3g} {100 * o['mfu']:>4.0f}%"
         )

@@ -2,10 +2,13 @@
 
 :func:`evaluate_parallel` predicts every measured step of
 :func:`powerfit.datasets.neusight2025_parallel.neusight_parallel_steps` (FP32, forward +
-backward, no optimizer, no loss: as NeuSight ran them) from the model's operator graph,
-the operator laws and Vidur's collective laws, and reports the error per step beside
-NeuSight's own published error on the same step kind (Lee et al., ASPLOS 2025: data
-parallel 12.9 %, tensor parallel 8.4 %, pipeline 10.3 %). Two modes: ``in-gpu`` (the
+backward, no optimizer, no loss: as NeuSight ran them) from the model's step graph
+(traced as ``estimate --hf-config`` traces one GPU: GPT-2 runs eager attention in FP32;
+its tensor-parallel slice, whose head width would follow its head count, from the
+hand-written graph), the operator laws and Vidur's collective laws, and reports the
+error per step beside NeuSight's own published error on the same step kind (Lee et
+al., ASPLOS 2025: data parallel 12.9 %, tensor parallel 8.4 %, pipeline 10.3 %). Two
+modes: ``in-gpu`` (the
 bundled laws, calibrated where the GPU has measured single-GPU steps) and
 ``specs-only`` (as if the GPU had never been measured). Nothing is fitted on the
 parallel steps: the collective laws come from Vidur's measurements, the operator laws
@@ -25,8 +28,10 @@ __all__ = ["NEUSIGHT_PUBLISHED_PCT", "evaluate_parallel"]
 NEUSIGHT_PUBLISHED_PCT = {"dp4": 12.9, "tp4": 8.4, "pp4_1": 10.3}
 
 
-def evaluate_parallel(data_home: Any = None) -> pd.DataFrame:
+def evaluate_parallel(data_home: Any = None, attention: str = "auto") -> pd.DataFrame:
     """Predicted and measured time of each of NeuSight's 4-GPU steps.
+
+    ``attention``: as ``estimate --hf-config --attention`` (default ``auto``).
 
     Returns
     -------
@@ -87,6 +92,8 @@ def evaluate_parallel(data_home: Any = None) -> pd.DataFrame:
                 specs_only=specs_only,
                 calibration=calibration,
                 loss=False,
+                hf_config=step.config,
+                attention=attention,
             )
             error = 100 * (pred.step_time_s - step.measured_s) / step.measured_s
             if mode == "in-gpu":

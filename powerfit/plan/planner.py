@@ -5,8 +5,12 @@ up to the number available, and that number), tensor-parallel degrees (powers of
 that divide the heads, within a node), pipeline degrees (powers of two up to the
 layers), ZeRO sharding (``none``, ``optimizer``, ``gradients``, ``full``; only
 ``none`` without data parallelism), micro-batches of 1 to 8 sequences and activation
-checkpointing on or off. A split is kept when it is possible (:func:`make_split`) and
-fits in memory (:func:`per_gpu_memory`); each kept one is timed
+checkpointing (none, selective: the attention cores, full). The model's ``config.json``
+is traced on the meta device once per GPU generation and tensor-parallel slice, as
+``estimate --hf-config`` traces one GPU (``attention``: fused SDPA where transformers
+uses it). A split is kept when it is possible (:func:`make_split`) and
+fits in memory (:func:`powerfit.plan.runs.split_memory`, the traced step's memory
+split); each kept one is timed
 (:func:`parallel_step_time`, the micro-batch's operator timing shared by the splits of
 the same GPU kind, T, micro-batch and checkpointing) and costed for the whole run
 (:func:`powerfit.plan.runs.energy_and_run`). Options are sorted by the objective and
@@ -18,7 +22,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from powerfit.plan.runs import energy_and_run, operator_setup, resolve_model
+from powerfit.plan.runs import energy_and_run, operator_setup, split_memory, traced_model
 
 __all__ = ["OBJECTIVES", "pareto_front", "parse_gpus_available", "plan_training"]
 
@@ -101,13 +105,15 @@ def plan_training(
     grid_intensity: float | None = None,
     pue: float = 1.0,
     micro_batches: tuple[int, ...] = (1, 2, 4, 8),
+    attention: str = "auto",
+    checkpointing: tuple[str, ...] = ("none", "selective", "full"),
 ) -> dict[str, Any]:
     """Every run of a model over the GPUs available that fits in memory, ranked.
 
     Parameters
     ----------
-    config : str, path-like, dict or ModelConfig
-        The model.
+    config : str, path-like or dict
+        The model's ``config.json`` (traced on the meta device).
     tokens : float
         Training tokens of the run [-].
     seq_len : int
@@ -124,21 +130,25 @@ def plan_training(
         As :func:`powerfit.plan.runs.estimate_parallel_training`.
     micro_batches : tuple of int
         Micro-batch sizes tried [sequences].
+    attention : str, default "auto"
+        As ``estimate --hf-config --attention``.
+    checkpointing : tuple of str
+        Activation checkpointing modes tried.
 
     Returns
     -------
     dict
         ``options`` (each: ``gpu``, ``split``, ``checkpointing``, ``step_time_s``,
         ``gpu_hours``, ``run_time_h``, ``run_energy_kwh``, ``co2_kg``, ``mfu``,
-        ``tokens_per_s``, ``memory_gib``, ``fits_in_memory``, ``pareto``), sorted by
+        ``tokens_per_s``, ``memory_gb``, ``fits_in_memory``, ``pareto``), sorted by
         the objective; ``considered`` and ``rejected`` counts (impossible or not
         fitting); the assumptions (``batch_size``, ``precision``, notes).
     """
     from powerfit.architectures.model import PRECISIONS
     from powerfit.hardware.gpus import get_gpu
     from powerfit.kernels.collectives import Network
+    from powerfit.steps.memory import SHARDINGS
     from powerfit.steps.parallel import compute_profile, make_split, parallel_step_time
-    from powerfit.steps.parallel_memory import SHARDINGS, per_gpu_memory
 
     if objective not in OBJECTIVES:
         raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
@@ -152,14 +162,15 @@ def plan_training(
     available = (
         parse_gpus_available(gpus_available) if isinstance(gpus_available, str) else gpus_available
     )
-    model = resolve_model(config)
     batch = int(batch_size) if batch_size else max(1, DEFAULT_BATCH_TOKENS // seq)
-    L = model.n_layers + model.n_decoder_layers
     notes: list[str] = []
     options: list[dict[str, Any]] = []
     considered = rejected = 0
     for gpu, count in available.items():
         spec = get_gpu(gpu)
+        model, data, trace, flop = traced_model(config, spec.name, seq, precision, attention)
+        notes.extend(trace.warnings)
+        L = model.n_layers + model.n_decoder_layers
         net = Network(spec.name, gpus_per_node, interconnect)
         operator_model, calibration = operator_setup(spec.name, precision, False)
         profiles: dict[tuple[int, int, bool], Any] = {}
@@ -176,7 +187,7 @@ def plan_training(
                         continue
                     for sharding in SHARDINGS if dp > 1 else ("none",):
                         for mb in micro_batches:
-                            for ckpt in (False, True):
+                            for ckpt in checkpointing:
                                 considered += 1
                                 try:
                                     split = make_split(
@@ -192,21 +203,10 @@ def plan_training(
                                 except ValueError:
                                     rejected += 1
                                     continue
-                                mem = per_gpu_memory(
-                                    model,
-                                    precision,
-                                    mb,
-                                    seq,
-                                    tp=tp,
-                                    pp=pp,
-                                    dp=dp,
-                                    micro_batches=split.micro_batches,
-                                    sharding=sharding,
-                                    checkpointing=ckpt,
-                                    optimizer=optimizer,
-                                    capacity_bytes=spec.memory_bytes,
+                                mem = split_memory(
+                                    trace, split, precision, optimizer, ckpt, spec.memory_bytes
                                 )
-                                if not mem.fits_in_memory:
+                                if mem.get("fits_in_memory") is False:
                                     rejected += 1
                                     continue
                                 key = (tp, mb, ckpt)
@@ -222,6 +222,8 @@ def plan_training(
                                         checkpointing=ckpt,
                                         operator_model=operator_model,
                                         calibration=calibration,
+                                        hf_config=data,
+                                        attention=attention,
                                     )
                                     notes.extend(profiles[key].notes)
                                 step = parallel_step_time(
@@ -234,6 +236,7 @@ def plan_training(
                                     checkpointing=ckpt,
                                     network=net,
                                     profile=profiles[key],
+                                    flop_per_sequence=flop,
                                 )
                                 run = energy_and_run(
                                     step,
@@ -259,8 +262,8 @@ def plan_training(
                                         "mfu": run["mfu"],
                                         "tokens_per_s": run["tokens_per_s"],
                                         "power_per_gpu_w": run["power_per_gpu_w"],
-                                        "memory_gib": mem.total_bytes / 1024**3,
-                                        "fits_in_memory": True,
+                                        "memory_gb": mem["memory_gb"],
+                                        "fits_in_memory": mem.get("fits_in_memory"),
                                     }
                                 )
         notes.extend(net.notes)
@@ -284,7 +287,7 @@ def plan_training(
     if batch_size is None:
         notes.append(f"global batch not given: {batch} sequences ({batch * seq} tokens) per step")
     return {
-        "model": {"family": model.family, "n_parameters": model.n_parameters},
+        "model": {"family": trace.model_type, "n_parameters": trace.n_parameters},
         "tokens": float(tokens),
         "seq_len": seq,
         "batch_size": batch,

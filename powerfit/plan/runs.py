@@ -2,13 +2,15 @@
 
 :func:`estimate_parallel_training` is what ``powerfit estimate --hf-config F --gpus N``
 prints with ``--json``: the split (:func:`powerfit.steps.parallel.make_split`), the
-busiest GPU's step time with its parts (:func:`powerfit.steps.parallel.parallel_step_time`),
-its memory (:func:`powerfit.steps.parallel_memory.per_gpu_memory`), and the energy of
-**all** GPUs: ``N · P(u) · t`` with P the GPU's bounded power law
-(:func:`powerfit.training.gpu_power_model`) at the step's utilisation
-``u`` = the GPU's FLOP at the peak of each operator's precision / t, as
-:func:`powerfit.steps.latency.utilisation` (communication waits and the pipeline bubble lower
-it), plus an optional host power per node (default 0 W, said in the output).
+busiest GPU's step time with its parts (:func:`powerfit.steps.parallel.parallel_step_time`:
+the GPU's tensor-parallel slice traced as ``estimate --hf-config`` traces one GPU), its
+memory (:func:`powerfit.steps.memory.step_memory` of the traced step, split), and the energy of
+**all** GPUs: ``N · P(u, u_m) · t`` with P the GPU's board power law
+(:func:`powerfit.training.gpu_power_model`, as the single-GPU estimate) at the step's
+compute utilisation ``u`` = the GPU's FLOP at the peak of each operator's precision / t,
+as :func:`powerfit.steps.latency.utilisation`, and memory utilisation ``u_m`` = its
+bytes / (bandwidth · t) (communication waits and the pipeline bubble lower both), plus
+an optional host power per node (default 0 W, said in the output).
 
 A run of ``steps`` or ``tokens`` gives ``gpu_hours = N · steps · t / 3600``,
 ``run_energy_kwh``, ``co2_kg`` (at ``grid_intensity``; default
@@ -24,7 +26,13 @@ from typing import Any
 
 from powerfit.architectures.model import PRECISIONS, ModelConfig
 
-__all__ = ["DEFAULT_GRID_INTENSITY", "estimate_parallel_training", "resolve_model"]
+__all__ = [
+    "DEFAULT_GRID_INTENSITY",
+    "estimate_parallel_training",
+    "resolve_model",
+    "split_memory",
+    "traced_model",
+]
 
 #: World-average grid carbon intensity [gCO2/kWh] used when none is given (IEA, 2022:
 #: about 460-480); the output says when it is used.
@@ -36,6 +44,69 @@ def resolve_model(config: Any) -> ModelConfig:
     from powerfit.architectures.hf import from_hf_config
 
     return config if isinstance(config, ModelConfig) else from_hf_config(config)
+
+
+def traced_model(
+    config: Any, gpu: str, seq_len: int, precision: str, attention: str = "auto"
+) -> tuple[Any, dict[str, Any], Any, float]:
+    """(model, ``config.json`` dict, whole model's trace, FLOP per sequence) of a model.
+
+    The trace (:func:`powerfit.architectures.cache.cached_trace`, on the meta device,
+    ``attention`` and the GPU's generation as ``estimate --hf-config``) gives the
+    memory (:func:`split_memory`), the whole model's forward and backward FLOP of one
+    sequence (for the MFU) and is the tensor-parallel degree 1 slice. ``model`` is
+    the hand-written :class:`ModelConfig` of the families that have one, else a
+    :class:`powerfit.steps.parallel.ModelShape` (heads, layers, width) for the split.
+    """
+    from powerfit.architectures.cache import cached_trace
+    from powerfit.architectures.hf import FAMILIES, read_config_json
+    from powerfit.hardware.gpus import get_gpu
+    from powerfit.steps.graph import traced_step_graph
+    from powerfit.steps.parallel import ModelShape
+
+    if isinstance(config, ModelConfig):
+        raise ValueError("a run over many GPUs needs the model's config.json (it is traced)")
+    data, where = read_config_json(config)
+    ampere = "bf16" in get_gpu(gpu).peak_flops
+    trace, _hit = cached_trace(
+        data, int(seq_len), attention=attention, precision=precision, ampere=ampere, source=where
+    )
+    full = traced_step_graph(trace, 1, precision, "none", "none")
+    flop = float((full.flop * full["count"]).sum())
+    if data.get("model_type") in FAMILIES:
+        return resolve_model(data), data, trace, flop
+    heads = next(
+        (data[k] for k in ("num_attention_heads", "n_head", "num_heads") if k in data), None
+    )
+    if not isinstance(heads, int) or heads < 1:
+        raise ValueError(f"{where}: no attention head count (num_attention_heads) to split")
+    return ModelShape(heads, int(trace.layers), int(trace.d_model)), data, trace, flop
+
+
+def split_memory(
+    trace: Any,
+    split: Any,
+    precision: str,
+    optimizer: str,
+    checkpointing: str,
+    capacity_bytes: float | None,
+) -> dict[str, Any]:
+    """Memory of a split's busiest GPU (:func:`powerfit.steps.memory.step_memory`)."""
+    from powerfit.steps.memory import step_memory
+
+    return step_memory(
+        trace,
+        split.micro_batch,
+        precision=precision,
+        optimizer=optimizer,
+        checkpointing=checkpointing,
+        capacity_bytes=capacity_bytes,
+        sharding=split.dp,
+        sharded=split.sharding,
+        tp=split.tp,
+        pp=split.pp,
+        in_flight=min(split.micro_batches, split.pp),
+    )
 
 
 def operator_setup(gpu: str, precision: str, specs_only: bool) -> tuple[Any, Any]:
@@ -63,16 +134,20 @@ def energy_and_run(
     pue: float = 1.0,
 ) -> dict[str, Any]:
     """Energy of one step of all GPUs and, with a run, the run (see the module notes)."""
-    from powerfit.hardware.gpus import peak_flops
+    from powerfit.hardware.gpus import get_gpu, peak_flops
     from powerfit.training import gpu_power_model, run_energy
 
     split = step.split
     t = step.step_time_s
     peak = peak_flops(gpu, PRECISIONS[precision][0])
     u = min(1.0, step.busy_s / t) if t > 0 else 0.0
+    bandwidth = get_gpu(gpu).memory_bandwidth
+    u_m = min(1.0, step.moved_b / (bandwidth * t)) if t > 0 and bandwidth else 0.0
     law = gpu_power_model(gpu)
-    p_gpu = float(law.power(u))
-    p_lo, p_hi = (float(v) for v in law.interval(u))
+    # the board law of compute and memory utilisation (as the single-GPU estimate)
+    args = (u, u_m) if hasattr(law, "k_m") else (u,)
+    p_gpu = float(law.power(*args))
+    p_lo, p_hi = (float(v) for v in law.interval(*args))
     if node_power_w < 0:
         raise ValueError(f"--node-power-w must be ≥ 0, got {node_power_w:g}")
     host_w = split.n_nodes * node_power_w
@@ -81,6 +156,7 @@ def energy_and_run(
         "power_per_gpu_w": p_gpu,
         "power_per_gpu_interval_w": [p_lo, p_hi],
         "utilisation": u,
+        "memory_utilisation": u_m,
         "node_power_w": float(node_power_w),
         "host_power_note": (
             f"host power {node_power_w:g} W per node × {split.n_nodes} nodes included"
@@ -134,7 +210,8 @@ def estimate_parallel_training(
     node_power_w: float = 0.0,
     precision: str = "fp32",
     optimizer: str = "adamw",
-    checkpointing: bool = False,
+    checkpointing: bool | str = False,
+    attention: str = "auto",
     specs_only: bool = False,
     steps: int | None = None,
     tokens: float | None = None,
@@ -145,8 +222,8 @@ def estimate_parallel_training(
 
     Parameters
     ----------
-    config : str, path-like, dict or ModelConfig
-        The model's ``config.json`` (no download) or a ModelConfig.
+    config : str, path-like or dict
+        The model's ``config.json`` (no download; traced on the meta device).
     gpu : str
         GPU name or alias.
     n_gpus : int
@@ -167,8 +244,9 @@ def estimate_parallel_training(
         Between nodes (:func:`powerfit.kernels.collectives.parse_interconnect`).
     node_power_w : float
         Host power per node [W] (CPUs, memory, network), default 0.
-    precision, optimizer, checkpointing, specs_only, steps, tokens, grid_intensity, pue
-        As :func:`powerfit.training.estimate_training`.
+    precision, optimizer, checkpointing, attention, specs_only, steps, tokens, grid_intensity, pue
+        As :func:`powerfit.training.estimate_training` (``checkpointing``: none, full,
+        selective or a bool).
 
     Returns
     -------
@@ -180,15 +258,16 @@ def estimate_parallel_training(
     """
     from powerfit.hardware.gpus import get_gpu
     from powerfit.kernels.collectives import Network
+    from powerfit.steps.graph import checkpointing_mode
     from powerfit.steps.parallel import make_split, parallel_step_time
-    from powerfit.steps.parallel_memory import per_gpu_memory
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if steps is not None and tokens is not None:
         raise ValueError("give steps or tokens, not both")
     spec = get_gpu(gpu)
-    model = resolve_model(config)
+    ckpt = checkpointing_mode(checkpointing)
+    model, data, trace, flop = traced_model(config, spec.name, seq_len, precision, attention)
     split = make_split(
         model,
         n_gpus,
@@ -208,44 +287,36 @@ def estimate_parallel_training(
         int(seq_len),
         precision=precision,
         optimizer=optimizer,
-        checkpointing=checkpointing,
+        checkpointing=ckpt,
         network=net,
         operator_model=operator_model,
         specs_only=specs_only,
         calibration=calibration,
+        hf_config=data,
+        attention=attention,
+        flop_per_sequence=flop,
     )
-    memory = per_gpu_memory(
-        model,
-        precision,
-        split.micro_batch,
-        int(seq_len),
-        tp=split.tp,
-        pp=split.pp,
-        dp=split.dp,
-        micro_batches=split.micro_batches,
-        sharding=split.sharding,
-        checkpointing=checkpointing,
-        optimizer=optimizer,
-        capacity_bytes=spec.memory_bytes,
-    )
+    memory = split_memory(trace, split, precision, optimizer, ckpt, spec.memory_bytes)
     result: dict[str, Any] = {
         "model": {
-            "family": model.family,
-            "n_parameters": model.n_parameters,
+            "family": trace.model_type,
+            "class": trace.model_class,
+            "n_parameters": trace.n_parameters,
             "config": os.fspath(config) if isinstance(config, (str, os.PathLike)) else None,
         },
         "gpu": spec.name,
         "seq_len": int(seq_len),
         "precision": precision,
         "optimizer": optimizer,
-        "checkpointing": bool(checkpointing),
+        "checkpointing": ckpt,
+        "attention": trace.attention,
         "split": split.to_dict(),
         "interconnect": net.interconnect,
         "topology": net.topology,
         "step_time_s": step.step_time_s,
         "parts": step.breakdown(),
-        "memory": memory.to_dict(),
-        "fits_in_memory": memory.fits_in_memory,
+        "memory": memory,
+        "fits_in_memory": memory.get("fits_in_memory"),
         "calibration_used": bool(calibration is not None and calibration.used),
     }
     result.update(
@@ -261,11 +332,11 @@ def estimate_parallel_training(
             pue=pue,
         )
     )
-    notes = list(step.notes)
-    if not memory.fits_in_memory:
+    notes = list(trace.warnings) + list(step.notes)
+    if memory.get("fits_in_memory") is False:
         notes.append(
-            f"does not fit: {memory.total_bytes / 1024**3:.1f} GiB per GPU needed, "
-            f"{spec.memory_bytes / 1024**3:.0f} GiB on {spec.name}"
+            f"does not fit: {memory['memory_gb']:.1f} GB per GPU needed, "
+            f"{memory['capacity_gb']:.0f} GB on {spec.name}"
         )
     result["warnings"] = list(dict.fromkeys(notes))
     return result

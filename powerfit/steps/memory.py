@@ -22,15 +22,30 @@ pass (or, with checkpointing, the recomputation of one layer):
   :data:`CONTEXT_BYTES` for the CUDA context, cuBLAS/cuDNN workspaces and allocator
   slack.
 
-``sharding`` divides the weights, gradients and optimizer states by the number of
-GPUs they are sharded over (ZeRO-3/FSDP full sharding; 1 on one GPU).
+A split over many GPUs (:mod:`powerfit.steps.parallel`) is the same count for its
+busiest GPU, the first pipeline stage:
+
+* weights, gradients and optimizer states divided by ``tp · pp`` (Megatron's tensor
+  and pipeline shards) and, as ZeRO shards them over ``sharding`` data-parallel
+  replicas (:data:`SHARDINGS`): ``optimizer`` (ZeRO-1) the states, ``gradients``
+  (ZeRO-2) also the gradients, ``full`` (ZeRO-3 = FSDP FULL_SHARD) also the weights,
+  plus two layers' weights gathered whole (the one computing and the one prefetched);
+* the traced layers' activations of one micro-batch for the stage's ``ceil(L / pp)``
+  layers, times the micro-batches in flight (1F1B: ``min(m, pp)`` on the first
+  stage), divided by ``tp`` (heads and feed-forward width split; the layer inputs
+  kept under full checkpointing are replicated, not divided); the embeddings', head's
+  and loss's activations and the workspace divided by ``tp`` (vocabulary-parallel).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-__all__ = ["BYTES_PER_PARAMETER", "CONTEXT_BYTES", "step_memory"]
+__all__ = ["BYTES_PER_PARAMETER", "CONTEXT_BYTES", "SHARDINGS", "step_memory"]
+
+#: ZeRO stages by name: what is sharded over the data-parallel replicas.
+SHARDINGS = ("none", "optimizer", "gradients", "full")
 
 #: precision -> (weights, gradients, AdamW states) bytes per parameter [B].
 BYTES_PER_PARAMETER: dict[str, tuple[float, float, float]] = {
@@ -63,6 +78,10 @@ def step_memory(
     checkpointing: str = "none",
     capacity_bytes: float | None = None,
     sharding: int = 1,
+    sharded: str = "full",
+    tp: int = 1,
+    pp: int = 1,
+    in_flight: int = 1,
 ) -> dict[str, Any]:
     """Peak memory of one training step on one GPU [B].
 
@@ -81,7 +100,14 @@ def step_memory(
     capacity_bytes : float, optional
         The GPU's memory [B]; gives ``fits_in_memory`` and ``shortfall_bytes``.
     sharding : int, default 1
-        GPUs the weights, gradients and optimizer states are sharded over [-].
+        Data-parallel replicas (ZeRO degree) the ``sharded`` parts are split over [-].
+    sharded : {"none", "optimizer", "gradients", "full"}, default "full"
+        What ZeRO shards (:data:`SHARDINGS`; ``full`` = ZeRO-3 / FSDP FULL_SHARD).
+    tp, pp : int, default 1
+        Tensor- and pipeline-parallel degrees [-].
+    in_flight : int, default 1
+        Micro-batches whose activations the GPU holds at once [-] (1F1B's first
+        stage: ``min(m, pp)``); ``batch_size`` is then the micro-batch.
 
     Returns
     -------
@@ -103,35 +129,47 @@ def step_memory(
         raise ValueError(f"precision {precision!r} unknown")
     if optimizer not in ("adamw", "sgd", "none"):
         raise ValueError(f"optimizer must be adamw, sgd or none, got {optimizer!r}")
-    if not isinstance(sharding, int) or sharding < 1:
-        raise ValueError(f"sharding must be a positive integer, got {sharding!r}")
+    for name, value in (("sharding", sharding), ("tp", tp), ("pp", pp), ("in_flight", in_flight)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if sharded not in SHARDINGS:
+        raise ValueError(f"sharded must be one of {', '.join(SHARDINGS)}, got {sharded!r}")
+    zero = SHARDINGS.index(sharded) if sharding > 1 else 0
     w, g, s = BYTES_PER_PARAMETER[precision]
-    n = float(trace.n_parameters) / sharding
-    weights, grads = n * w, n * g
-    states = n * s if optimizer == "adamw" else 0.0
+    n = float(trace.n_parameters) / (tp * pp)
+    weights = n * w / (sharding if zero >= 3 else 1)
+    grads = n * g / (sharding if zero >= 2 else 1)
+    states = n * s / (sharding if zero >= 1 else 1) if optimizer == "adamw" else 0.0
+    layers_total = max(int(trace.layers), 1)
+    gathered = 2 * n * w / layers_total if zero >= 3 else 0.0
     acts = trace.activations
     size = _ELEMENT[precision]
-    layers = _at(acts.get("layers", (0, 0)), batch_size)
+    stage = math.ceil(layers_total / pp) / layers_total  # the first stage's share of layers
+    layers = _at(acts.get("layers", (0, 0)), batch_size) * stage
     other = _at(acts.get("other", (0, 0)), batch_size)
     if checkpointing == "full":
-        inputs = float(trace.layers) * batch_size * trace.seq_len * trace.d_model
-        kept = inputs + _at(acts.get("largest_layer", (0, 0)), batch_size)
+        inputs = stage * float(trace.layers) * batch_size * trace.seq_len * trace.d_model
+        kept = inputs * in_flight + _at(acts.get("largest_layer", (0, 0)), batch_size) / tp
     elif checkpointing == "selective":
-        kept = layers - _at(acts.get("attention_core", (0, 0)), batch_size)
+        core = _at(acts.get("attention_core", (0, 0)), batch_size) * stage
+        kept = (layers - core) * in_flight / tp
     else:
-        kept = layers
-    activations = size * (kept + other)
-    workspace = 2 * 4 * _at(acts.get("largest_temporary", (0, 0)), batch_size) + CONTEXT_BYTES
-    total = weights + grads + states + activations + workspace
+        kept = layers * in_flight / tp
+    activations = size * (kept + other / tp)
+    largest = _at(acts.get("largest_temporary", (0, 0)), batch_size) / tp
+    workspace = 2 * 4 * largest + CONTEXT_BYTES
+    total = weights + grads + states + gathered + activations + workspace
     out: dict[str, Any] = {
         "weights_bytes": weights,
         "gradients_bytes": grads,
         "optimizer_bytes": states,
+        "gathered_bytes": gathered,
         "activations_bytes": activations,
         "workspace_bytes": workspace,
         "total_bytes": total,
         "memory_gb": total / 1e9,
         "sharding": sharding,
+        "sharded": sharded if sharding > 1 else "none",
     }
     if capacity_bytes:
         out["capacity_gb"] = capacity_bytes / 1e9

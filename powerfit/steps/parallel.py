@@ -5,9 +5,14 @@ and a global batch into micro-batches (dp = N / (T·P), gradient accumulation
 m = batch / (dp · micro-batch)), refusing an impossible one with the numbers.
 :func:`parallel_step_time` times the step of the busiest GPU:
 
-* **compute**: the operator graph (:mod:`powerfit.steps.graph`) of the slice one GPU
-  computes (:func:`~powerfit.steps.parallel_memory.tensor_parallel_config`: heads, FFN
-  width and vocabulary / T) for one micro-batch, timed by the operator laws
+* **compute**: the step graph of the slice one GPU computes (heads, key/value heads,
+  FFN width and vocabulary / T) for one micro-batch, built as ``estimate --hf-config``
+  builds one GPU's: the ``config.json`` sliced (:func:`sliced_hf_config`) and traced on
+  the meta device (:func:`powerfit.steps.graph.traced_step_graph`, ``--attention auto``:
+  SDPA's fused kernels where transformers uses them; the half-precision and fused
+  attention laws), or, for a configuration whose slice cannot be traced (GPT-2's head
+  width follows its head count; no ``hf`` extra), the hand-written graph of
+  :func:`tensor_parallel_config`; timed by the operator laws
   (:mod:`powerfit.steps.latency`, with the GPU's calibration where given), split into
   per-layer, embedding and head parts; pipeline stage s runs its layers (L / P,
   the first one more when P does not divide L) plus the embeddings (first) or the
@@ -45,7 +50,8 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
@@ -55,26 +61,111 @@ import pandas as pd
 from powerfit.architectures.model import PRECISIONS, ModelConfig
 from powerfit.kernels.collectives import Network
 from powerfit.steps.calibration import Calibration
-from powerfit.steps.graph import training_step_graph
+from powerfit.steps.graph import checkpointing_mode, traced_step_graph, training_step_graph
 from powerfit.steps.latency import operator_latency_sources, utilisation
-from powerfit.steps.parallel_memory import SHARDINGS, tensor_parallel_config
+from powerfit.steps.memory import SHARDINGS
 
 __all__ = [
     "DDP_BUCKET_BYTES",
     "ComputeProfile",
+    "ModelShape",
     "ParallelStep",
     "Split",
     "compute_profile",
     "make_split",
     "model_flop_per_sequence",
     "parallel_step_time",
+    "sliced_hf_config",
+    "tensor_parallel_config",
 ]
 
 #: PyTorch DDP's default gradient bucket [B] (``bucket_cap_mb=25``).
 DDP_BUCKET_BYTES = 25 * 1024**2
 
 _SIZE = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2}
-_LAYER = re.compile(r"\.(?:sparse_)?layer\.")
+_LAYER = re.compile(r"\.(?:sparse_)?layer\.|\.\*\.")
+_EMBED = re.compile(r"(?:^|\.)(?:embed|wte|wpe|rotary)")
+
+#: model types whose attention reads ``head_dim`` from the config, so that a slice of
+#: their heads keeps the head width (:func:`sliced_hf_config`).
+SLICEABLE = frozenset(
+    {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "olmo", "olmo2", "granite"}
+)
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What a split needs of a model the hand-written graphs do not know (a traced one).
+
+    Attributes
+    ----------
+    n_heads, n_layers, d_model : int
+        Attention heads, layers and hidden width [-].
+    """
+
+    n_heads: int
+    n_layers: int
+    d_model: int
+    n_decoder_layers: int = 0
+    is_encoder_decoder: bool = False
+
+
+def tensor_parallel_config(config: ModelConfig, tp: int) -> ModelConfig:
+    """The slice of a model one GPU of a tensor-parallel group computes (Megatron).
+
+    Attention heads, key/value heads (replicated when fewer than T), the feed-forward
+    width and the vocabulary (vocab-parallel embedding and head) are split T ways;
+    the hidden width, normalisations and residuals are not.
+
+    Raises
+    ------
+    ValueError
+        When T does not divide the attention heads (the numbers named).
+    """
+    if tp == 1:
+        return config
+    if config.n_heads % tp:
+        raise ValueError(f"--tp {tp} does not divide the {config.n_heads} attention heads")
+    heads = config.n_heads // tp
+    kv = max(1, config.n_kv_heads // tp)
+    if heads % kv:
+        kv = 1
+    return replace(
+        config,
+        n_heads=heads,
+        n_kv_heads=kv,
+        d_ff=max(1, math.ceil(config.d_ff / tp)),
+        vocab_size=max(1, math.ceil(config.vocab_size / tp)),
+    )
+
+
+def sliced_hf_config(data: Mapping[str, Any], tp: int) -> dict[str, Any] | None:
+    """The ``config.json`` of the slice one GPU of a T-way tensor-parallel group runs.
+
+    Heads, key/value heads (at least one), ``intermediate_size`` and ``vocab_size``
+    divided by T, ``head_dim`` pinned to the whole model's; None when the model type
+    does not read ``head_dim`` (:data:`SLICEABLE`) or a field is missing.
+    """
+    if tp == 1:
+        return dict(data)
+    need = ("hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")
+    if data.get("model_type") not in SLICEABLE or not all(
+        isinstance(data.get(k), int) for k in need
+    ):
+        return None
+    heads = int(data["num_attention_heads"])
+    if heads % tp:
+        raise ValueError(f"--tp {tp} does not divide the {heads} attention heads")
+    kv = int(data.get("num_key_value_heads") or heads)
+    out = dict(data)
+    out.update(
+        num_attention_heads=heads // tp,
+        num_key_value_heads=max(1, kv // tp),
+        intermediate_size=math.ceil(data["intermediate_size"] / tp),
+        vocab_size=math.ceil(data["vocab_size"] / tp),
+        head_dim=int(data.get("head_dim") or data["hidden_size"] // heads),
+    )
+    return out
 
 
 @dataclass(frozen=True)
@@ -190,7 +281,9 @@ class ParallelStep:
     """Time of one optimizer step of the busiest GPU [s], by part.
 
     ``busy_s``: the GPU's FLOP at the peak of each row's precision [s] (the step's
-    utilisation is ``busy_s / step_time_s``). ``step_time_s`` = ``pipeline_s``
+    utilisation is ``busy_s / step_time_s``); ``moved_b``: the bytes its operators
+    move [B] (its memory utilisation is ``moved_b / (bandwidth · step_time_s)``).
+    ``step_time_s`` = ``pipeline_s``
     (compute + tensor-parallel + pipeline send/recv over all micro-batches, with the
     bubble) + ``dp_exposed_s`` (the data
     parallel / ZeRO communication not hidden) + ``optimizer_s``.
@@ -213,6 +306,7 @@ class ParallelStep:
     latency_s: np.ndarray
     notes: list[str] = field(default_factory=list)
     row_source: np.ndarray | None = None
+    moved_b: float = 0.0
 
     def breakdown(self) -> dict[str, float]:
         """The parts [s] as JSON."""
@@ -279,7 +373,8 @@ class ComputeProfile:
     ``optimizer_s``: the optimizer over all ``local_params`` (the slice's parameters);
     ``flop``: the slice's forward, backward and recomputation FLOP of one micro-batch;
     ``busy_s``/``optimizer_busy_s``: their FLOP at the peak of each row's precision
-    [s] (:func:`powerfit.steps.latency.utilisation` × time), for the step's utilisation.
+    [s] (:func:`powerfit.steps.latency.utilisation` × time), for the step's utilisation;
+    ``moved_b``/``optimizer_moved_b``: the bytes they move [B] (memory utilisation).
     """
 
     tp: int
@@ -294,6 +389,8 @@ class ComputeProfile:
     flop: float
     busy_s: float
     optimizer_busy_s: float
+    moved_b: float
+    optimizer_moved_b: float
     graph: pd.DataFrame
     latency_s: np.ndarray
     row_source: np.ndarray
@@ -309,18 +406,41 @@ def compute_profile(
     *,
     precision: str = "fp32",
     optimizer: str = "adamw",
-    checkpointing: bool = False,
+    checkpointing: bool | str = False,
     operator_model: Any = None,
     specs_only: bool = False,
     calibration: Calibration | None = None,
     loss: bool = True,
+    hf_config: Mapping[str, Any] | None = None,
+    attention: str = "auto",
 ) -> ComputeProfile:
-    """Time one micro-batch of a GPU's tensor-parallel slice (see :func:`parallel_step_time`)."""
-    local = tensor_parallel_config(config, tp)
-    graph = training_step_graph(
-        local, micro_batch, seq_len, precision, optimizer, checkpointing, loss=loss
-    )
+    """Time one micro-batch of a GPU's tensor-parallel slice (see :func:`parallel_step_time`).
+
+    With ``hf_config`` (the model's ``config.json`` as a dict) the slice is traced
+    (:func:`sliced_hf_config`, ``attention`` as ``estimate --hf-config --attention``);
+    without it, or when the slice cannot be traced, the hand-written graph of
+    ``config`` is (a note says so). ``checkpointing``: ``none``, ``full``,
+    ``selective`` (traced only; the hand-written graph recomputes in full) or a bool.
+    """
+    mode = checkpointing_mode(checkpointing)
+    graph, why, n_local = None, None, 0
+    if hf_config is not None:
+        graph, n_local, why = _traced_slice(
+            hf_config, tp, micro_batch, seq_len, gpu, precision, optimizer, mode, attention
+        )
+        if graph is not None and not loss:  # the loss runs outside every module
+            graph = graph[~graph.name.str.startswith("Global.")].reset_index(drop=True)
+    if graph is None:
+        if not isinstance(config, ModelConfig):
+            raise ValueError(f"--tp {tp}: {why}" if why else "a traced model needs its config")
+        local = tensor_parallel_config(config, tp)
+        graph = training_step_graph(
+            local, micro_batch, seq_len, precision, optimizer, mode != "none", loss=loss
+        )
+        n_local = local.n_parameters
     lat, source, notes = _timed(graph, gpu, operator_model, specs_only, calibration)
+    if why:
+        notes = [why, *notes]
     t_row = lat * graph["count"].to_numpy()
     is_layer = graph.name.str.contains(_LAYER).to_numpy()
     phase = graph.phase.to_numpy()
@@ -328,7 +448,7 @@ def compute_profile(
     fwd = phase == "forward"
     L = config.n_layers + config.n_decoder_layers
     rest = ~is_layer & ~is_opt
-    embed = graph.name.str.contains(r"(?:^|\.)embed").to_numpy()
+    embed = graph.name.str.contains(_EMBED).to_numpy()
     return ComputeProfile(
         tp=tp,
         micro_batch=micro_batch,
@@ -338,15 +458,57 @@ def compute_profile(
         embed_s=float(t_row[rest & embed].sum()),
         head_s=float(t_row[rest & ~embed].sum()),
         optimizer_s=float(t_row[is_opt].sum()),
-        local_params=local.n_parameters,
+        local_params=n_local,
         flop=float((graph.flop * graph["count"])[~is_opt].sum()),
         busy_s=_busy(graph, lat, t_row, ~is_opt, gpu),
         optimizer_busy_s=_busy(graph, lat, t_row, is_opt, gpu),
+        moved_b=float((graph["bytes"] * graph["count"])[~is_opt].sum()),
+        optimizer_moved_b=float((graph["bytes"] * graph["count"])[is_opt].sum()),
         graph=graph,
         latency_s=lat,
         row_source=source,
         notes=notes,
     )
+
+
+def _traced_slice(
+    data: Mapping[str, Any],
+    tp: int,
+    batch: int,
+    seq: int,
+    gpu: str,
+    precision: str,
+    optimizer: str,
+    mode: str,
+    attention: str,
+) -> tuple[pd.DataFrame | None, int, str | None]:
+    """(traced graph of the slice, its parameters, None), or (None, 0, why the
+    hand-written graph is used)."""
+    from powerfit.architectures.cache import cached_trace
+    from powerfit.architectures.trace import MissingExtraError
+    from powerfit.exceptions import DataError
+    from powerfit.hardware.gpus import get_gpu
+
+    sliced = sliced_hf_config(data, tp)
+    kind = data.get("model_type")
+    if sliced is None:
+        return (
+            None,
+            0,
+            (
+                f"tensor-parallel slices of {kind} are not traced (its head width follows its "
+                "head count): the hand-written graph is used"
+            ),
+        )
+    ampere = "bf16" in get_gpu(gpu).peak_flops  # as estimate --hf-config
+    try:
+        trace, _hit = cached_trace(
+            sliced, seq, attention=attention, precision=precision, ampere=ampere
+        )
+    except (MissingExtraError, DataError) as exc:
+        return None, 0, f"{exc}: the hand-written graph of {kind} is used"
+    graph = traced_step_graph(trace, batch, precision, optimizer, mode)
+    return graph, int(trace.n_parameters), None
 
 
 def _busy(graph: pd.DataFrame, lat: np.ndarray, t_row: np.ndarray, mask: np.ndarray, gpu: str):
@@ -374,13 +536,16 @@ def parallel_step_time(
     *,
     precision: str = "fp32",
     optimizer: str = "adamw",
-    checkpointing: bool = False,
+    checkpointing: bool | str = False,
     network: Network | None = None,
     operator_model: Any = None,
     specs_only: bool = False,
     calibration: Calibration | None = None,
     loss: bool = True,
     profile: ComputeProfile | None = None,
+    hf_config: Mapping[str, Any] | None = None,
+    attention: str = "auto",
+    flop_per_sequence: float | None = None,
 ) -> ParallelStep:
     """Time of one optimizer step of a split [s] (see the module notes).
 
@@ -407,6 +572,12 @@ def parallel_step_time(
         The micro-batch already timed (:func:`compute_profile` with the same
         arguments, ``split.tp`` and ``split.micro_batch``), e.g. shared by the planner's
         splits.
+    hf_config, attention
+        The ``config.json`` whose slice is traced, and the attention kind
+        (:func:`compute_profile`).
+    flop_per_sequence : float, optional
+        The whole model's forward and backward FLOP of one sequence [FLOP] for the MFU
+        (default :func:`model_flop_per_sequence` of ``config``).
     """
     net = Network(gpu, split.gpus_per_node) if network is None else network
     T, P, dp, G = split.tp, split.pp, split.dp, split.gpus_per_node
@@ -424,6 +595,8 @@ def parallel_step_time(
         specs_only=specs_only,
         calibration=calibration,
         loss=loss,
+        hf_config=hf_config,
+        attention=attention,
     )
     if (prof.tp, prof.micro_batch) != (T, b):
         raise ValueError("the profile was timed for another tensor-parallel degree or micro-batch")
@@ -437,7 +610,7 @@ def parallel_step_time(
     # tensor parallel: all-reduces of the micro-batch's activations, on the critical path
     act_b = _SIZE[PRECISIONS[precision][1]]
     tp_bytes = b * s * config.d_model * act_b
-    per_layer_ar = 6 if checkpointing else 4
+    per_layer_ar = 6 if checkpointing_mode(checkpointing) == "full" else 4
     ar = net.time("all_reduce", tp_bytes, T, per_node=min(T, G))
     tp_stage = [n_l * per_layer_ar * ar for n_l in sizes]
     if T > 1:
@@ -486,10 +659,13 @@ def parallel_step_time(
         opt_t /= dp
     step = pipeline + dp_exposed + opt_t
     # FLOP: the whole model's forward + backward (no recomputation), and the GPU's own
-    model_flop = model_flop_per_sequence(config, s, precision, loss) * split.batch_size
+    if flop_per_sequence is None:
+        flop_per_sequence = model_flop_per_sequence(config, s, precision, loss)
+    model_flop = flop_per_sequence * split.batch_size
     gpu_flop = prof.flop * m * sizes[busiest] / L
     share_opt = opt_t / prof.optimizer_s if prof.optimizer_s > 0 else 0.0
     busy = prof.busy_s * m * sizes[busiest] / L + prof.optimizer_busy_s * share_opt
+    moved = prof.moved_b * m * sizes[busiest] / L + prof.optimizer_moved_b * share_opt
     return ParallelStep(
         split=split,
         step_time_s=float(step),
@@ -508,4 +684,5 @@ def parallel_step_time(
         latency_s=prof.latency_s,
         notes=list(dict.fromkeys(notes + net.notes)),
         row_source=prof.row_source,
+        moved_b=float(moved),
     )

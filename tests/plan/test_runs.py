@@ -45,3 +45,45 @@ def test_impossible_run_and_bad_host_power():
         estimate_parallel_training(GPT2, "h100", 5, 5, 256, pp=5)
     with pytest.raises(ValueError, match="--node-power-w must be ≥ 0"):
         estimate_parallel_training(GPT2, "h100", 2, 4, 256, node_power_w=-1)
+
+
+def test_checkpointing_modes_and_memory_of_a_split():
+    runs = {
+        mode: estimate_parallel_training(
+            GPT2, "h100", 4, 8, 256, precision="amp-bf16", checkpointing=mode, sharding="full"
+        )
+        for mode in ("none", "selective", "full")
+    }
+    assert {r["checkpointing"] for r in runs.values()} == {"none", "selective", "full"}
+    acts = [runs[m]["memory"]["activations_bytes"] for m in ("none", "selective", "full")]
+    assert acts[0] > acts[1] > acts[2] > 0
+    times = [runs[m]["step_time_s"] for m in ("none", "selective", "full")]
+    assert times[0] < times[1] < times[2]  # recomputation costs time
+    assert runs["none"]["attention"] == "sdpa" and runs["none"]["fits_in_memory"] is True
+    one = estimate_training(GPT2, "h100", 2, 256, precision="amp-bf16")
+    # ZeRO-3 over 4: the states a quarter of one GPU's, plus two gathered layers
+    mem = runs["none"]["memory"]
+    assert mem["optimizer_bytes"] == pytest.approx(one["memory"]["optimizer_bytes"] / 4)
+    assert mem["gathered_bytes"] > 0
+
+
+def test_a_model_only_transformers_knows_is_split():
+    pytest.importorskip("transformers")
+    qwen = {
+        "model_type": "qwen2",
+        "hidden_size": 256,
+        "intermediate_size": 688,
+        "num_attention_heads": 8,
+        "num_key_value_heads": 2,
+        "num_hidden_layers": 4,
+        "vocab_size": 1000,
+        "max_position_embeddings": 512,
+    }
+    one = estimate_training(qwen, "h100", 4, 256, precision="amp-bf16")
+    split = estimate_parallel_training(qwen, "h100", 1, 4, 256, precision="amp-bf16")
+    assert split["step_time_s"] == pytest.approx(one["step_time_s"], rel=1e-9)
+    tp = estimate_parallel_training(qwen, "h100", 2, 4, 256, tp=2, precision="amp-bf16")
+    assert tp["parts"]["tp_comm_s"] > 0 and 0 < tp["mfu"] < 1
+    assert not any("hand-written" in w for w in tp["warnings"])
+    with pytest.raises(ValueError, match="--tp 3 does not divide the 8 attention heads"):
+        estimate_parallel_training(qwen, "h100", 3, 3, 256, tp=3)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from powerfit.architectures.trace import TracedStep
-from powerfit.steps.memory import BYTES_PER_PARAMETER, CONTEXT_BYTES, step_memory
+from powerfit.steps.memory import BYTES_PER_PARAMETER, CONTEXT_BYTES, SHARDINGS, step_memory
 
 
 def _trace(n_params=10**9, layers=(2e9, 3e9), core=(1e9, 1.5e9)):
@@ -67,3 +67,58 @@ def test_sharding_divides_the_states():
     assert eight["activations_bytes"] == one["activations_bytes"]
     with pytest.raises(ValueError):
         step_memory(t, 2, sharding=0)
+
+
+def test_zero_stages_shard_their_parts_and_full_gathers_two_layers():
+    t = _trace()
+    sizes = [step_memory(t, 2, sharding=8, sharded=s) for s in SHARDINGS]
+    totals = [m["total_bytes"] for m in sizes]
+    assert totals == sorted(totals, reverse=True)
+    none, opt, grads, full = sizes
+    assert opt["optimizer_bytes"] == none["optimizer_bytes"] / 8
+    assert grads["gradients_bytes"] == none["gradients_bytes"] / 8
+    assert opt["gradients_bytes"] == none["gradients_bytes"]
+    assert full["weights_bytes"] == none["weights_bytes"] / 8
+    assert full["gathered_bytes"] == pytest.approx(2 * 4e9 / 10) and none["gathered_bytes"] == 0
+    with pytest.raises(ValueError, match="sharded must be one of"):
+        step_memory(t, 2, sharded="zero4")
+
+
+def test_tensor_and_pipeline_parallel_split_states_and_activations():
+    t = _trace()
+    one = step_memory(t, 2)
+    tp2 = step_memory(t, 2, tp=2)
+    pp4 = step_memory(t, 2, pp=4, in_flight=4)
+    assert tp2["weights_bytes"] == one["weights_bytes"] / 2
+    assert tp2["activations_bytes"] == pytest.approx(one["activations_bytes"] / 2)
+    assert pp4["weights_bytes"] == one["weights_bytes"] / 4
+    # the first stage holds ceil(10 / 4) = 3 of 10 layers, for 4 micro-batches in flight
+    assert pp4["activations_bytes"] == pytest.approx(one["activations_bytes"] * 3 / 10 * 4)
+
+
+def test_a_traced_llama_7b_needs_zero_to_fit_80_gb():
+    pytest.importorskip("transformers")
+    from powerfit.architectures.cache import cached_trace
+
+    llama = {
+        "model_type": "llama",
+        "hidden_size": 4096,
+        "intermediate_size": 11008,
+        "num_attention_heads": 32,
+        "num_hidden_layers": 32,
+        "num_key_value_heads": 32,
+        "max_position_embeddings": 4096,
+        "vocab_size": 32000,
+        "tie_word_embeddings": False,
+    }
+    trace, _hit = cached_trace(llama, 4096, precision="amp-bf16")
+    kw = dict(precision="amp-bf16", capacity_bytes=80e9)
+    alone = step_memory(trace, 1, **kw)
+    assert alone["weights_bytes"] + alone["gradients_bytes"] + alone["optimizer_bytes"] == (
+        pytest.approx(18 * trace.n_parameters)
+    )
+    assert not alone["fits_in_memory"]  # AMP AdamW: 18 B a parameter, 121 GB
+    zero3 = step_memory(trace, 1, sharding=8, sharded="full", checkpointing="selective", **kw)
+    assert zero3["fits_in_memory"]
+    full = step_memory(trace, 1, sharding=8, sharded="full", checkpointing="full", **kw)
+    assert full["activations_bytes"] < zero3["activations_bytes"]

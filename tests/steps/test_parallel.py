@@ -6,7 +6,13 @@ import pytest
 
 from powerfit.architectures.hf import from_hf_config
 from powerfit.kernels.collectives import Network
-from powerfit.steps.parallel import _overlap, make_split, parallel_step_time
+from powerfit.steps.parallel import (
+    _overlap,
+    make_split,
+    parallel_step_time,
+    sliced_hf_config,
+    tensor_parallel_config,
+)
 
 GPT2 = {
     "model_type": "gpt2",
@@ -67,3 +73,51 @@ def test_parts_of_a_step(cfg):
         cfg, "a100-sxm4-80gb", make_split(cfg, 4, 32, sharding="full"), 256, network=net
     )
     assert zero3.dp_comm_s > dp.dp_comm_s  # all-gathers twice and reduce-scatters
+
+
+LLAMA = {
+    "model_type": "llama",
+    "hidden_size": 512,
+    "intermediate_size": 1376,
+    "num_attention_heads": 8,
+    "num_hidden_layers": 4,
+    "num_key_value_heads": 8,
+    "max_position_embeddings": 1024,
+    "vocab_size": 1000,
+    "tie_word_embeddings": False,
+}
+
+
+def test_tensor_parallel_slices():
+    llama = from_hf_config(LLAMA)
+    half = tensor_parallel_config(llama, 2)
+    assert (half.n_heads, half.d_ff, half.d_model) == (4, 688, 512)
+    assert half.n_parameters < 0.55 * llama.n_parameters
+    with pytest.raises(ValueError, match="--tp 3 does not divide the 8 attention heads"):
+        tensor_parallel_config(llama, 3)
+    sliced = sliced_hf_config(LLAMA, 2)
+    heads, width = sliced["num_attention_heads"], sliced["head_dim"]
+    assert (heads, width, sliced["vocab_size"]) == (4, 64, 500)
+    assert sliced_hf_config(GPT2, 2) is None  # GPT-2's head width follows its head count
+
+
+def test_traced_slice_is_the_single_gpu_graph_and_shrinks_with_tp():
+    pytest.importorskip("transformers")
+    llama = from_hf_config(LLAMA)
+    net = Network("h100", 8)
+    kw = dict(precision="amp-bf16", network=net, hf_config=LLAMA)
+    one = parallel_step_time(llama, "h100", make_split(llama, 1, 4), 512, **kw)
+    assert "attention" in set(one.graph.op)  # traced: SDPA's fused kernel in half precision
+    assert not any("hand-written" in n for n in one.notes)
+    tp = parallel_step_time(llama, "h100", make_split(llama, 2, 4, tp=2), 512, **kw)
+    assert tp.compute_s < one.compute_s and tp.tp_comm_s > 0
+    gpt2 = parallel_step_time(
+        from_hf_config(GPT2),
+        "h100",
+        make_split(from_hf_config(GPT2), 2, 4, tp=2),
+        256,
+        precision="amp-bf16",
+        network=net,
+        hf_config=GPT2,
+    )
+    assert any("hand-written" in n for n in gpt2.notes)
