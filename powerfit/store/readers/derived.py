@@ -10,6 +10,8 @@ million rows is not copied again to be checked.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -27,7 +29,7 @@ def _floats(out: pd.DataFrame, column: str, missing: float = np.nan) -> np.ndarr
     return values.to_numpy(dtype=float, na_value=missing)
 
 
-def _by_gpu(out: pd.DataFrame, value) -> np.ndarray:  # noqa: ANN001
+def _by_gpu(out: pd.DataFrame, value: Callable[[str, str], float]) -> np.ndarray:
     """``value(gpu, precision)`` of each row, computed once per distinct pair."""
     gpu_codes, gpus = pd.factorize(out["gpu"])
     precision_codes, precisions = pd.factorize(out["precision"])

@@ -34,8 +34,8 @@ from powerfit.hardware.gpus import GPU
 from powerfit.kernels.counts import OPERATOR_KINDS, operator_kind
 from powerfit.paper.flops import ARCHITECTURES, OPERATIONS
 from powerfit.store.readers.canonical import _powerfit_operations, _powerfit_runs
-from powerfit.store.readers.derived import check_derived
 from powerfit.store.readers.codecarbon import CODECARBON_COLUMNS, _codecarbon, _split_gpu_count
+from powerfit.store.readers.derived import check_derived
 from powerfit.store.readers.mayaki2025 import (
     _PUBLISHED_COLUMNS,
     _lstm_energy,
@@ -62,7 +62,6 @@ from powerfit.store.readers.rows import (
     by_unique,
 )
 from powerfit.store.validation import (
-    DERIVED_BOUNDS,
     PRECISIONS,
     ValidationError,
     check_duplicates,
