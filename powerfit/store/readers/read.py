@@ -690,8 +690,9 @@ def _check_names(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
     default = {g.name: g.default_precision for g in gpus.values()}
     defaults = by_unique(out["gpu"], default.get)
     given = out["precision"].notna()
-    out.loc[given, "precision"] = by_unique(out.loc[given, "precision"], lambda v: str(v).lower())
-    out["precision"] = out["precision"].where(given, defaults)
+    lowered = by_unique(out["precision"], lambda v: str(v).lower())
+    out["precision"] = lowered.where(given, defaults)
+    del lowered, defaults
     bad = ~out["precision"].isin(PRECISIONS)
     if bad.any():
         pos = _first(bad)

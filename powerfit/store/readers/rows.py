@@ -293,7 +293,8 @@ def by_unique(values: pd.Series, function: Callable[[object], object]) -> pd.Ser
     table = np.empty(len(uniques) + 1, dtype=object)  # the last one for code -1
     for index, value in enumerate(uniques):
         table[index] = function(value)
-    return pd.Series(table[codes], index=values.index, dtype=object, name=values.name)
+    mapped = table[codes]
+    return pd.Series(mapped, index=values.index, dtype=object, name=values.name, copy=False)
 
 
 def _strip(value: object) -> str:
