@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from powerfit.store.readers.rows import _Ctx
-from powerfit.store.validation import DERIVED_BOUNDS, peak_precision
+from powerfit.store.validation import DERIVED_BOUNDS, distinct, peak_precision
 
 __all__ = ["check_derived"]
 
@@ -30,13 +30,15 @@ def _floats(out: pd.DataFrame, column: str, missing: float = np.nan) -> np.ndarr
 
 
 def _by_gpu(out: pd.DataFrame, value: Callable[[str, str], float]) -> np.ndarray:
-    """``value(gpu, precision)`` of each row, computed once per distinct pair."""
-    gpu_codes, gpus = pd.factorize(out["gpu"])
-    precision_codes, precisions = pd.factorize(out["precision"])
-    pairs = set(zip(gpu_codes.tolist(), precision_codes.tolist(), strict=True))
-    table = np.full((len(gpus), len(precisions)), np.nan)
-    for g, p in pairs:
-        table[g, p] = value(gpus[g], precisions[p])
+    """``value(gpu, precision)`` of each row, computed once per distinct pair (NaN if missing)."""
+    gpu_codes, gpus = distinct(out["gpu"])
+    precision_codes, precisions = distinct(out["precision"])
+    width = len(precisions) + 1  # the last row and column for a missing name (code -1)
+    table = np.full((len(gpus) + 1, width), np.nan)
+    present = (gpu_codes >= 0) & (precision_codes >= 0)
+    for pair in np.unique(gpu_codes[present] * width + precision_codes[present]).tolist():
+        g, p = divmod(pair, width)
+        table[g, p] = value(gpus[g], precisions[p])  # type: ignore[arg-type]
     return table[gpu_codes, precision_codes]
 
 
@@ -140,7 +142,7 @@ def _check_run_power(
     if np.isnan(gpu_energy).all():
         return  # no GPU energy given: nothing to compare with the TDP
     limits = {n: r[0].power_limit_w for n, r in ctx.resolved.items()}
-    codes, gpus = pd.factorize(out["gpu"])
+    codes, gpus = distinct(out["gpu"])
     tdps = pd.to_numeric(pd.Series([limits.get(g) for g in gpus], dtype=object), errors="coerce")
     tdp = np.append(tdps.to_numpy(dtype=float, na_value=np.nan), np.nan)[codes]
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -68,6 +68,7 @@ from powerfit.store.validation import (
     check_header,
     check_numbers,
     check_text,
+    distinct,
     peak_precision,
     scan_csv,
     suggest,
@@ -614,7 +615,7 @@ def _split_gpu_column(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> N
     A count given in ``gpu_count`` too must agree. ``gpu_count`` defaults to 1.
     """
     names = out["gpu"]
-    split = {v: _split_gpu_count(v) for v in names.dropna().unique()}
+    split = {v: _split_gpu_count(v) for v in distinct(names)[1]}
     counts = by_unique(names, lambda v: split[v][0]).astype(float)
     if counts.notna().any():
         given = out["gpu_count"].astype(float)
@@ -636,7 +637,7 @@ def _split_gpu_column(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> N
 def _check_names(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
     """Resolve GPU names; check arch, operation and precision against the catalogues."""
     gpus = {}
-    for name in out["gpu"].dropna().unique():
+    for name in distinct(out["gpu"])[1]:
         try:
             resolved = ctx.gpu(name)
         except ValueError as exc:
@@ -702,7 +703,7 @@ def _check_names(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
             column=origin.get("precision", "precision"),
         )
     peak = by_unique(out["precision"], peak_precision)
-    for name in out["gpu"].unique():
+    for name in distinct(out["gpu"])[1]:
         peaks = ctx.resolved[name][0].peak_flops
         usable = [p for p in PRECISIONS if peak_precision(p) in peaks]
         bad = (out["gpu"] == name) & ~peak.isin(peaks)

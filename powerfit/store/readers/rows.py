@@ -26,6 +26,7 @@ from powerfit.formats import (
 from powerfit.hardware.gpus import GPU, get_gpu
 from powerfit.store.validation import (
     ValidationError,
+    distinct,
     refuse_dates,
 )
 
@@ -289,7 +290,7 @@ def by_unique(values: pd.Series, function: Callable[[object], object]) -> pd.Ser
     rows naming three GPUs hold three strings, not a million (``Series.map`` and the
     ``Series.str`` methods make one a row, or a string column of a million).
     """
-    codes, uniques = pd.factorize(values)
+    codes, uniques = distinct(values)
     table = np.empty(len(uniques) + 1, dtype=object)  # the last one for code -1
     for index, value in enumerate(uniques):
         table[index] = function(value)
