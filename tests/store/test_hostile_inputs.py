@@ -345,6 +345,22 @@ def test_a_csv_read_in_chunks_reads_as_a_whole(tmp_path, monkeypatch, case):
     pd.testing.assert_frame_equal(chunked.rows, whole.rows)
 
 
+def test_columns_a_file_lacks_are_independent(tmp_path):
+    """They share one column of NaN until written to: writing one leaves the others."""
+    from powerfit.store.readers.read import read_measurements
+
+    path = tmp_path / "f.csv"
+    path.write_text(HEADER + ROW + ROW2)
+    rows = read_measurements(path).rows
+    assert rows["idle_power_w"].isna().all() and rows["n_params"].isna().all()
+    rows.loc[0, "idle_power_w"] = 50.0
+    rows.loc[1, "n_params"] = 1e6
+    assert rows["idle_power_w"].tolist()[0] == 50.0
+    assert rows["n_params"].isna().tolist() == [True, False]
+    for column in ("gpu_energy_j", "cpu_energy_j", "duration_std_s", "energy_std_j"):
+        assert rows[column].dtype == float and rows[column].isna().all(), column
+
+
 # ------------------------------------------------------------ partial ingest (finding 9)
 _FAIL_ON_99 = {
     "sqlite": [

@@ -572,10 +572,18 @@ def _finish(
             hint = f"; add it or pass --set {column}=..." if spec.overrides else ""
             raise ctx.fail(f"missing column{hint}", column=origin.get(column, column))
     out = pd.DataFrame(index=pd.RangeIndex(n))
+    # The columns the file lacks share one column of NaN (of None for text), which
+    # pandas copies only if it is written to (copy-on-write): not n values each.
+    absent: dict[bool, pd.Series] = {}
     for column in order:
         value = columns.pop(column, None)
         if value is None:
-            out[column] = None if column in _TEXT else np.nan
+            text = column in _TEXT
+            if text not in absent:
+                absent[text] = pd.Series(
+                    None if text else np.nan, index=out.index, dtype=object if text else float
+                )
+            out[column] = absent[text]
             continue
         series = (
             value.reset_index(drop=True)
