@@ -110,10 +110,11 @@ def incomplete_runs(measurements: Any) -> str | None:
         ``'FILE: 3 of 4 rows lack n_heads (3), seq_len (3), needed by every energy
         model of a transformer; give them with --set n_heads=... --set seq_len=...'``.
     """
-    from powerfit.tracking.energy_models import model_input_columns
-
     if measurements.format != "codecarbon":
         return None
+    # Imported here: it loads scikit-learn (about 90 MB), needed for CodeCarbon files only.
+    from powerfit.tracking.energy_models import model_input_columns
+
     rows = measurements.rows
     lacking: dict[str, int] = {}
     incomplete = 0

@@ -302,6 +302,65 @@ def test_parquet_and_csv_of_the_same_rows_agree(tmp_path):
     assert a.rows["n_layers"].tolist() == b.rows["n_layers"].tolist() == [6, 12]
 
 
+#: Files read in chunks (finding 4): other types, blanks and quotes in a later chunk.
+CHUNKED: dict[str, Callable] = {
+    **{case: build for case, (build, _) in CASES.items()},
+    "good rows, integers and decimals mixed": _write(
+        HEADER + ROW + ROW2.replace("0.4", "1") + "\n" + ROW.replace("bert", " gpt2")
+    ),
+    "not a number in a later chunk": _write(HEADER + ROW + ROW2 + ROW.replace(",6,", ",six,")),
+    "a blank in a later chunk": _write(HEADER + ROW + ROW2 + ROW.replace(",6,", ",,")),
+    "a quoted value over two lines in a later chunk": _write(
+        HEADER.replace("\n", ",tool\n")
+        + ROW.replace("\n", ",x\n")
+        + ROW2.replace("\n", ',"a\nb"\n')
+    ),
+    "a count in the gpu column of a later chunk": _write(
+        HEADER + ROW + ROW2.replace("a100,", "2 x NVIDIA A100-SXM4-40GB,", 1)
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CHUNKED))
+def test_a_csv_read_in_chunks_reads_as_a_whole(tmp_path, monkeypatch, case):
+    """A large CSV is parsed in chunks (to bound memory): the same rows, or the same error."""
+    import powerfit.store.readers.read as read
+
+    path, kwargs = CHUNKED[case](tmp_path)
+
+    def outcome() -> object:
+        try:
+            return read.read_measurements(path, **kwargs)
+        except DataError as exc:
+            return str(exc)
+
+    whole = outcome()
+    monkeypatch.setattr(read, "_PARSE_ROWS", 1)
+    chunked = outcome()
+    if isinstance(whole, str):
+        assert chunked == whole
+        return
+    assert not isinstance(chunked, str), chunked
+    assert chunked.identity == whole.identity
+    pd.testing.assert_frame_equal(chunked.rows, whole.rows)
+
+
+def test_columns_a_file_lacks_are_independent(tmp_path):
+    """They share one column of NaN until written to: writing one leaves the others."""
+    from powerfit.store.readers.read import read_measurements
+
+    path = tmp_path / "f.csv"
+    path.write_text(HEADER + ROW + ROW2)
+    rows = read_measurements(path).rows
+    assert rows["idle_power_w"].isna().all() and rows["n_params"].isna().all()
+    rows.loc[0, "idle_power_w"] = 50.0
+    rows.loc[1, "n_params"] = 1e6
+    assert rows["idle_power_w"].tolist()[0] == 50.0
+    assert rows["n_params"].isna().tolist() == [True, False]
+    for column in ("gpu_energy_j", "cpu_energy_j", "duration_std_s", "energy_std_j"):
+        assert rows[column].dtype == float and rows[column].isna().all(), column
+
+
 # ------------------------------------------------------------ partial ingest (finding 9)
 _FAIL_ON_99 = {
     "sqlite": [

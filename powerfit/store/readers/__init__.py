@@ -6,7 +6,8 @@ files), :mod:`~powerfit.store.readers.mayaki2025`, :mod:`~powerfit.store.readers
 and :mod:`~powerfit.store.readers.codecarbon`; :mod:`~powerfit.store.readers.rows` holds
 what they share (the row context, names, :class:`~powerfit.store.readers.rows.Measurements`)
 and :mod:`~powerfit.store.readers.read` detects the format, reads the file and validates
-its rows (:func:`~powerfit.store.readers.read.read_measurements`). The names of the
+its rows (:func:`~powerfit.store.readers.read.read_measurements`), with the bounds across
+columns of :mod:`~powerfit.store.readers.derived` (efficiency, mean power). The names of the
 former ``powerfit.store.readers`` module are importable from this package.
 
 Formats (detected from the columns; force one with ``format=``):

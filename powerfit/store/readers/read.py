@@ -35,6 +35,7 @@ from powerfit.kernels.counts import OPERATOR_KINDS, operator_kind
 from powerfit.paper.flops import ARCHITECTURES, OPERATIONS
 from powerfit.store.readers.canonical import _powerfit_operations, _powerfit_runs
 from powerfit.store.readers.codecarbon import CODECARBON_COLUMNS, _codecarbon, _split_gpu_count
+from powerfit.store.readers.derived import check_derived
 from powerfit.store.readers.mayaki2025 import (
     _PUBLISHED_COLUMNS,
     _lstm_energy,
@@ -61,13 +62,13 @@ from powerfit.store.readers.rows import (
     by_unique,
 )
 from powerfit.store.validation import (
-    DERIVED_BOUNDS,
     PRECISIONS,
     ValidationError,
     check_duplicates,
     check_header,
     check_numbers,
     check_text,
+    distinct,
     peak_precision,
     scan_csv,
     suggest,
@@ -253,18 +254,52 @@ def _parse(source: str) -> tuple[pd.DataFrame, list[str], Sequence[int] | None, 
         # distinct value (a million rows naming one GPU hold one string, not a million).
         text = {n: "category" for n in header if n.strip() in _TEXT and header.count(n) == 1}
         try:
-            frame = pd.read_csv(
-                handle, skipinitialspace=True, encoding="utf-8-sig", index_col=False, dtype=text
-            )
-            for name in text:
-                if name in frame.columns:
-                    frame[name] = frame[name].astype(object)
+            frame = _read_csv(handle, text, len(lines) - 1)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as exc:
             message = " ".join(str(exc).splitlines())
             raise ValidationError(f"not a readable CSV file: {message}", source=source) from exc
     if len(frame) != len(lines) - 1:  # rows pandas reads otherwise: no line numbers
         return frame, header, None, sha256
     return frame, header, lines, sha256
+
+
+#: Data rows parsed at a time from a larger CSV file (:func:`_read_csv`).
+_PARSE_ROWS = 100_000
+
+
+def _read_csv(handle: IO[bytes], text: dict[str, str], rows: int) -> pd.DataFrame:
+    """The frame of a CSV file, ``text`` columns as objects; a large file in chunks.
+
+    A file of more than :data:`_PARSE_ROWS` data rows is parsed that many rows at a
+    time, each column copied out of the chunk, and the pieces of each column joined
+    (as pandas joins the pieces it parses internally: mixed types become objects).
+    The frame keeps one block per column (``copy=False``), so that a column can be
+    freed once converted, and the whole file is never held twice.
+    """
+    options: dict[str, Any] = {
+        "skipinitialspace": True,
+        "encoding": "utf-8-sig",
+        "index_col": False,
+        "dtype": text,
+    }
+    if rows <= _PARSE_ROWS:
+        frame = pd.read_csv(handle, **options)
+        for name in text:
+            if name in frame.columns:
+                frame[name] = frame[name].astype(object)
+        return frame
+    pieces: dict[str, list[pd.Series]] = {}
+    columns: list[str] = []
+    with pd.read_csv(handle, chunksize=_PARSE_ROWS, **options) as reader:
+        for chunk in reader:
+            columns = list(chunk.columns)
+            for name in columns:
+                column = chunk[name]
+                column = column.astype(object) if name in text else column.copy()
+                pieces.setdefault(name, []).append(column)
+            del chunk, column
+    joined = {name: pd.concat(pieces.pop(name), ignore_index=True) for name in columns}
+    return pd.DataFrame(joined, columns=columns, copy=False)
 
 
 #: Bytes of a blank-looking start read to tell an empty file [B].
@@ -537,10 +572,18 @@ def _finish(
             hint = f"; add it or pass --set {column}=..." if spec.overrides else ""
             raise ctx.fail(f"missing column{hint}", column=origin.get(column, column))
     out = pd.DataFrame(index=pd.RangeIndex(n))
+    # The columns the file lacks share one column of NaN (of None for text), which
+    # pandas copies only if it is written to (copy-on-write): not n values each.
+    absent: dict[bool, pd.Series] = {}
     for column in order:
         value = columns.pop(column, None)
         if value is None:
-            out[column] = None if column in _TEXT else np.nan
+            text = column in _TEXT
+            if text not in absent:
+                absent[text] = pd.Series(
+                    None if text else np.nan, index=out.index, dtype=object if text else float
+                )
+            out[column] = absent[text]
             continue
         series = (
             value.reset_index(drop=True)
@@ -569,113 +612,9 @@ def _finish(
     if spec.kind == "run":
         _split_gpu_column(ctx, out, origin)
     _check_names(ctx, out, origin)
-    _check_derived(ctx, out, origin)
+    check_derived(ctx, out, origin)
     out["source_row"] = np.arange(1, n + 1)
     return out
-
-
-def _check_derived(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
-    """Physical bounds across columns: efficiency <= 1.1, mean power <= 10 kW a GPU.
-
-    Runs also: mean power >= 1 W a GPU, GPU energy <= the total, and the GPU's mean
-    power <= twice its TDP (a unit slip: CodeCarbon's kWh read as MWh, s as ms).
-    """
-    duration = out["duration_s"].to_numpy(dtype=float, na_value=np.nan)
-    where_duration = origin.get("duration_s", "duration_s")
-    if "flops" in out.columns:
-        codes, pairs = pd.MultiIndex.from_arrays([out["gpu"], out["precision"]]).factorize()
-        peaks = [ctx.resolved[g][0].peak_flops[peak_precision(p)] for g, p in pairs]
-        peak = np.array(peaks, dtype=float)[codes]
-        flops = out["flops"].to_numpy(dtype=float, na_value=np.nan)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            efficiency = flops / duration / peak
-        limit = DERIVED_BOUNDS["efficiency"]
-        high = efficiency > limit
-        if high.any():
-            pos = int(np.argmax(high))
-            raise ctx.fail(
-                f"efficiency {efficiency[pos]:.3g} > {limit:g}: "
-                f"{origin.get('flops', 'flops')} {flops[pos]:.6g} FLOP in {duration[pos]:.6g} s "
-                f"is faster than the peak {peak[pos]:.4g} FLOP/s of {out['gpu'].iloc[pos]} "
-                f"at {out['precision'].iloc[pos]}; check the FLOPs, the duration's unit "
-                "and the precision",
-                position=pos,
-                column=where_duration,
-            )
-    if "energy_j" in out.columns:
-        energy = out["energy_j"].to_numpy(dtype=float, na_value=np.nan)
-        count = (
-            out["gpu_count"].to_numpy(dtype=float, na_value=1.0)
-            if "gpu_count" in out.columns
-            else np.ones(len(out))
-        )
-        with np.errstate(invalid="ignore", divide="ignore"):
-            power = energy / duration
-        if "n_layers" in out.columns:
-            _check_run_power(ctx, out, origin, energy, duration, count)
-        limit = DERIVED_BOUNDS["power_w"] * count
-        high = power > limit
-        if high.any():
-            pos = int(np.argmax(high))
-            gpus = f" on {count[pos]:g} GPUs" if count[pos] != 1 else " per GPU"
-            raise ctx.fail(
-                f"mean power {power[pos]:.4g} W > {limit[pos]:g} W{gpus}: "
-                f"{origin.get('energy_j', 'energy_j')} {energy[pos]:.6g} J in "
-                f"{duration[pos]:.6g} s; check the units (J, s)",
-                position=pos,
-                column=origin.get("energy_j", "energy_j"),
-            )
-
-
-def _check_run_power(
-    ctx: _Ctx,
-    out: pd.DataFrame,
-    origin: dict[str, str],
-    energy: np.ndarray,
-    duration: np.ndarray,
-    count: np.ndarray,
-) -> None:
-    """A run's mean power per GPU >= 1 W; GPU energy <= total and <= 2 x TDP."""
-    where_energy = origin.get("energy_j", "energy_j")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        power = energy / duration / count
-    low = power < DERIVED_BOUNDS["min_run_power_w"]
-    if low.any():
-        pos = int(np.argmax(low))
-        raise ctx.fail(
-            f"mean power {power[pos]:.3g} W < {DERIVED_BOUNDS['min_run_power_w']:g} W per GPU: "
-            f"{where_energy} {energy[pos]:.6g} J in {duration[pos]:.6g} s; check the units "
-            "(J and s; CodeCarbon writes kWh and s)",
-            position=pos,
-            column=where_energy,
-        )
-    if "gpu_energy_j" not in out.columns:
-        return
-    gpu_energy = out["gpu_energy_j"].to_numpy(dtype=float, na_value=np.nan)
-    where_gpu = origin.get("gpu_energy_j", "gpu_energy_j")
-    above = gpu_energy > energy * (1 + 1e-6)
-    if above.any():
-        pos = int(np.argmax(above))
-        raise ctx.fail(
-            f"GPU energy {gpu_energy[pos]:.6g} J is more than the total {where_energy} "
-            f"{energy[pos]:.6g} J",
-            position=pos,
-            column=where_gpu,
-        )
-    tdp = out["gpu"].map({n: r[0].power_limit_w for n, r in ctx.resolved.items()})
-    tdp = pd.to_numeric(tdp, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gpu_power = gpu_energy / duration / count
-    high = gpu_power > DERIVED_BOUNDS["tdp_ratio"] * tdp
-    if high.any():
-        pos = int(np.argmax(high))
-        raise ctx.fail(
-            f"GPU mean power {gpu_power[pos]:.4g} W is more than twice the TDP "
-            f"{tdp[pos]:g} W of {out['gpu'].iloc[pos]}: {gpu_energy[pos]:.6g} J in "
-            f"{duration[pos]:.6g} s on {count[pos]:g} GPUs; check the units (J, s)",
-            position=pos,
-            column=where_gpu,
-        )
 
 
 def _split_gpu_column(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
@@ -684,8 +623,8 @@ def _split_gpu_column(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> N
     A count given in ``gpu_count`` too must agree. ``gpu_count`` defaults to 1.
     """
     names = out["gpu"]
-    split = {v: _split_gpu_count(v) for v in names.dropna().unique()}
-    counts = names.map(lambda v: split[v][0] if v in split else None).astype(float)
+    split = {v: _split_gpu_count(v) for v in distinct(names)[1]}
+    counts = by_unique(names, lambda v: split[v][0]).astype(float)
     if counts.notna().any():
         given = out["gpu_count"].astype(float)
         clash = counts.notna() & given.notna() & (counts != given)
@@ -697,7 +636,7 @@ def _split_gpu_column(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> N
                 position=pos,
                 column=origin.get("gpu", "gpu"),
             )
-        out["gpu"] = names.map(lambda v: split[v][1] if v in split else v)
+        out["gpu"] = by_unique(names, lambda v: split[v][1])
         out["gpu_count"] = given.where(given.notna(), counts)
         check_numbers("gpu_count", out["gpu_count"], ctx.fail, origin.get("gpu", "gpu"))
     out["gpu_count"] = out["gpu_count"].astype(float).fillna(1.0)
@@ -706,7 +645,7 @@ def _split_gpu_column(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> N
 def _check_names(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
     """Resolve GPU names; check arch, operation and precision against the catalogues."""
     gpus = {}
-    for name in out["gpu"].dropna().unique():
+    for name in distinct(out["gpu"])[1]:
         try:
             resolved = ctx.gpu(name)
         except ValueError as exc:
@@ -722,7 +661,7 @@ def _check_names(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
             position=_first(missing_gpu),
             column=origin.get("gpu", "gpu"),
         )
-    out["gpu"] = out["gpu"].map({name: gpu.name for name, gpu in gpus.items()})
+    out["gpu"] = by_unique(out["gpu"], lambda name: gpus[name].name)
     arch = by_unique(out["arch"], lambda v: str(v).lower())
     unknown = ~arch.isin((*ARCHITECTURES, GENERIC_ARCH))
     if unknown.any():
@@ -757,10 +696,12 @@ def _check_names(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
                 position=pos,
                 column=origin.get("operation", "operation"),
             )
-    defaults = out["gpu"].map({g.name: g.default_precision for g in gpus.values()})
+    default = {g.name: g.default_precision for g in gpus.values()}
+    defaults = by_unique(out["gpu"], default.get)
     given = out["precision"].notna()
-    out.loc[given, "precision"] = by_unique(out.loc[given, "precision"], lambda v: str(v).lower())
-    out["precision"] = out["precision"].where(given, defaults)
+    lowered = by_unique(out["precision"], lambda v: str(v).lower())
+    out["precision"] = lowered.where(given, defaults)
+    del lowered, defaults
     bad = ~out["precision"].isin(PRECISIONS)
     if bad.any():
         pos = _first(bad)
@@ -769,10 +710,11 @@ def _check_names(ctx: _Ctx, out: pd.DataFrame, origin: dict[str, str]) -> None:
             position=pos,
             column=origin.get("precision", "precision"),
         )
-    for name in out["gpu"].unique():
+    peak = by_unique(out["precision"], peak_precision)
+    for name in distinct(out["gpu"])[1]:
         peaks = ctx.resolved[name][0].peak_flops
         usable = [p for p in PRECISIONS if peak_precision(p) in peaks]
-        bad = (out["gpu"] == name) & ~out["precision"].map(peak_precision).isin(peaks)
+        bad = (out["gpu"] == name) & ~peak.isin(peaks)
         if bad.any():
             pos = _first(bad)
             raise ctx.fail(

@@ -26,6 +26,7 @@ from powerfit.formats import (
 from powerfit.hardware.gpus import GPU, get_gpu
 from powerfit.store.validation import (
     ValidationError,
+    distinct,
     refuse_dates,
 )
 
@@ -283,14 +284,18 @@ _PARTS = ("gpu", "cpu", "ram")
 
 
 def by_unique(values: pd.Series, function: Callable[[object], object]) -> pd.Series:
-    """``function`` of each value, computed once per distinct value (NaN kept).
+    """``function`` of each value, computed once per distinct value (missing -> None).
 
-    The result shares one object per distinct value: a million rows naming three
-    GPUs hold three strings, not a million (``Series.str`` methods make one a row).
+    The result is an object column sharing one object per distinct value: a million
+    rows naming three GPUs hold three strings, not a million (``Series.map`` and the
+    ``Series.str`` methods make one a row, or a string column of a million).
     """
-    present = values.notna()
-    table = {value: function(value) for value in pd.unique(values[present])}
-    return values.map(table).where(present, None) if table else values.where(present, None)
+    codes, uniques = distinct(values)
+    table = np.empty(len(uniques) + 1, dtype=object)  # the last one for code -1
+    for index, value in enumerate(uniques):
+        table[index] = function(value)
+    mapped = table[codes]
+    return pd.Series(mapped, index=values.index, dtype=object, name=values.name, copy=False)
 
 
 def _strip(value: object) -> str:
