@@ -2,6 +2,10 @@
 
 Figures (section ``trace`` of ``experiments/benchmarks.py``):
 
+Every command runs in a new process with powerfit's bytecode compiled beforehand (as
+an installed package has it; ``PYTHONDONTWRITEBYTECODE`` would otherwise make each
+process compile powerfit's modules again).
+
 * ``hf_first_cold_s``: ``powerfit estimate --hf-config`` (Llama 2 70B, H100,
   amp-bf16, batch 1 × 4096) in a cold process with an empty trace cache: importing
   torch and transformers, building the model on the meta device, tracing, caching,
@@ -9,7 +13,9 @@ Figures (section ``trace`` of ``experiments/benchmarks.py``):
 * ``hf_cached_cold_s``: the same command again, the trace read from the cache, in a
   cold process (target ≤ 0.5 s), beside ``interpreter_start_s`` (a bare ``python -c
   pass``) and ``import_powerfit_training_s`` (``import powerfit.training`` alone:
-  pandas, scikit-learn and the step model's imports, which any estimate pays);
+  NumPy, pandas and powerfit's own modules, which any estimate pays; a cached estimate
+  imports no torch, transformers, scikit-learn, SciPy or MLflow: ``imports_heavy``
+  lists those the cached command imported, to be empty);
 * ``cache_read_ms``: reading a cached trace in a warm process (no torch import);
 * ``trace_warm_s``: tracing Llama 2 70B in a process where torch and transformers are
   imported already;
@@ -61,6 +67,28 @@ def _wall(cmd: list[str], env: dict[str, str]) -> float:
     return wall
 
 
+#: Packages a cached estimate must not import (top-level names).
+HEAVY = ("torch", "transformers", "sklearn", "scipy", "mlflow")
+
+
+def _heavy_imports(argv: list[str], env: dict[str, str]) -> list[str]:
+    """Which of :data:`HEAVY` ``powerfit <argv>`` imports (run in a new process)."""
+    probe = (
+        "import sys\n"
+        "from powerfit.cli import main\n"
+        "main(sys.argv[1:])\n"
+        f"heavy = {{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})\n"
+        "print('heavy:', *sorted(heavy), file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, env=env
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("heavy:")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"powerfit {' '.join(argv)} failed: {proc.stderr[-2000:]}")
+    return lines[-1].split()[1:]
+
+
 def benchmark(repeats: int = 3) -> dict[str, Any]:
     """The figures of the module notes."""
     out: dict[str, Any] = {"model": "Llama 2 70B", "setup": " ".join(ARGS)}
@@ -68,7 +96,11 @@ def benchmark(repeats: int = 3) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="powerfit-trace-") as folder:
         config = Path(folder) / "config.json"
         config.write_text(json.dumps(LLAMA2_70B))
-        env = {**os.environ, "PYTHONPATH": root}
+        # bytecode compiled once, as an installed package has it (pip compiles at
+        # install time), into a scratch folder: the repository is left as it is
+        env = {**os.environ, "PYTHONPATH": root, "PYTHONPYCACHEPREFIX": str(Path(folder) / "pyc")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        _wall([sys.executable, "-m", "compileall", "-q", str(Path(root) / "powerfit")], env)
         cmd = [sys.executable, "-m", "powerfit", "estimate", "--hf-config", str(config), *ARGS]
         first, cached = [], []
         for i in range(repeats):
@@ -78,6 +110,7 @@ def benchmark(repeats: int = 3) -> dict[str, Any]:
         out["hf_first_cold_s"] = statistics.median(first)
         out["hf_cached_cold_s"] = statistics.median(cached)
         out["hf_cached_cold_best_s"] = min(cached)
+        out["imports_heavy"] = _heavy_imports([*cmd[3:], "--json"], env)
         out["interpreter_start_s"] = statistics.median(
             _wall([sys.executable, "-c", "pass"], env) for _ in range(repeats)
         )
