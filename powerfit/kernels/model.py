@@ -3,7 +3,10 @@
 :class:`OperatorTimeModel` fits the laws of :mod:`powerfit.kernels.laws` per (GPU, operator)
 and predicts from them, or, for a GPU it never measured, from laws transferred from its
 specs (:mod:`powerfit.kernels.transfer`); :func:`load_operator_model` loads the laws
-bundled with the package.
+bundled with the package. Predicting and (de)serialising live in
+:class:`powerfit.kernels.operator_laws.OperatorLaws`, its base class, which imports
+neither scikit-learn nor SciPy: a step timed with the bundled laws
+(:func:`powerfit.steps.latency.bundled_operator_model`) uses it alone.
 
 Conventions
 -----------
