@@ -16,6 +16,10 @@ process compile powerfit's modules again).
   NumPy, pandas and powerfit's own modules, which any estimate pays; a cached estimate
   imports no torch, transformers, scikit-learn, SciPy or MLflow: ``imports_heavy``
   lists those the cached command imported, to be empty);
+* ``*_cpu_s``: the CPU time (user + system) of the same commands, which the load of a
+  shared machine changes less than the wall time; ``import_torch_transformers_cpu_s``:
+  importing torch, transformers and Llama's config and model classes alone, the floor of
+  a first estimate;
 * ``cache_read_ms``: reading a cached trace in a warm process (no torch import);
 * ``trace_warm_s``: tracing Llama 2 70B in a process where torch and transformers are
   imported already;
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -58,14 +63,22 @@ LLAMA2_70B = {
 ARGS = ["--gpu", "h100", "--batch-size", "1", "--seq-len", "4096", "--precision", "amp-bf16"]
 
 
-def _wall(cmd: list[str], env: dict[str, str]) -> float:
+def _wall(cmd: list[str], env: dict[str, str], cpu: list[float] | None = None) -> float:
+    """Wall time of ``cmd`` [s]; its CPU time (user + system) [s] appended to ``cpu``."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
+    if cpu is not None:
+        cpu.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
     return wall
 
+
+#: What any first estimate of Llama 2 70B imports: torch, transformers, the model's class.
+IMPORT_HF = "import torch, transformers; transformers.LlamaConfig; transformers.LlamaForCausalLM"
 
 #: Packages a cached estimate must not import (top-level names).
 HEAVY = ("torch", "transformers", "sklearn", "scipy", "mlflow")
@@ -102,14 +115,16 @@ def benchmark(repeats: int = 3) -> dict[str, Any]:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         _wall([sys.executable, "-m", "compileall", "-q", str(Path(root) / "powerfit")], env)
         cmd = [sys.executable, "-m", "powerfit", "estimate", "--hf-config", str(config), *ARGS]
-        first, cached = [], []
+        first, cached, first_cpu, cached_cpu = [], [], [], []
         for i in range(repeats):
             env["POWERFIT_CACHE_DIR"] = str(Path(folder) / f"cache{i}")
-            first.append(_wall([*cmd, "--json"], env))
-            cached.extend(_wall([*cmd, "--json"], env) for _ in range(2))
+            first.append(_wall([*cmd, "--json"], env, first_cpu))
+            cached.extend(_wall([*cmd, "--json"], env, cached_cpu) for _ in range(2))
         out["hf_first_cold_s"] = statistics.median(first)
+        out["hf_first_cold_cpu_s"] = statistics.median(first_cpu)
         out["hf_cached_cold_s"] = statistics.median(cached)
         out["hf_cached_cold_best_s"] = min(cached)
+        out["hf_cached_cold_cpu_s"] = statistics.median(cached_cpu)
         out["imports_heavy"] = _heavy_imports([*cmd[3:], "--json"], env)
         out["interpreter_start_s"] = statistics.median(
             _wall([sys.executable, "-c", "pass"], env) for _ in range(repeats)
@@ -117,6 +132,10 @@ def benchmark(repeats: int = 3) -> dict[str, Any]:
         out["import_powerfit_training_s"] = statistics.median(
             _wall([sys.executable, "-c", "import powerfit.training"], env) for _ in range(repeats)
         )
+        hf_cpu: list[float] = []
+        for _ in range(repeats):
+            _wall([sys.executable, "-c", IMPORT_HF], env, hf_cpu)
+        out["import_torch_transformers_cpu_s"] = statistics.median(hf_cpu)
         os.environ["POWERFIT_CACHE_DIR"] = str(Path(folder) / "cache0")
         out.update(_in_process())
     return out
