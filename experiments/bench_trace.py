@@ -2,6 +2,10 @@
 
 Figures (section ``trace`` of ``experiments/benchmarks.py``):
 
+Every command runs in a new process with powerfit's bytecode compiled beforehand (as
+an installed package has it; ``PYTHONDONTWRITEBYTECODE`` would otherwise make each
+process compile powerfit's modules again).
+
 * ``hf_first_cold_s``: ``powerfit estimate --hf-config`` (Llama 2 70B, H100,
   amp-bf16, batch 1 × 4096) in a cold process with an empty trace cache: importing
   torch and transformers, building the model on the meta device, tracing, caching,
@@ -9,7 +13,13 @@ Figures (section ``trace`` of ``experiments/benchmarks.py``):
 * ``hf_cached_cold_s``: the same command again, the trace read from the cache, in a
   cold process (target ≤ 0.5 s), beside ``interpreter_start_s`` (a bare ``python -c
   pass``) and ``import_powerfit_training_s`` (``import powerfit.training`` alone:
-  pandas, scikit-learn and the step model's imports, which any estimate pays);
+  NumPy, pandas and powerfit's own modules, which any estimate pays; a cached estimate
+  imports no torch, transformers, scikit-learn, SciPy or MLflow: ``imports_heavy``
+  lists those the cached command imported, to be empty);
+* ``*_cpu_s``: the CPU time (user + system) of the same commands, which the load of a
+  shared machine changes less than the wall time; ``import_torch_transformers_cpu_s``:
+  importing torch, transformers and Llama's config and model classes alone, the floor of
+  a first estimate;
 * ``cache_read_ms``: reading a cached trace in a warm process (no torch import);
 * ``trace_warm_s``: tracing Llama 2 70B in a process where torch and transformers are
   imported already;
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -52,13 +63,43 @@ LLAMA2_70B = {
 ARGS = ["--gpu", "h100", "--batch-size", "1", "--seq-len", "4096", "--precision", "amp-bf16"]
 
 
-def _wall(cmd: list[str], env: dict[str, str]) -> float:
+def _wall(cmd: list[str], env: dict[str, str], cpu: list[float] | None = None) -> float:
+    """Wall time of ``cmd`` [s]; its CPU time (user + system) [s] appended to ``cpu``."""
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr[-2000:]}")
+    if cpu is not None:
+        cpu.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
     return wall
+
+
+#: What any first estimate of Llama 2 70B imports: torch, transformers, the model's class.
+IMPORT_HF = "import torch, transformers; transformers.LlamaConfig; transformers.LlamaForCausalLM"
+
+#: Packages a cached estimate must not import (top-level names).
+HEAVY = ("torch", "transformers", "sklearn", "scipy", "mlflow")
+
+
+def _heavy_imports(argv: list[str], env: dict[str, str]) -> list[str]:
+    """Which of :data:`HEAVY` ``powerfit <argv>`` imports (run in a new process)."""
+    probe = (
+        "import sys\n"
+        "from powerfit.cli import main\n"
+        "main(sys.argv[1:])\n"
+        f"heavy = {{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})\n"
+        "print('heavy:', *sorted(heavy), file=sys.stderr)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", probe, *argv], capture_output=True, text=True, env=env
+    )
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("heavy:")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"powerfit {' '.join(argv)} failed: {proc.stderr[-2000:]}")
+    return lines[-1].split()[1:]
 
 
 def benchmark(repeats: int = 3) -> dict[str, Any]:
@@ -68,22 +109,33 @@ def benchmark(repeats: int = 3) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="powerfit-trace-") as folder:
         config = Path(folder) / "config.json"
         config.write_text(json.dumps(LLAMA2_70B))
-        env = {**os.environ, "PYTHONPATH": root}
+        # bytecode compiled once, as an installed package has it (pip compiles at
+        # install time), into a scratch folder: the repository is left as it is
+        env = {**os.environ, "PYTHONPATH": root, "PYTHONPYCACHEPREFIX": str(Path(folder) / "pyc")}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        _wall([sys.executable, "-m", "compileall", "-q", str(Path(root) / "powerfit")], env)
         cmd = [sys.executable, "-m", "powerfit", "estimate", "--hf-config", str(config), *ARGS]
-        first, cached = [], []
+        first, cached, first_cpu, cached_cpu = [], [], [], []
         for i in range(repeats):
             env["POWERFIT_CACHE_DIR"] = str(Path(folder) / f"cache{i}")
-            first.append(_wall([*cmd, "--json"], env))
-            cached.extend(_wall([*cmd, "--json"], env) for _ in range(2))
+            first.append(_wall([*cmd, "--json"], env, first_cpu))
+            cached.extend(_wall([*cmd, "--json"], env, cached_cpu) for _ in range(2))
         out["hf_first_cold_s"] = statistics.median(first)
+        out["hf_first_cold_cpu_s"] = statistics.median(first_cpu)
         out["hf_cached_cold_s"] = statistics.median(cached)
         out["hf_cached_cold_best_s"] = min(cached)
+        out["hf_cached_cold_cpu_s"] = statistics.median(cached_cpu)
+        out["imports_heavy"] = _heavy_imports([*cmd[3:], "--json"], env)
         out["interpreter_start_s"] = statistics.median(
             _wall([sys.executable, "-c", "pass"], env) for _ in range(repeats)
         )
         out["import_powerfit_training_s"] = statistics.median(
             _wall([sys.executable, "-c", "import powerfit.training"], env) for _ in range(repeats)
         )
+        hf_cpu: list[float] = []
+        for _ in range(repeats):
+            _wall([sys.executable, "-c", IMPORT_HF], env, hf_cpu)
+        out["import_torch_transformers_cpu_s"] = statistics.median(hf_cpu)
         os.environ["POWERFIT_CACHE_DIR"] = str(Path(folder) / "cache0")
         out.update(_in_process())
     return out

@@ -57,7 +57,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import least_squares
 
 __all__ = [
     "ATTENTION_COLUMNS",
@@ -444,6 +443,8 @@ def _fit_one(d: pd.DataFrame, peak: float, prior: dict | None) -> dict:
 
     def residual(x):
         return np.log(_efficiency(unpack(x), D, L, passes)) - y
+
+    from scipy.optimize import least_squares  # here: timing needs no SciPy
 
     x0 = np.clip(np.log([start[n] for n in free]), lo + 1e-9, hi - 1e-9)
     res = least_squares(residual, x0, bounds=(lo, hi), loss="soft_l1", f_scale=0.1)

@@ -35,7 +35,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import nnls
 
 __all__ = [
     "COLLECTIVES",
@@ -183,6 +182,8 @@ def _features(rows: pd.DataFrame, locality: str) -> np.ndarray:
 
 def _fit(rows: pd.DataFrame, locality: str) -> tuple[float, float]:
     """(α [s], B [B/s]) minimising the relative error, both ≥ 0."""
+    from scipy.optimize import nnls  # here: timing a collective needs no SciPy
+
     x, y = _features(rows, locality), rows.time_s.to_numpy(float)
     A = np.column_stack([np.ones_like(y), x]) / y[:, None]
     (alpha, inv_bw), _ = nnls(A, np.ones_like(y))

@@ -43,12 +43,15 @@ weight gradient reduces over the tokens). The law's tile-and-wave term carries t
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from powerfit.kernels.model import OPERATOR_COLUMNS, OperatorTimeModel
+from powerfit.kernels.operator_laws import OPERATOR_COLUMNS
+
+if TYPE_CHECKING:
+    from powerfit.kernels.model import OperatorTimeModel
 
 __all__ = [
     "VIDUR_OPERATOR_MAP",
@@ -152,6 +155,8 @@ def fit_half_precision(frame: pd.DataFrame, max_rows: int = 1500, **params: Any)
     Every measured model weighs the same within a (GPU, operator) (Llama 3 profiles
     have more token counts than the others).
     """
+    from powerfit.kernels.model import OperatorTimeModel  # here: reading laws needs no sklearn
+
     w = 1.0 / frame.groupby(["gpu", "op", "model"]).latency_s.transform("size").to_numpy(float)
     model = OperatorTimeModel(precision="fp16", max_rows=max_rows, **params)
     return model.fit(frame[list(OPERATOR_COLUMNS)], frame.latency_s.to_numpy(float), w)

@@ -38,7 +38,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import least_squares
 
 __all__ = ["MATMUL_BOUNDS", "MEMORY_BOUNDS"]
 
@@ -142,6 +141,8 @@ _MEMORY_LOG = {"eta_max", "k", "h0"}
 
 
 def _least_squares(residual, starts, names, bounds, logged):
+    from scipy.optimize import least_squares  # here: predicting needs no SciPy
+
     lower = _pack({n: bounds[n][0] for n in names}, names, logged)
     upper = _pack({n: bounds[n][1] for n in names}, names, logged)
     best = None

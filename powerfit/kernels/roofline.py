@@ -12,7 +12,7 @@ import pandas as pd
 
 from powerfit.kernels.counts import OPERATOR_KINDS, operator_bytes, operator_flops, operator_kind
 from powerfit.kernels.laws import _BYTES
-from powerfit.kernels.model import _frame
+from powerfit.kernels.operator_laws import _frame
 from powerfit.kernels.transfer import gpu_specs
 
 __all__ = ["roofline_latency"]

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from powerfit.kernels.attention import FUSED_ATTENTION_OPS, fused_attention_latency
-from powerfit.kernels.model import OPERATOR_COLUMNS, load_operator_model
+from powerfit.kernels.operator_laws import OPERATOR_COLUMNS, load_operator_laws
 from powerfit.steps.calibration import Calibration
 from powerfit.steps.graph import MATMUL_OPS
 
@@ -81,11 +81,14 @@ _BUNDLED: dict[str, Any] = {}
 def bundled_operator_model(precision: str) -> Any:
     """The bundled operator model of a precision, or None (no bundle of that precision).
 
-    Loaded once per process (:func:`powerfit.kernels.model.load_operator_model`).
+    Loaded once per process as :class:`powerfit.kernels.operator_laws.OperatorLaws`
+    (:func:`~powerfit.kernels.operator_laws.load_operator_laws`): the laws and
+    predictions of :func:`powerfit.kernels.model.load_operator_model`, without
+    importing scikit-learn (an estimate of a cached trace imports NumPy and pandas only).
     """
     if precision not in _BUNDLED:
         try:
-            _BUNDLED[precision] = load_operator_model(precision=precision)
+            _BUNDLED[precision] = load_operator_laws(precision=precision)
         except ValueError:
             _BUNDLED[precision] = None
     return _BUNDLED[precision]

@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, RegressorMixin
 
 from powerfit.architectures.model import ModelConfig
-from powerfit.kernels.model import _frame as _checked_frame
+from powerfit.kernels.operator_laws import _frame as _checked_frame
 from powerfit.steps.calibration import fit_calibration
 from powerfit.steps.graph import training_step_graph
 from powerfit.steps.latency import _gpu, operator_latency

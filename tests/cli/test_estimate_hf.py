@@ -267,3 +267,43 @@ def test_cli_power_limit_caps_power_slows_the_step_and_is_refused_outside_the_ra
     assert "power:" in capsys.readouterr().out
     assert estimate_hf.main([*base, "--power-limit", "900"]) == 1
     assert "200–700 W" in capsys.readouterr().err
+
+
+def test_cached_estimate_imports_no_torch_transformers_sklearn_scipy_mlflow(tmp_path, tiny_gpt2):
+    """A config estimated before is answered from the trace cache: a new process imports
+    none of the heavy packages (issue 24's ≤ 0.5 s cold), and answers as the first did."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(tiny_gpt2))
+    argv = ["estimate", "--hf-config", str(path), "--gpu", "h100", "--batch-size", "2"]
+    argv += ["--seq-len", "16", "--precision", "amp-bf16", "--json"]
+    probe = (
+        "import sys\n"
+        "from powerfit.cli import main\n"
+        "rc = main(sys.argv[1:])\n"
+        "heavy = {m.split('.')[0] for m in sys.modules}\n"
+        "heavy &= {'torch', 'transformers', 'sklearn', 'scipy', 'mlflow'}\n"
+        "print('heavy:', *sorted(heavy), file=sys.stderr)\n"
+        "sys.exit(rc)\n"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "POWERFIT_CACHE_DIR": str(tmp_path / "cache"), "PYTHONPATH": root}
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", probe, *argv], capture_output=True, text=True, env=env
+        )
+        for _ in range(2)
+    ]
+    for run in runs:
+        assert run.returncode == 0, run.stderr[-2000:]
+    heavy = [
+        [line.split()[1:] for line in r.stderr.splitlines() if line.startswith("heavy:")][-1]
+        for r in runs
+    ]
+    assert {"torch", "transformers"} <= set(heavy[0])  # the first run traced the model
+    assert heavy[1] == []
+    assert json.loads(runs[1].stdout) == json.loads(runs[0].stdout)
