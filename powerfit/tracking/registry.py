@@ -302,9 +302,9 @@ def _same_evidence(
 
 def _record(client: Any, name: str, version: int, fit: Any) -> None:
     """Tags, run name and ``split.json`` of a new version's fit."""
-    from powerfit.tracking.fitting import row_digests, run_name, version_tags
-
     from mlflow.entities import RunTag
+
+    from powerfit.tracking.fitting import row_digests, run_name, version_tags
 
     run_id = client.get_model_version(name, str(version)).run_id
     tags = version_tags(fit)
