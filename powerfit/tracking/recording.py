@@ -70,9 +70,9 @@ STEP_TIME_MODEL_NAME = "powerfit-step-time"
 #: Stages :func:`log_fit` announces to its ``progress`` callback, in order.
 RECORDING_STAGES = (
     "recording in MLflow: checking the model's types",
-    "recording in MLflow: the run, its parameters and coefficients",
+    "recording in MLflow: the run and its coefficients",
     "recording in MLflow: the plots",
-    "recording in MLflow: the model and its new version",
+    "recording in MLflow: the model and its version",
     "recording in MLflow: tags and the champion",
 )
 
