@@ -428,16 +428,16 @@ def log_fit(
     """
     stage = progress or (lambda name: None)
     stage(RECORDING_STAGES[0])
+    uri = resolve_tracking_uri(tracking_uri)
+    name = register or model_name_for(fit.gpu, fit.arch)
+    trusted = trusted_types(fit.model, extra_trusted_types)
+    stage(RECORDING_STAGES[1])
     import mlflow
     from mlflow import MlflowClient
 
     from powerfit.tracking.registry import ensure_registered_model, update_champion
 
-    uri = resolve_tracking_uri(tracking_uri)
-    name = register or model_name_for(fit.gpu, fit.arch)
-    trusted = trusted_types(fit.model, extra_trusted_types)
     signature = model_signature(fit.arch, list(fit.X_train.columns))
-    stage(RECORDING_STAGES[1])
     with using_tracking_uri(uri):
         client = MlflowClient(uri)
         experiment_id = _experiment_id(client, uri)
