@@ -197,16 +197,19 @@ _COEFFICIENT_LABELS = {
     "[ln of s]; power_w [W]; power_fraction [fraction of TDP])",
 }
 
-#: Stages of ``powerfit fit`` shown by its progress bar (those :func:`fit_and_log`
-#: announces: :func:`~powerfit.tracking.fitting.fit_coefficients`'s, then recording).
-_STAGES = 6
+#: Stages of :func:`~powerfit.tracking.fitting.fit_coefficients` that ``powerfit fit``'s
+#: progress bar counts; the recording's (:data:`~powerfit.tracking.recording.RECORDING_STAGES`)
+#: follow.
+_FIT_STAGES = 5
 
 
 def _fit_and_log(args: argparse.Namespace) -> Any:
     """:func:`~powerfit.tracking.fit_and_log` with the command's options and progress."""
     from powerfit.tracking import fit_and_log
+    from powerfit.tracking.recording import RECORDING_STAGES
 
-    with stages(_STAGES, "powerfit fit", quiet=args.json) as stage:
+    total = _FIT_STAGES + len(RECORDING_STAGES)
+    with stages(total, "powerfit fit", quiet=args.json) as stage:
         return fit_and_log(
             args.db,
             args.gpu,

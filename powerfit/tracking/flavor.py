@@ -40,6 +40,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +58,7 @@ __all__ = [
     "UnsafeModelError",
     "artifact_digest",
     "from_spec",
+    "import_skops_io",
     "load_spec_folder",
     "save_model",
     "to_spec",
@@ -415,6 +418,43 @@ def artifact_digest(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+#: sklearn's vendored array-API wrapper of PyTorch: a package that imports PyTorch.
+_SKLEARN_TORCH_WRAPPER = "sklearn.externals.array_api_compat.torch"
+
+
+def import_skops_io() -> Any:
+    """``skops.io``, imported without importing PyTorch when nothing else has.
+
+    Importing ``skops.io`` lists scikit-learn's estimators
+    (:func:`sklearn.utils.discovery.all_estimators`), which walks every package of
+    scikit-learn, ``sklearn.externals`` included, and so imports
+    ``sklearn.externals.array_api_compat.torch`` and PyTorch with it: 1.5–3 s of a
+    ``powerfit fit`` for a module the list then skips (``externals`` holds no
+    estimator). While ``skops.io`` is first imported, that one package stands as an
+    empty module (no ``__path__``: the walk does not enter it) and is removed
+    afterwards, so a later use of scikit-learn's array API with PyTorch imports it
+    as usual. The estimator list, hence what skops trusts and writes, is the same.
+    When PyTorch is already imported, nothing is saved and nothing is done.
+
+    Returns
+    -------
+    module
+        ``skops.io``.
+    """
+    if "skops.io" in sys.modules or "torch" in sys.modules:
+        import skops.io
+
+        return skops.io
+    placeholder = types.ModuleType(_SKLEARN_TORCH_WRAPPER)
+    placed = sys.modules.setdefault(_SKLEARN_TORCH_WRAPPER, placeholder) is placeholder
+    try:
+        import skops.io
+    finally:
+        if placed and sys.modules.get(_SKLEARN_TORCH_WRAPPER) is placeholder:
+            del sys.modules[_SKLEARN_TORCH_WRAPPER]
+    return skops.io
+
+
 def save_model(sk_model: Any, path: str, mlflow_model: Any = None, **kwargs: Any) -> None:
     """MLflow flavour hook: save the sklearn flavour, then the JSON pyfunc loader.
 
@@ -433,6 +473,7 @@ def save_model(sk_model: Any, path: str, mlflow_model: Any = None, **kwargs: Any
     import mlflow.sklearn
     from mlflow.models import Model
 
+    import_skops_io()  # what mlflow.sklearn imports to save, without PyTorch
     if mlflow_model is None:
         mlflow_model = Model()
     mlflow.sklearn.save_model(sk_model, path, mlflow_model=mlflow_model, **kwargs)

@@ -37,7 +37,7 @@ from typing import Any
 from powerfit.exceptions import PowerfitError
 from powerfit.tracking.energy_models import EnergyModelFactory, model_input_columns
 from powerfit.tracking.fitting import FittedCoefficients, fit_coefficients
-from powerfit.tracking.flavor import artifact_digest
+from powerfit.tracking.flavor import artifact_digest, import_skops_io
 from powerfit.tracking.locations import (
     EXPERIMENT_NAME,
     artifact_location,
@@ -51,6 +51,7 @@ from powerfit.tracking.orphans import fail_orphan_runs, owner_tags
 from powerfit.tracking.verify import DIGEST_TAG, download_model
 
 __all__ = [
+    "RECORDING_STAGES",
     "STEP_TIME_MODEL_NAME",
     "FitResult",
     "as_model_input",
@@ -66,6 +67,14 @@ __all__ = [
 MODEL_NAME = "model"
 #: Default registered-model name of the step-time model (:func:`log_step_time_model`).
 STEP_TIME_MODEL_NAME = "powerfit-step-time"
+#: Stages :func:`log_fit` announces to its ``progress`` callback, in order.
+RECORDING_STAGES = (
+    "recording in MLflow: checking the model's types",
+    "recording in MLflow: the run and its coefficients",
+    "recording in MLflow: the plots",
+    "recording in MLflow: the model and its version",
+    "recording in MLflow: tags and the champion",
+)
 
 
 @dataclass
@@ -229,9 +238,8 @@ def trusted_types(model: Any, extra: Sequence[str] = ()) -> list[str]:
         When the model holds other types skops does not trust by default (pass
         them in ``extra`` after checking them).
     """
-    import skops.io
-
-    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    skops_io = import_skops_io()
+    untrusted = skops_io.get_untrusted_types(data=skops_io.dumps(model))
     foreign = [t for t in untrusted if not t.startswith("powerfit.") and t not in extra]
     if foreign:
         raise PowerfitError(
@@ -395,6 +403,7 @@ def log_fit(
     test_size: float = 0.33,
     random_state: int = 0,
     extra_trusted_types: Sequence[str] = (),
+    progress: Callable[[str], None] | None = None,
 ) -> FitResult:
     """Record an already computed fit as one MLflow run and a new model version.
 
@@ -410,19 +419,24 @@ def log_fit(
         The split that was used (recorded as params).
     extra_trusted_types : sequence of str
         Non-powerfit types of the model that skops may load (checked by you).
+    progress : callable, optional
+        Called with the name of each stage as it starts (:data:`RECORDING_STAGES`).
 
     Returns
     -------
     FitResult
     """
+    stage = progress or (lambda name: None)
+    stage(RECORDING_STAGES[0])
+    uri = resolve_tracking_uri(tracking_uri)
+    name = register or model_name_for(fit.gpu, fit.arch)
+    trusted = trusted_types(fit.model, extra_trusted_types)
+    stage(RECORDING_STAGES[1])
     import mlflow
     from mlflow import MlflowClient
 
     from powerfit.tracking.registry import ensure_registered_model, update_champion
 
-    uri = resolve_tracking_uri(tracking_uri)
-    name = register or model_name_for(fit.gpu, fit.arch)
-    trusted = trusted_types(fit.model, extra_trusted_types)
     signature = model_signature(fit.arch, list(fit.X_train.columns))
     with using_tracking_uri(uri):
         client = MlflowClient(uri)
@@ -441,11 +455,14 @@ def log_fit(
         ) as run:
             mlflow.log_params(_params(fit, store_url, test_size, random_state))
             mlflow.log_metrics(fit.coefficients | fit.metrics)
+            stage(RECORDING_STAGES[2])
             with tempfile.TemporaryDirectory(prefix="powerfit-artifacts-") as folder:
                 _write_artifacts(fit, Path(folder))
                 mlflow.log_artifacts(folder)
+            stage(RECORDING_STAGES[3])
             example = as_model_input(fit.X_train.head(3), signature)
             version = _log_model_version(fit.model, name, signature, example, trusted)
+        stage(RECORDING_STAGES[4])
         tag_model_version(client, name, version, tags)
         promoted, champion = update_champion(client, name, version, force=promote, fit=fit)
     return FitResult(
@@ -529,8 +546,8 @@ def fit_and_log(
         (a lab that measured training steps only); recorded as ``powerfit.laws_from``.
     progress : callable, optional
         Called with the name of each stage as it starts: those of
-        :func:`~powerfit.tracking.fitting.fit_coefficients`, then
-        ``"recording in MLflow"``.
+        :func:`~powerfit.tracking.fitting.fit_coefficients`, then those of
+        :func:`log_fit` (:data:`RECORDING_STAGES`, each ``"recording in MLflow: ..."``).
 
     Returns
     -------
@@ -561,8 +578,6 @@ def fit_and_log(
             progress=progress,
         )
         shown_url = store.url
-    if progress is not None:
-        progress("recording in MLflow")
     return log_fit(
         fit,
         tracking_uri=tracking_uri,
@@ -572,6 +587,7 @@ def fit_and_log(
         test_size=test_size,
         random_state=random_state,
         extra_trusted_types=extra_trusted_types,
+        progress=progress,
     )
 
 

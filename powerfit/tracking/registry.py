@@ -302,12 +302,15 @@ def _same_evidence(
 
 def _record(client: Any, name: str, version: int, fit: Any) -> None:
     """Tags, run name and ``split.json`` of a new version's fit."""
+    from mlflow.entities import RunTag
+
     from powerfit.tracking.fitting import row_digests, run_name, version_tags
 
     run_id = client.get_model_version(name, str(version)).run_id
-    for key, value in version_tags(fit).items():
+    tags = version_tags(fit)
+    for key, value in tags.items():
         client.set_model_version_tag(name, str(version), key, value)
-        client.set_tag(run_id, key, value)
+    client.log_batch(run_id, tags=[RunTag(key, value) for key, value in tags.items()])
     client.set_tag(run_id, "mlflow.runName", run_name(fit))
     split = {
         "arch": fit.arch,

@@ -164,7 +164,11 @@ def test_fit_shows_progress_on_a_terminal_only(
             "--tracking-uri", tracking_uri]  # fmt: skip
     code, out, terminal = cli_on_terminal(args, tmp_path)
     assert code == 0, terminal
+    from powerfit.tracking.recording import RECORDING_STAGES
+
     assert "recording in MLflow" in terminal and "|" in terminal  # a tqdm bar
+    for stage in RECORDING_STAGES:  # the recording (~5 s) shows each of its sub-steps
+        assert stage in terminal
     assert "registered" in out
     code, out, terminal = cli_on_terminal([*args, "--json"], tmp_path)
     assert code == 0, terminal

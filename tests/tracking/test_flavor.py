@@ -239,3 +239,42 @@ def test_every_allowlisted_class_is_a_scikit_learn_estimator():
         cls = _class_for(path)
         assert issubclass(cls, BaseEstimator)
         assert f"{cls.__module__}.{cls.__qualname__}" == path
+
+
+# ------------------------------------------------------------- skops without PyTorch
+_SKOPS_PROBE = """
+import json, sys
+import sklearn
+if sys.argv[1] == "powerfit":
+    from powerfit.tracking.flavor import import_skops_io
+    skops_io = import_skops_io()
+else:
+    import skops.io as skops_io
+from skops.io import _trusted_types
+wrapper = sys.modules.get("sklearn.externals.array_api_compat.torch")
+print(json.dumps({
+    "torch": "torch" in sys.modules,
+    "wrapper": None if wrapper is None else hasattr(wrapper, "__path__"),
+    "estimators": _trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES,
+    "dumps": callable(skops_io.dumps),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_skops_imported_without_pytorch_trusts_the_same_estimators():
+    import subprocess
+    import sys
+
+    def probe(how):
+        done = subprocess.run([sys.executable, "-c", _SKOPS_PROBE, how], capture_output=True,
+                              text=True, timeout=300, check=True)  # fmt: skip
+        return json.loads(done.stdout)
+
+    plain, ours = probe("plain"), probe("powerfit")
+    if not plain["torch"]:
+        pytest.skip("this scikit-learn's skops import does not load PyTorch")
+    assert ours["torch"] is False  # PyTorch left unloaded ...
+    assert ours["wrapper"] is None  # ... and no placeholder left behind
+    assert ours["estimators"] == plain["estimators"]  # skops trusts the same estimators
+    assert ours["dumps"]
