@@ -34,8 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from powerfit.datasets.home import get_data_home
-from powerfit.datasets.vidur2024 import _checked, _checksums
+from powerfit.datasets.home import checked_file, get_data_home, read_sha256sums
 
 __all__ = ["FLASHATTN_BOARDS", "KERNEL_FAMILIES", "FlashAttnPublished", "fetch_flashattn"]
 
@@ -163,7 +162,7 @@ def fetch_flashattn(data_home: str | os.PathLike[str] | None = None) -> FlashAtt
             f"{folder} not found; set POWERFIT_DATA_HOME to the folder holding "
             "flashattn-published/"
         )
-    path = _checked(folder, FILE, _checksums(folder))
+    path = checked_file(folder, FILE, read_sha256sums(folder))
     raw = pd.read_csv(path)
     needed = {"gpu", "board", "kernel", "precision", "pass", "causal", "head_dim", "n_heads"}
     needed |= {"batch", "seq_len", "tflops", "time_ms", "source", "note", "flop_convention"}

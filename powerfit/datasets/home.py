@@ -44,6 +44,61 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def read_sha256sums(folder: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``SHA256SUMS`` file of a data set folder: relative path -> SHA-256 (hex).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder has no ``SHA256SUMS`` (the message says how to point
+        ``POWERFIT_DATA_HOME`` at the data).
+    ValueError
+        When a line is not ``<sha256>  <path>`` (the line is named).
+    """
+    folder = Path(folder)
+    sums = folder / "SHA256SUMS"
+    if not sums.is_file():
+        raise FileNotFoundError(
+            f"{sums} not found; set POWERFIT_DATA_HOME to the folder holding {folder.name}/ "
+            "(see the data set's README)"
+        )
+    table: dict[str, str] = {}
+    for lineno, line in enumerate(sums.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(maxsplit=1)
+        if len(parts) != 2:
+            raise ValueError(f"{sums}, line {lineno}: expected '<sha256>  <path>', got {line!r}")
+        table[parts[1].strip().removeprefix("./")] = parts[0]
+    return table
+
+
+def checked_file(folder: str | os.PathLike[str], relative: str, sums: dict[str, str]) -> Path:
+    """``folder/relative``, once its SHA-256 matches ``sums`` (:func:`read_sha256sums`).
+
+    Raises
+    ------
+    FileNotFoundError
+        When the file is missing.
+    ValueError
+        When it is not listed or its digest differs (the file is named).
+    """
+    folder = Path(folder)
+    path = folder / relative
+    if relative not in sums:
+        raise ValueError(f"{path}: not listed in {folder / 'SHA256SUMS'}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found (listed in {folder / 'SHA256SUMS'})")
+    actual = sha256_file(path)
+    if actual != sums[relative]:
+        raise ValueError(
+            f"{path}: SHA-256 differs from the pinned {sums[relative]} "
+            f"({folder / 'SHA256SUMS'}; found {actual}): the file is damaged or not the "
+            "published one"
+        )
+    return path
+
+
 def check_sha256sums(folder: str | os.PathLike[str], names: list[str]) -> None:
     """Check files of a data set folder against its ``SHA256SUMS`` file.
 
@@ -54,20 +109,6 @@ def check_sha256sums(folder: str | os.PathLike[str], names: list[str]) -> None:
     ValueError
         When a file is not listed or its digest differs (the file is named).
     """
-    folder = Path(folder)
-    sums_path = folder / "SHA256SUMS"
-    if not sums_path.is_file():
-        raise FileNotFoundError(f"{sums_path} not found (see the data set's README)")
-    sums = {}
-    for line in sums_path.read_text().splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            sums[name.strip().removeprefix("./")] = digest
+    sums = read_sha256sums(folder)
     for name in names:
-        path = folder / name
-        if not path.is_file():
-            raise FileNotFoundError(f"{path} not found")
-        if name not in sums:
-            raise ValueError(f"{path}: not listed in {sums_path}")
-        if sha256_file(path) != sums[name]:
-            raise ValueError(f"{path}: SHA-256 differs from {sums_path}")
+        checked_file(folder, name, sums)

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from powerfit.datasets.home import get_data_home, sha256_file
+from powerfit.datasets.home import checked_file, get_data_home, read_sha256sums
 
 __all__ = [
     "NEUSIGHT2025_COMMIT",
@@ -109,36 +109,6 @@ class NeuSight2025:
     path: Path
 
 
-def _neusight_checksums(folder: Path) -> dict[str, str]:
-    sums = folder / "SHA256SUMS"
-    if not sums.exists():
-        raise FileNotFoundError(
-            f"{sums} not found; set POWERFIT_DATA_HOME to the folder holding neusight2025/"
-        )
-    table: dict[str, str] = {}
-    for lineno, line in enumerate(sums.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split(maxsplit=1)
-        if len(parts) != 2:
-            raise ValueError(f"{sums}, line {lineno}: expected '<sha256>  <path>', got {line!r}")
-        table[parts[1].strip().removeprefix("./")] = parts[0]
-    return table
-
-
-def _checked(folder: Path, relative: str, sums: dict[str, str]) -> Path:
-    path = folder / relative
-    if relative not in sums:
-        raise ValueError(f"{path}: not listed in {folder / 'SHA256SUMS'}")
-    actual = sha256_file(path)
-    if actual != sums[relative]:
-        raise ValueError(
-            f"{path}: SHA-256 {actual} differs from the pinned {sums[relative]} "
-            f"({folder / 'SHA256SUMS'}); the file is damaged or not the published one"
-        )
-    return path
-
-
 def _read_neusight_ops(path: Path, relative: str, collection: str) -> pd.DataFrame:
     raw = pd.read_csv(path)
     missing = {"OPName", "Latency", "Device", "B"} - set(raw.columns)
@@ -209,8 +179,8 @@ def fetch_neusight2025(
     unknown = set(collections) - {"train", "test"}
     if unknown:
         raise ValueError(f"collections must be 'train' and/or 'test', got {sorted(unknown)}")
-    sums = _neusight_checksums(folder)
-    commit = _checked(folder, "COMMIT", sums).read_text().strip()
+    sums = read_sha256sums(folder)
+    commit = checked_file(folder, "COMMIT", sums).read_text().strip()
     if commit != NEUSIGHT2025_COMMIT:
         raise ValueError(
             f"{folder / 'COMMIT'}: commit {commit} differs from the pinned {NEUSIGHT2025_COMMIT}"
@@ -226,7 +196,7 @@ def fetch_neusight2025(
             if parts[1] == "test" and parts[2] != "elem.csv.gz":
                 if parts[2].removesuffix(".csv.gz") not in ops:
                     continue
-        path = _checked(folder, relative, sums)
+        path = checked_file(folder, relative, sums)
         frame = _read_neusight_ops(path, relative, parts[1])
         if ops is not None:
             frame = frame[frame["op"].isin(ops)]
@@ -241,10 +211,10 @@ def fetch_neusight2025(
     for relative in sorted(sums):
         parts = relative.split("/")
         if parts[0] == "devices":
-            spec = json.loads(_checked(folder, relative, sums).read_text())
+            spec = json.loads(checked_file(folder, relative, sums).read_text())
             devices[str(spec["Device"])] = spec
         elif parts[0] == "models":
-            config = json.loads(_checked(folder, relative, sums).read_text())
+            config = json.loads(checked_file(folder, relative, sums).read_text())
             models[parts[1].removesuffix(".json")] = config
         elif parts[0] == "labels" and relative.endswith(".json"):
             steps.append(_neusight_step(folder, relative, sums))
@@ -254,7 +224,7 @@ def fetch_neusight2025(
 
 def _neusight_step(folder: Path, relative: str, sums: dict[str, str]) -> dict:
     """One measured step from ``labels/<GPU>/<model>-<mode>-<seq>-<batch>.json``."""
-    path = _checked(folder, relative, sums)
+    path = checked_file(folder, relative, sums)
     label = json.loads(path.read_text())
     gpu_dir, name = relative.split("/")[1:3]
     model, mode, seq_len, batch = name.removesuffix(".json").rsplit("-", 3)

@@ -16,8 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from powerfit.datasets.home import get_data_home
-from powerfit.datasets.neusight2025 import _checked, _neusight_checksums
+from powerfit.datasets.home import checked_file, get_data_home, read_sha256sums
 from powerfit.exceptions import DataError
 
 __all__ = ["PARALLEL_OPTIONS", "neusight_parallel_steps"]
@@ -45,7 +44,7 @@ def neusight_parallel_steps(data_home: Any = None) -> pd.DataFrame:
         A file name or option not understood, a damaged file or a missing latency.
     """
     folder = get_data_home(data_home) / "neusight2025"
-    sums = _neusight_checksums(folder)
+    sums = read_sha256sums(folder)
     rows = []
     for relative in sorted(r for r in sums if r.startswith("parallel/") and r.endswith(".json")):
         match = _NAME.match(relative.split("/")[-1])
@@ -54,13 +53,13 @@ def neusight_parallel_steps(data_home: Any = None) -> pd.DataFrame:
                 f"not <model>-train-<seq>-<batch>-<{'|'.join(PARALLEL_OPTIONS)}>.json",
                 source=str(folder / relative),
             )
-        path = _checked(folder, relative, sums)
+        path = checked_file(folder, relative, sums)
         label = json.loads(path.read_text())
         latency = label.get("e2e_latency")
         if not isinstance(latency, (int, float)) or latency <= 0:
             raise DataError("missing or non-positive", source=str(path), column="e2e_latency")
         model_file = f"models/{match['model']}.json"
-        config = json.loads(_checked(folder, model_file, sums).read_text())
+        config = json.loads(checked_file(folder, model_file, sums).read_text())
         dp, tp, pp, m = PARALLEL_OPTIONS[match["option"]]
         rows.append(
             {

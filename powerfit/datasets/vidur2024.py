@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from powerfit.datasets.home import get_data_home, sha256_file
+from powerfit.datasets.home import checked_file, get_data_home, read_sha256sums
 
 __all__ = ["VIDUR2024_COMMIT", "VIDUR2024_GPUS", "VIDUR2024_OPS", "Vidur2024", "fetch_vidur2024"]
 
@@ -110,40 +110,6 @@ class Vidur2024:
     operators: pd.DataFrame
     commit: str
     path: Path
-
-
-def _checksums(folder: Path) -> dict[str, str]:
-    """``SHA256SUMS`` of a dataset folder: relative path -> digest."""
-    sums = folder / "SHA256SUMS"
-    if not sums.exists():
-        raise FileNotFoundError(
-            f"{sums} not found; set POWERFIT_DATA_HOME to the folder holding {folder.name}/"
-        )
-    table: dict[str, str] = {}
-    for lineno, line in enumerate(sums.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        parts = line.split(maxsplit=1)
-        if len(parts) != 2:
-            raise ValueError(f"{sums}, line {lineno}: expected '<sha256>  <path>', got {line!r}")
-        table[parts[1].strip().removeprefix("./")] = parts[0]
-    return table
-
-
-def _checked(folder: Path, relative: str, sums: dict[str, str]) -> Path:
-    """``folder/relative``, once its SHA-256 matches ``SHA256SUMS``."""
-    path = folder / relative
-    if relative not in sums:
-        raise ValueError(f"{path}: not listed in {folder / 'SHA256SUMS'}")
-    if not path.exists():
-        raise FileNotFoundError(f"{path} not found (listed in {folder / 'SHA256SUMS'})")
-    actual = sha256_file(path)
-    if actual != sums[relative]:
-        raise ValueError(
-            f"{path}: SHA-256 {actual} differs from the pinned {sums[relative]} "
-            f"({folder / 'SHA256SUMS'}); the file is damaged or not the published one"
-        )
-    return path
 
 
 def _read_profile(path: Path, relative: str, device: str, model: str) -> pd.DataFrame:
@@ -233,8 +199,8 @@ def fetch_vidur2024(
     if unknown:
         known = list(VIDUR2024_GPUS)
         raise ValueError(f"unknown Vidur device(s) {sorted(unknown)}; known: {known}")
-    sums = _checksums(folder)
-    commit = _checked(folder, "COMMIT", sums).read_text().strip()
+    sums = read_sha256sums(folder)
+    commit = checked_file(folder, "COMMIT", sums).read_text().strip()
     if commit != VIDUR2024_COMMIT:
         raise ValueError(
             f"{folder / 'COMMIT'}: commit {commit} differs from the pinned {VIDUR2024_COMMIT}"
@@ -250,7 +216,7 @@ def fetch_vidur2024(
         if gpus is not None and device not in gpus:
             continue
         model = parts[2].removesuffix(".mlp.csv.gz").replace("__", "/", 1)
-        path = _checked(folder, relative, sums)
+        path = checked_file(folder, relative, sums)
         frames.append(_read_profile(path, relative, device, model))
     if frames:
         operators = pd.concat(frames, ignore_index=True)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from powerfit.datasets.home import get_data_home, sha256_file
+from powerfit.datasets.home import get_data_home, read_sha256sums, sha256_file
 from powerfit.exceptions import DataError
 
 __all__ = ["VIDUR_NETWORK_COLUMNS", "VIDUR_TOPOLOGIES", "load_vidur_network"]
@@ -56,23 +56,6 @@ VIDUR_NETWORK_COLUMNS = (
 )
 
 _REQUIRED = ("num_workers", "size", "collective", "devices_per_node")
-
-
-def _checksums(folder: Path) -> dict[str, str]:
-    sums = folder / "SHA256SUMS"
-    if not sums.exists():
-        raise FileNotFoundError(
-            f"{sums} not found; set POWERFIT_DATA_HOME to the folder holding vidur2024/"
-        )
-    table = {}
-    for line in sums.read_text().splitlines():
-        if not line.strip():
-            continue
-        parts = line.split(maxsplit=1)
-        if len(parts) != 2:
-            raise DataError(f"expected '<sha256>  <path>', got {line!r}", source=str(sums))
-        table[parts[1].strip().removeprefix("./")] = parts[0]
-    return table
 
 
 def _read(folder: Path, relative: str, digest: str) -> pd.DataFrame:
@@ -165,7 +148,7 @@ def load_vidur_network(
         A damaged file, a missing column or a bad value (file, row and column named).
     """
     folder = get_data_home(data_home) / "vidur2024"
-    sums = _checksums(folder)
+    sums = read_sha256sums(folder)
     frames, seen, duplicates = [], {}, []
     for relative in sorted(r for r in sums if r.startswith("network/")):
         digest = sums[relative]
