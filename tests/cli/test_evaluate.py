@@ -113,7 +113,12 @@ def test_progress_on_a_terminal_only(env, tmp_path, cli_on_terminal):
 def test_parallel_suite_reports_neusight_4_gpu_steps(data_home, monkeypatch, capsys):
     monkeypatch.setenv("POWERFIT_DATA_HOME", str(data_home))
     if not (data_home / "neusight2025" / "parallel").is_dir():
-        pytest.skip("NeuSight's parallel steps not found under the data home")
+        pytest.skip(
+            (
+                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight): "
+                "set POWERFIT_DATA_HOME to a folder holding neusight2025/"
+            )
+        )
     assert main(["evaluate", "--suite", "parallel", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
     options = {row["option"]: row for row in result["table"]}

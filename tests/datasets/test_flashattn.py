@@ -11,7 +11,11 @@ import pytest
 @pytest.fixture(scope="module")
 def flash_home(data_home):
     if not (data_home / "flashattn-published").is_dir():
-        pytest.skip("flashattn-published not found under the data home")
+        pytest.skip(
+            "needs the flashattn-published data set (published FlashAttention and "
+            "cuDNN figures, each row citing its source, laid out as its README "
+            "says): set POWERFIT_DATA_HOME to a folder holding flashattn-published/"
+        )
     return data_home
 
 

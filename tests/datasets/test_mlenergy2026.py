@@ -13,7 +13,11 @@ from powerfit.datasets.mlenergy2026 import fetch_mlenergy2026, read_mlenergy_mod
 @pytest.fixture(scope="module")
 def ml(data_home):
     if not (data_home / "mlenergy2026").is_dir():
-        pytest.skip("mlenergy2026 not in the data home")
+        pytest.skip(
+            "needs the mlenergy2026 data set (github.com/ml-energy/leaderboard, "
+            "laid out as its README says): set POWERFIT_DATA_HOME to a folder "
+            "holding mlenergy2026/"
+        )
     return fetch_mlenergy2026(data_home).power
 
 

@@ -11,7 +11,11 @@ import pytest
 @pytest.fixture(scope="module")
 def vidur_home(data_home):
     if not (data_home / "vidur2024" / "compute").is_dir():
-        pytest.skip("vidur2024 not found under the data home")
+        pytest.skip(
+            "needs the vidur2024 data set (github.com/microsoft/vidur, laid out as "
+            "its README says): set POWERFIT_DATA_HOME to a folder holding "
+            "vidur2024/"
+        )
     return data_home
 
 

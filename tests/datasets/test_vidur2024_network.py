@@ -16,7 +16,11 @@ from powerfit.exceptions import DataError
 def home() -> Path:
     root = Path(os.environ.get("POWERFIT_DATA_HOME", ""))
     if not (root / "vidur2024" / "SHA256SUMS").exists():
-        pytest.skip("needs POWERFIT_DATA_HOME with vidur2024")
+        pytest.skip(
+            "needs the vidur2024 data set (github.com/microsoft/vidur, laid out as "
+            "its README says): set POWERFIT_DATA_HOME to a folder holding "
+            "vidur2024/"
+        )
     return root
 
 

@@ -13,7 +13,10 @@ from powerfit.datasets.zeus2023 import ZEUS_GPUS, fetch_zeus2023
 @pytest.fixture(scope="module")
 def zeus_home(data_home):
     if not (data_home / "zeus2023").is_dir():
-        pytest.skip("zeus2023 not in the data home")
+        pytest.skip(
+            "needs the zeus2023 data set (github.com/ml-energy/zeus, laid out as "
+            "its README says): set POWERFIT_DATA_HOME to a folder holding zeus2023/"
+        )
     return data_home
 
 

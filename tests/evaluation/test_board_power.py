@@ -9,7 +9,12 @@ import pytest
 @pytest.fixture(scope="module")
 def frame(data_home):
     if not (data_home / "zeus2023").is_dir() or not (data_home / "mlenergy2026").is_dir():
-        pytest.skip("zeus2023 / mlenergy2026 not in the data home")
+        pytest.skip(
+            "needs the zeus2023 and mlenergy2026 data sets "
+            "(github.com/ml-energy/zeus, github.com/ml-energy/leaderboard, laid "
+            "out as their READMEs say): set POWERFIT_DATA_HOME to a folder holding "
+            "them"
+        )
     from powerfit.evaluation.board_power import board_power_frame
 
     return board_power_frame(data_home)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -32,12 +29,6 @@ def test_paper_model_config_matches_torch_encoder_layers():
         paper_model_config("lstm", 1, 64, 4, 32)
 
 
-def _mayaki() -> bool:
-    home = os.environ.get("POWERFIT_DATA_HOME")
-    return bool(home) and (Path(home) / "mayaki2025" / "processed").is_dir()
-
-
-@pytest.mark.skipif(not _mayaki(), reason="needs POWERFIT_DATA_HOME with mayaki2025")
 def test_mayaki_power_frame_utilisation_is_physical():
     from powerfit.evaluation.power import mayaki_power_frame
 

@@ -64,7 +64,11 @@ def test_half_precision_and_fused_rows(data_home):
 
     needed = ("vidur2024", "flashattn-published", "neusight2025")
     if not all((data_home / name).is_dir() for name in needed):
-        pytest.skip("vidur2024, flashattn-published or neusight2025 missing")
+        pytest.skip(
+            "needs the vidur2024 (github.com/microsoft/vidur), flashattn-published "
+            "and neusight2025 (github.com/sitar-lab/NeuSight) data sets: set "
+            "POWERFIT_DATA_HOME to a folder holding them"
+        )
     table = evaluate_half_precision_and_fused(data_home)
     assert set(table.row) == set(HALF_PRECISION_ROWS)
     assert (table.what == table.row.map(HALF_PRECISION_ROWS)).all()

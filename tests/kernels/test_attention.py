@@ -120,7 +120,11 @@ def test_published_figures_own_and_leave_one_gpu_out(data_home):
     from powerfit.kernels.attention import leave_one_gpu_out
 
     if not (data_home / "flashattn-published").is_dir():
-        pytest.skip("flashattn-published not found")
+        pytest.skip(
+            "needs the flashattn-published data set (published FlashAttention and "
+            "cuDNN figures, each row citing its source, laid out as its README "
+            "says): set POWERFIT_DATA_HOME to a folder holding flashattn-published/"
+        )
     result = leave_one_gpu_out(fetch_flashattn(data_home).figures, "fa2")
     ape = result.assign(own=(1 / result.own - 1).abs(), logo=(1 / result.logo - 1).abs())
     per_gpu = ape.groupby("gpu")[["own", "logo"]].mean() * 100

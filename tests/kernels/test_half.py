@@ -15,7 +15,11 @@ def vidur_frame(data_home):
     from powerfit.kernels.half import vidur_operator_frame
 
     if not (data_home / "vidur2024" / "compute").is_dir():
-        pytest.skip("vidur2024 not found")
+        pytest.skip(
+            "needs the vidur2024 data set (github.com/microsoft/vidur, laid out as "
+            "its README says): set POWERFIT_DATA_HOME to a folder holding "
+            "vidur2024/"
+        )
     return vidur_operator_frame(fetch_vidur2024(data_home, gpus=("a40", "h100")))
 
 

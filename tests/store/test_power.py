@@ -17,7 +17,10 @@ from powerfit.store.readers.read import read_measurements
 def zeus_v100(data_home, tmp_path):
     src = data_home / "zeus2023" / "summary_power_v100.csv.gz"
     if not src.is_file():
-        pytest.skip("zeus2023 not in the data home")
+        pytest.skip(
+            "needs the zeus2023 data set (github.com/ml-energy/zeus, laid out as "
+            "its README says): set POWERFIT_DATA_HOME to a folder holding zeus2023/"
+        )
     return src
 
 
@@ -30,7 +33,11 @@ def mlenergy_file(data_home):
         / "meta-llama__Llama-3.1-8B-Instruct__lm-arena-chat.json.gz"
     )
     if not src.is_file():
-        pytest.skip("mlenergy2026 not in the data home")
+        pytest.skip(
+            "needs the mlenergy2026 data set (github.com/ml-energy/leaderboard, "
+            "laid out as its README says): set POWERFIT_DATA_HOME to a folder "
+            "holding mlenergy2026/"
+        )
     return src
 
 

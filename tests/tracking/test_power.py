@@ -11,7 +11,10 @@ import pytest
 def power_store(store, data_home):
     folder = data_home / "zeus2023"
     if not folder.is_dir():
-        pytest.skip("zeus2023 not in the data home")
+        pytest.skip(
+            "needs the zeus2023 data set (github.com/ml-energy/zeus, laid out as "
+            "its README says): set POWERFIT_DATA_HOME to a folder holding zeus2023/"
+        )
     for name in ("summary_power_v100.csv.gz", "summary_power_p100.csv.gz"):
         store.ingest(folder / name)
     return store
