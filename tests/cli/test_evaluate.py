@@ -114,10 +114,8 @@ def test_parallel_suite_reports_neusight_4_gpu_steps(data_home, monkeypatch, cap
     monkeypatch.setenv("POWERFIT_DATA_HOME", str(data_home))
     if not (data_home / "neusight2025" / "parallel").is_dir():
         pytest.skip(
-            (
-                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight): "
-                "set POWERFIT_DATA_HOME to a folder holding neusight2025/"
-            )
+            "needs the neusight2025 data set (github.com/sitar-lab/NeuSight): "
+            "set POWERFIT_DATA_HOME to a folder holding neusight2025/"
         )
     assert main(["evaluate", "--suite", "parallel", "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

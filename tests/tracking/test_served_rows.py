@@ -76,10 +76,8 @@ def test_repeated_rows_are_scored_once_with_the_same_values(data_home):
     steps = neusight_training_steps(data_home)
     if steps.empty:
         pytest.skip(
-            (
-                "needs the neusight2025 data set (github.com/sitar-lab/NeuSight): "
-                "set POWERFIT_DATA_HOME to a folder holding neusight2025/"
-            )
+            "needs the neusight2025 data set (github.com/sitar-lab/NeuSight): "
+            "set POWERFIT_DATA_HOME to a folder holding neusight2025/"
         )
     texts = {p: open(p).read() for p in steps["config"].unique()}
     columns = ["gpu", "config", "batch_size", "seq_len"]
