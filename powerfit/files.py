@@ -67,15 +67,34 @@ def max_input_bytes() -> int:
     DataError
         When the environment variable is not a positive integer.
     """
-    text = os.environ.get(_ENV, "").strip()
+    return positive_env_int(_ENV, MAX_INPUT_BYTES, "bytes")
+
+
+def positive_env_int(
+    name: str, default: int, unit: str, error: type[Exception] = DataError
+) -> int:
+    """A positive integer from the environment variable ``name``, else ``default``.
+
+    Parameters
+    ----------
+    name : str
+        The environment variable.
+    default : int
+        Its value when unset or blank.
+    unit : str
+        What it counts, for the error (``"bytes"``, ``"rows"``).
+    error : type of Exception
+        Raised, with one line naming the variable, when it is not a positive integer.
+    """
+    text = os.environ.get(name, "").strip()
     if not text:
-        return MAX_INPUT_BYTES
+        return default
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value <= 0:
-        raise DataError(f"{_ENV}={text!r}: give a positive number of bytes")
+        raise error(f"{name}={text!r}: give a positive number of {unit}")
     return value
 
 

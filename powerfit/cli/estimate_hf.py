@@ -222,15 +222,7 @@ def estimate(args: argparse.Namespace) -> dict[str, Any]:
                 gpus_per_node=args.gpus_per_node,
                 interconnect=args.interconnect,
                 node_power_w=args.node_power_w,
-                precision=args.precision,
-                optimizer=args.optimizer,
-                checkpointing=getattr(args, "checkpointing", None) or "none",
-                attention=getattr(args, "attention", None) or "auto",
-                specs_only=bool(getattr(args, "specs_only", False)),
-                steps=args.steps,
-                tokens=args.tokens,
-                grid_intensity=args.grid_intensity,
-                pue=args.pue,
+                **_step_and_run_options(args),
             )
         return _estimate_training(args, batch, seq)
 
@@ -268,6 +260,21 @@ def _user_gpus(db: str | None) -> list[Any]:
         return [spec for spec, _origin in store_gpus(store.engine).values()]
 
 
+def _step_and_run_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options one GPU's step and a whole run share, on one GPU or many."""
+    return {
+        "precision": args.precision,
+        "optimizer": args.optimizer,
+        "checkpointing": getattr(args, "checkpointing", None) or "none",
+        "attention": getattr(args, "attention", None) or "auto",
+        "specs_only": bool(getattr(args, "specs_only", False)),
+        "steps": args.steps,
+        "tokens": args.tokens,
+        "grid_intensity": args.grid_intensity,
+        "pue": args.pue,
+    }
+
+
 def _estimate_training(args: argparse.Namespace, batch: int, seq: int) -> dict[str, Any]:
     from powerfit.training import estimate_training
 
@@ -276,15 +283,7 @@ def _estimate_training(args: argparse.Namespace, batch: int, seq: int) -> dict[s
         args.gpu,
         batch,
         seq,
-        precision=args.precision,
-        optimizer=args.optimizer,
-        checkpointing=getattr(args, "checkpointing", None) or "none",
-        attention=getattr(args, "attention", None) or "auto",
-        specs_only=bool(getattr(args, "specs_only", False)),
-        steps=args.steps,
-        tokens=args.tokens,
-        grid_intensity=args.grid_intensity,
-        pue=args.pue,
+        **_step_and_run_options(args),
         top=int(getattr(args, "top", 10)),
         power_limit_w=getattr(args, "power_limit", None),
     )

@@ -531,16 +531,9 @@ def max_step_rows() -> int:
     UnsafeModelError
         When ``POWERFIT_MAX_STEP_ROWS`` is not a positive integer.
     """
-    text = os.environ.get(MAX_ROWS_ENV, "").strip()
-    if not text:
-        return MAX_STEP_ROWS
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise UnsafeModelError(f"{MAX_ROWS_ENV}={text!r}: give a positive number of rows")
-    return value
+    from powerfit.files import positive_env_int
+
+    return positive_env_int(MAX_ROWS_ENV, MAX_STEP_ROWS, "rows", UnsafeModelError)
 
 
 def _refuse_config_paths(model: Any, model_input: Any) -> None:

@@ -68,16 +68,9 @@ def max_model_bytes() -> int:
     UnsafeModelError
         When the environment variable is not a positive integer.
     """
-    text = os.environ.get(_MAX_BYTES_ENV)
-    if text is None or not text.strip():
-        return MAX_MODEL_BYTES
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise UnsafeModelError(f"{_MAX_BYTES_ENV}={text!r}: give a positive number of bytes")
-    return value
+    from powerfit.files import positive_env_int
+
+    return positive_env_int(_MAX_BYTES_ENV, MAX_MODEL_BYTES, "bytes", UnsafeModelError)
 
 
 def download_model(model_uri: str, dst_path: str | os.PathLike[str]) -> Path:
