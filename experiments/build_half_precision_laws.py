@@ -5,8 +5,8 @@ fused-attention figures through ``powerfit.datasets``, fits
 
 * :class:`powerfit.kernels.model.OperatorTimeModel` (``precision='fp16'``) on Vidur's
   operators (:func:`powerfit.kernels.half.vidur_operator_frame`), and
-* :class:`powerfit.kernels.attention.FusedAttentionLaws` on the FlashAttention-2 and
-  memory-efficient figures,
+* :class:`powerfit.kernels.attention.FusedAttentionLaws` on the FlashAttention-2,
+  cuDNN, memory-efficient and Triton FlashAttention (2022–2023 kernel) figures,
 
 measures each GPU by its own laws and by the other GPUs' only (leave-one-GPU-out), and
 writes ``powerfit/data/operators/fp16.json`` and ``powerfit/data/attention/fused.json`` with the
@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     own_me = leave_one_gpu_out(figures, "mem-efficient")
     cudnn = leave_one_gpu_out(figures, "cudnn")
     gc = cudnn.gpu.to_numpy()
+    triton = leave_one_gpu_out(figures, "triton")
+    triton_own = _q(1 / triton.own, np.ones(len(triton)), triton.gpu.to_numpy())
     attn = attention_figures(logo)
     gl = logo.gpu.to_numpy()
     laws.residuals = {
@@ -159,8 +161,18 @@ def main(argv: list[str] | None = None) -> int:
             "half_width": _q(1 / cudnn.logo, np.ones(len(cudnn)), gc),
             "n": len(cudnn),
         },
+        "triton_own": {"half_width": triton_own, "n": len(triton)},
+        # one GPU only (the A100): no leave-one-GPU-out; the transfer is FlashAttention-2's
+        # rule (mma.sync roof), so its evidence, with the own law's error added
+        "triton_logo": {
+            "half_width": float(np.hypot(_q(1 / logo.logo, np.ones(len(logo)), gl), triton_own)),
+            "n": len(triton),
+            "note": "no second GPU: FlashAttention-2's leave-one-GPU-out q (the same "
+            "mma.sync transfer) and the Triton law's own q, in quadrature",
+        },
         "per_gpu": attn.to_dict(orient="records"),
         "per_gpu_cudnn": attention_figures(cudnn).to_dict(orient="records"),
+        "per_gpu_triton": attention_figures(triton).to_dict(orient="records"),
         "provenance": {
             "data": "flashattn-published/fused_attention_published.csv (each row's source)",
             "built": built,
@@ -179,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     print(attn.round(1).to_string(index=False))
     print("\nFused attention (cuDNN, SDPA's CUDNN_ATTENTION backend), time MAPE [%]:")
     print(attention_figures(cudnn).round(1).to_string(index=False))
+    print("\nFused attention (Triton FlashAttention, 2022-2023 kernel), time MAPE [%]:")
+    print(attention_figures(triton).round(1).to_string(index=False))
     print(
         f"interval half-width q (FlashAttention-2 figures): own "
         f"{laws.residuals['own']['half_width']:.3f}, "

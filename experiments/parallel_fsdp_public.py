@@ -11,7 +11,9 @@ Here the whole optimizer step of the split is predicted, as ``powerfit estimate
 (:func:`powerfit.plan.runs.estimate_parallel_training`):
 ``GradAccum`` micro-batches of ``MicroBatchSize`` sequences on each GPU, ZeRO-3's per-layer
 all-gathers and reduce-scatters (prefetched, the exposed part added), the sharded AdamW
-update; attention ``flash`` as the measured runs. The measured step is
+update; attention ``flash`` with the kernel the measured runs used: llm-foundry's MPT
+yamls set ``attn_impl: triton`` (the Triton FlashAttention, ``--attention-kernel triton``),
+torchtitan runs SDPA (FlashAttention-2, ``fa2``). The measured step is
 ``GradAccum × MicroBatchSize × SeqLen / Throughput (T/s/GPU)`` [s]. The MPT rows use the
 ``gpt2-shaped`` stand-in of that script (transformers' MPT runs eager attention only). One
 node (8 GPUs, NVSwitch: Vidur's laws); Llama 3's 64 GPUs span 8 nodes, the inter-node
@@ -53,6 +55,7 @@ def main() -> int:
                 precision=precision,
                 checkpointing=row.checkpointing,
                 attention="flash",
+                attention_kernel="triton",
             )
         measured = row.grad_accum * row.measured_s
         errors[row.table].append(100 * (r["step_time_s"] - measured) / measured)

@@ -320,7 +320,7 @@ def config(graph: str, model: str, seq_len: int) -> dict[str, Any]:
     }
 
 
-def predict(graph: str, row: Row) -> dict[str, Any]:
+def predict(graph: str, row: Row, kernel: str = "triton") -> dict[str, Any]:
     """powerfit's compute step for one row: a micro-batch, plus a share of the update.
 
     Returns
@@ -339,6 +339,7 @@ def predict(graph: str, row: Row) -> dict[str, Any]:
             row.seq_len,
             precision=precision,
             attention="flash",
+            attention_kernel=kernel,
             checkpointing=row.checkpointing,
         )
     opt = r["breakdown_by_phase"].get("optimizer", 0.0)
@@ -350,7 +351,9 @@ def predict(graph: str, row: Row) -> dict[str, Any]:
         "t": t,
         "lo": lo,
         "hi": hi,
-        "attention": r["attention"],
+        "attention": f"{r['attention']} ({r['attention_kernel']})"
+        if r["attention_kernel"]
+        else r["attention"],
         "n_parameters": r["model"]["n_parameters"],
     }
 
@@ -403,6 +406,12 @@ def main() -> None:
     ap.add_argument(
         "--graphs", nargs="+", default=["gpt2-shaped", "mpt"], choices=["gpt2-shaped", "mpt"]
     )
+    ap.add_argument(
+        "--attention-kernel",
+        default="triton",
+        choices=["triton", "fa2", "cudnn"],
+        help="fused-attention kernel of the MPT rows (default triton: the runs' attn_impl)",
+    )
     args = ap.parse_args()
     print(f"source: {SOURCE}")
     for graph in args.graphs:
@@ -410,7 +419,7 @@ def main() -> None:
         results, failed = [], []
         for row in rows():
             try:
-                results.append((row, predict(graph, row)))
+                results.append((row, predict(graph, row, args.attention_kernel)))
             except Exception as exc:
                 failed.append(f"{row.table} {row.model} {row.seq_len}: {exc}".splitlines()[0])
         report(graph, results)

@@ -172,6 +172,7 @@ def estimate_training(
     optimizer: str = "adamw",
     checkpointing: bool | str = False,
     attention: str = "auto",
+    attention_kernel: str = "fa2",
     specs_only: bool = False,
     steps: int | None = None,
     tokens: float | None = None,
@@ -199,6 +200,11 @@ def estimate_training(
         Activation checkpointing (True: full; selective: the attention cores only).
     attention : {'auto', 'eager', 'sdpa', 'flash'}, default 'auto'
         Attention kind of a traced model (:func:`powerfit.architectures.trace.resolve_attention`).
+    attention_kernel : {'fa2', 'cudnn', 'triton'}, default 'fa2'
+        The kernel that runs a fused attention in half precision, timed by its own law
+        (:data:`powerfit.kernels.attention_kernels.ATTENTION_KERNELS`): FlashAttention-2 (SDPA's
+        flash backend, transformers' ``flash_attention_2``), cuDNN (SDPA's cuDNN
+        backend) or the Triton FlashAttention (llm-foundry's ``attn_impl: triton``).
     specs_only : bool, default False
         Predict as if this GPU had never been measured (catalogue specs and other
         GPUs' operator laws only; no calibration).
@@ -256,8 +262,10 @@ def estimate_training(
     """
     from powerfit.architectures.model import PRECISIONS, ModelConfig
     from powerfit.hardware.gpus import get_gpu
+    from powerfit.kernels.attention_kernels import check_attention_kernel, kernel_run
     from powerfit.steps.latency import bundled_operator_model
     from powerfit.steps.measured import calibrate_on_measured_steps
+    from powerfit.steps.memory import memory_warning
 
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
@@ -269,6 +277,7 @@ def estimate_training(
     if steps is None and tokens is None and grid_intensity is not None:
         raise ValueError("grid_intensity needs a run: give steps or tokens")
     ckpt = checkpointing_mode(checkpointing)
+    check_attention_kernel(attention_kernel)
     model, graph, trace, memory, fallback = None, None, None, None, None
     if isinstance(config, ModelConfig):  # the hand-written graph (the checked reference)
         if ckpt == "selective":
@@ -277,7 +286,7 @@ def estimate_training(
         family, n_params = model.family, model.n_parameters
     else:  # every architecture transformers knows: traced on the meta device
         trace, graph, memory, fallback = _traced(
-            config, gpu, batch, seq, precision, optimizer, ckpt, attention
+            config, gpu, batch, seq, precision, optimizer, ckpt, attention, attention_kernel
         )
         if trace is None:  # a hand-written family, without torch or untraceable
             from powerfit.architectures.hf import from_hf_config
@@ -294,7 +303,7 @@ def estimate_training(
     if trace is not None:
         notes += trace.warnings
         if memory.get("fits_in_memory") is False:
-            notes.append(_memory_warning(memory, gpu))
+            notes.append(memory_warning(memory, gpu))
     # the bundled FP32 laws time the FP32 rows, and the memory-bound rows of every
     # other precision on their own bytes; products of a precision without laws are
     # timed by the roofline at its peak (+ the FP32 laws' launch cost)
@@ -350,6 +359,9 @@ def estimate_training(
             "graph": "hand-written" if trace is None else "traced",
         },
         "attention": None if trace is None else trace.attention,
+        "attention_kernel": kernel_run(
+            None if trace is None else trace.attention, precision, attention_kernel
+        ),
         "checkpointing": ckpt,
         "gpu": gpu,
         "batch_size": batch,
@@ -420,6 +432,7 @@ def _traced(
     optimizer: str,
     checkpointing: str,
     attention: str,
+    attention_kernel: str = "fa2",
 ) -> tuple[Any, Any, Any, str | None]:
     """(trace, step graph, peak memory, None) of a ``config.json`` traced on the meta
     device; (None, None, None, why) for a hand-written family that cannot be traced
@@ -444,7 +457,7 @@ def _traced(
             raise
         # the seven hand-written families are still estimated (their checked graphs)
         return None, None, None, f"{exc}: the hand-written graph of {data['model_type']} is used"
-    graph = traced_step_graph(trace, batch, precision, optimizer, checkpointing)
+    graph = traced_step_graph(trace, batch, precision, optimizer, checkpointing, attention_kernel)
     memory = step_memory(
         trace,
         batch,
@@ -454,25 +467,6 @@ def _traced(
         capacity_bytes=_gpu(gpu).memory_bytes,
     )
     return trace, graph, memory, None
-
-
-def _memory_warning(memory: dict[str, Any], gpu: str) -> str:
-    """One line naming the shortfall of a step that does not fit."""
-    parts = ", ".join(
-        f"{name} {memory[key] / 1e9:.1f}"
-        for name, key in (
-            ("weights", "weights_bytes"),
-            ("gradients", "gradients_bytes"),
-            ("optimizer", "optimizer_bytes"),
-            ("activations", "activations_bytes"),
-            ("workspace", "workspace_bytes"),
-        )
-    )
-    return (
-        f"does not fit in memory: the step needs {memory['memory_gb']:.1f} GB at its peak "
-        f"({parts} GB), {gpu} has {memory['capacity_gb']:.1f} GB: "
-        f"{memory['shortfall_gb']:.1f} GB short"
-    )
 
 
 def _mode_and_half_width(

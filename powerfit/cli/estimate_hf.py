@@ -25,6 +25,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from powerfit.kernels.attention_kernels import ATTENTION_KERNELS
+
 #: What each precision means for a training step (``--help`` and the output say it).
 PRECISION_MEANING = {
     "fp32": "everything in fp32 on CUDA cores",
@@ -87,6 +89,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("auto", "eager", "sdpa", "flash"),
         help="attention kernels: auto (default: what transformers runs for the model, SDPA "
         "where supported, else eager), eager, sdpa (fused) or flash (fp16/bf16 only)",
+    )
+    _add(
+        parser,
+        "--attention-kernel",
+        dest="attention_kernel",
+        default="fa2",
+        choices=ATTENTION_KERNELS,
+        help="kernel of a fused attention in fp16/bf16: fa2 (default: FlashAttention-2, SDPA's "
+        "flash backend), cudnn (SDPA's cuDNN backend) or triton (Triton FlashAttention, "
+        "llm-foundry's attn_impl: triton)",
     )
     _add(parser, "--steps", type=int, help="training steps of the whole run [-]")
     _add(parser, "--tokens", type=float, help="training tokens of the whole run [-]")
@@ -267,6 +279,7 @@ def _step_and_run_options(args: argparse.Namespace) -> dict[str, Any]:
         "optimizer": args.optimizer,
         "checkpointing": getattr(args, "checkpointing", None) or "none",
         "attention": getattr(args, "attention", None) or "auto",
+        "attention_kernel": getattr(args, "attention_kernel", None) or "fa2",
         "specs_only": bool(getattr(args, "specs_only", False)),
         "steps": args.steps,
         "tokens": args.tokens,
@@ -311,7 +324,11 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"precision: {result['precision']} = {PRECISION_MEANING[result['precision']]}")
     if result.get("attention"):
-        print(f"attention: {result['attention']}, checkpointing: {result['checkpointing']}")
+        kernel = result.get("attention_kernel")
+        kernel = f" ({kernel} kernel)" if kernel else ""
+        print(
+            f"attention: {result['attention']}{kernel}, checkpointing: {result['checkpointing']}"
+        )
     print(f"step time: {result['step_time_s']:.4g} s  [{t_lo:.3g}, {t_hi:.3g}]")
     print(
         f"energy:    {result['energy_j']:.4g} J  [{e_lo:.3g}, {e_hi:.3g}] "

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from powerfit.kernels.attention_kernels import ATTENTION_KERNELS
+
 HELP = """\
 Enumerate the runs of a Hugging Face model over the GPUs available (GPU kind, count,
 tensor and pipeline parallel degrees, ZeRO sharding, micro-batch, activation
@@ -67,6 +69,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=("auto", "eager", "sdpa", "flash"),
         help="attention kernels, as estimate --hf-config (default auto: fused SDPA where "
         "transformers uses it)",
+    )
+    parser.add_argument(
+        "--attention-kernel",
+        dest="attention_kernel",
+        default="fa2",
+        choices=ATTENTION_KERNELS,
+        help="kernel of a fused attention, as estimate --hf-config (default fa2)",
     )
     parser.add_argument("--gpus-per-node", type=int, default=8, help="default 8")
     parser.add_argument(
@@ -136,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         optimizer=args.optimizer,
         objective=args.objective,
         attention=args.attention,
+        attention_kernel=args.attention_kernel,
         gpus_per_node=args.gpus_per_node,
         interconnect=args.interconnect,
         node_power_w=args.node_power_w,

@@ -10,7 +10,11 @@ frame: the published columns, plus normalised ones the laws need:
 * ``family``: the kernel family (:data:`KERNEL_FAMILIES`): ``fa1``, ``fa2`` (FlashAttention-2
   and PyTorch SDPA's FLASH_ATTENTION backend, which vendors it), ``fa3``, ``cudnn``,
   ``mem-efficient`` (xFormers' cutlass kernel, which SDPA's EFFICIENT_ATTENTION backend
-  vendors), ``triton``, ``eager`` (unfused baselines), ``other``;
+  vendors), ``triton`` (the 2022–2023 Triton FlashAttention, Tillet's kernel that
+  flash-attn's ``flash_attn_triton`` and llm-foundry's MPT ``attn_impl: triton`` run; it
+  issues Ampere's ``mma.sync`` on every GPU), ``triton-tutorial`` (Triton's 2024 tutorial
+  kernel, built with Hopper's TMA and ``wgmma``: another kernel), ``eager`` (unfused
+  baselines), ``other``;
 * ``precision_name`` (``fp16``, ``bf16``, ``fp8``), ``pass_name`` (``fwd``, ``bwd``,
   ``fwd+bwd``; None for maxima, ranges and unstated passes), ``is_causal`` (bool, None
   where unknown), ``q_heads``/``kv_heads`` (GQA rows publish "64 q / 8 kv"), and flags
@@ -67,6 +71,7 @@ KERNEL_FAMILIES = (
     ("fa1", r"^FlashAttention-1"),
     ("cudnn", r"cuDNN|CUDNN"),
     ("mem-efficient", r"xformers|memory_efficient"),
+    ("triton-tutorial", r"Triton tutorial"),
     ("triton", r"Triton"),
     ("other", r"."),
 )

@@ -7,5 +7,6 @@ never measured (:mod:`~powerfit.kernels.transfer`), the roofline
 (GPU, operator), with the bundled laws (:mod:`~powerfit.kernels.model`); the FP16/BF16
 laws fitted on Vidur's profiles and their evidence (:mod:`~powerfit.kernels.half`); fused
 attention's counts, laws per GPU and activation memory
-(:mod:`~powerfit.kernels.attention`).
+(:mod:`~powerfit.kernels.attention`), and which kernel runs it
+(:mod:`~powerfit.kernels.attention_kernels`).
 """

@@ -39,6 +39,17 @@ and cycle (the softmax's exponentials run at a fixed rate per cycle beside it:
 Leave-one-GPU-out residuals (:func:`leave_one_gpu_out`) give the interval of each origin
 (:meth:`FusedAttentionLaws.half_width`).
 
+**Kernels** (:data:`powerfit.kernels.attention_kernels.ATTENTION_KERNELS`, ``estimate
+--attention-kernel``). ``fa2`` (default): FlashAttention-2, what PyTorch SDPA's
+FLASH_ATTENTION backend and transformers' ``flash_attention_2`` run. ``cudnn``: SDPA's
+CUDNN_ATTENTION backend. ``triton``: the Triton FlashAttention of 2022–2023 (Tillet's
+kernel, flash-attn's ``flash_attn_triton``, llm-foundry MPT's ``attn_impl: triton``),
+fitted on the A100 figures of the FlashAttention-2 paper (Fig. 4: about half
+FlashAttention-2's throughput forward and backward), transferred to other GPUs by the
+same ``mma.sync`` roof as FlashAttention-2 (the Triton of that time emitted ``mma.sync``
+on Hopper too). Triton's 2024 tutorial kernel (TMA, ``wgmma``) is another kernel and is
+not this law.
+
 **Precision.** FP16 and BF16 (and the products of AMP) run FlashAttention-2 at the
 tensor-core peak. FP32 and TF32 tensors make SDPA run the memory-efficient kernel, not
 flash (FlashAttention needs half precision): those calls are timed at the FP32 peak
@@ -58,6 +69,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from powerfit.kernels.attention_kernels import (
+    KERNEL_NAMES,
+    attention_kernels,
+    check_attention_kernel,
+)
+
 __all__ = [
     "ATTENTION_COLUMNS",
     "FUSED_ATTENTION_OPS",
@@ -76,6 +93,10 @@ FUSED_ATTENTION_OPS = {"attention": False, "attention_bwd": True}
 #: Columns of a step graph that describe a fused attention (0 on other rows): sequences,
 #: query heads, key/value heads, query and key lengths, head dimension [-], causal (0/1).
 ATTENTION_COLUMNS = ("batch", "heads", "kv_heads", "seq_q", "seq_kv", "head_dim", "causal")
+
+#: Kernel families whose transfer to another GPU follows the ``mma.sync`` roof
+#: (:meth:`FusedAttentionLaws.transferred`); other families take the median level.
+_MMA_SYNC_FAMILIES = ("fa2", "triton")
 
 #: Figures (and at least two sequence lengths and head dims) a GPU needs to fit every
 #: coefficient of its law; below, only the level ``e`` (and ``r``).
@@ -272,8 +293,9 @@ def fused_attention_latency(
     backward = rows["op"].map(FUSED_ATTENTION_OPS).to_numpy(bool)
     rows = _with_attention_columns(rows, backward)
     precisions = rows["precision"].astype(str).to_numpy()
-    for precision in sorted(set(precisions)):
-        m = precisions == precision
+    kernels = attention_kernels(rows)
+    for precision, kernel in sorted(set(zip(precisions, kernels, strict=True))):
+        m = (precisions == precision) & (kernels == kernel)
         d = rows[m]
         t, origin = laws.time(
             gpu,
@@ -287,6 +309,7 @@ def fused_attention_latency(
             backward[m],
             precision=precision,
             specs_only=specs_only,
+            family=kernel,
         )
         out[m] = t
         if origin == "assumed-fp32":
@@ -298,8 +321,8 @@ def fused_attention_latency(
             )
         elif origin == "transfer":
             notes.append(
-                f"{precision} fused attention ({int(m.sum())} rows): law transferred from "
-                "the other GPUs' published FlashAttention-2 figures by tensor-core peak"
+                f"{precision} fused attention ({int(m.sum())} rows): {KERNEL_NAMES[kernel]} "
+                "law transferred from the other GPUs' published figures by tensor-core peak"
             )
     return out, source, notes
 
@@ -528,7 +551,7 @@ class FusedAttentionLaws:
     def fit(
         cls,
         figures: pd.DataFrame,
-        families: tuple[str, ...] = ("fa2", "cudnn", "mem-efficient"),
+        families: tuple[str, ...] = ("fa2", "cudnn", "mem-efficient", "triton"),
     ):
         """Fit one law per (GPU, family) on :func:`fetch_flashattn` figures.
 
@@ -576,13 +599,15 @@ class FusedAttentionLaws:
         on the SM's special-function units at a fixed rate per cycle: the faster the
         tensor cores of an SM, the larger their share of the time), ``a``, ``b ≥ 0`` by
         least squares (the median level with fewer than three GPUs); ``e`` is set so that
-        this GPU's law reaches the predicted η at the reference call.
+        this GPU's law reaches the predicted η at the reference call. This rule is that
+        of the kernels issuing ``mma.sync`` (``fa2``, ``triton``); other families take
+        the other GPUs' median coefficients, as an assumption.
         """
         others = {g: c for (g, f), c in self.laws.items() if f == family and g != gpu}
         if not others:
             raise ValueError(f"no {family} fused-attention law of another GPU to transfer")
         law = _medians(list(others.values()))
-        if family != "fa2":  # other kernels: the median level, as an assumption
+        if family not in _MMA_SYNC_FAMILIES:  # other kernels: the median level, as an assumption
             return law
         rel = np.array([_reference(c) / mma_share(g) for g, c in others.items()])
         rho = np.array([_tensor_rate(g) for g in others])
@@ -625,12 +650,15 @@ class FusedAttentionLaws:
 
         ``precision``: ``fp16``/``bf16``/``amp-*`` run FlashAttention-2 (PyTorch SDPA's
         FLASH_ATTENTION backend, its first choice) at the FP16 tensor-core peak (origin
-        ``fit`` or ``transfer``), or the kernel ``family`` names (``cudnn``: SDPA's
-        CUDNN_ATTENTION backend, when a user selects it); ``fp32``/``tf32`` the
-        memory-efficient kernel at the FP32 peak (origin ``assumed-fp32``). The latency
-        is ``max(FLOP/(peak·η), bytes/bandwidth)``.
+        ``fit`` or ``transfer``), or the kernel ``family`` names (one of
+        :data:`~powerfit.kernels.attention_kernels.ATTENTION_KERNELS`: ``cudnn`` SDPA's
+        CUDNN_ATTENTION backend, ``triton`` the Triton FlashAttention); ``fp32``/``tf32``
+        the memory-efficient kernel at the FP32 peak (origin ``assumed-fp32``) whatever
+        ``family``. The latency is ``max(FLOP/(peak·η), bytes/bandwidth)``.
         """
         _check_precision(precision)
+        if family is not None and family != "mem-efficient":
+            check_attention_kernel(family)
         if precision in _HALF:
             family, peak_name, width, tag = family or "fa2", "fp16", 2.0, None
         else:
@@ -660,8 +688,10 @@ class FusedAttentionLaws:
 
         From the bundled residuals of ``family`` (FlashAttention-2 by default):
         ``fit`` the GPU's own law, ``transfer`` leave-one-GPU-out, ``assumed-fp32``
-        twice the transfer's.
+        twice the transfer's (the memory-efficient kernel's, whatever ``family``).
         """
+        if origin == "assumed-fp32":
+            family = "fa2"
         key = {"fit": "own", "transfer": "logo"}.get(origin, "logo")
         if family != "fa2":
             key = f"{family}_{key}"

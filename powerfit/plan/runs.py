@@ -212,6 +212,7 @@ def estimate_parallel_training(
     optimizer: str = "adamw",
     checkpointing: bool | str = False,
     attention: str = "auto",
+    attention_kernel: str = "fa2",
     specs_only: bool = False,
     steps: int | None = None,
     tokens: float | None = None,
@@ -244,9 +245,11 @@ def estimate_parallel_training(
         Between nodes (:func:`powerfit.kernels.collectives.parse_interconnect`).
     node_power_w : float
         Host power per node [W] (CPUs, memory, network), default 0.
-    precision, optimizer, checkpointing, attention, specs_only, steps, tokens, grid_intensity, pue
+    precision, optimizer, checkpointing, attention, attention_kernel, specs_only
         As :func:`powerfit.training.estimate_training` (``checkpointing``: none, full,
         selective or a bool).
+    steps, tokens, grid_intensity, pue
+        As :func:`powerfit.training.estimate_training`.
 
     Returns
     -------
@@ -257,6 +260,7 @@ def estimate_parallel_training(
         a run ``steps``, ``gpu_hours``, ``run_energy_kwh``, ``co2_kg``.
     """
     from powerfit.hardware.gpus import get_gpu
+    from powerfit.kernels.attention_kernels import check_attention_kernel, kernel_run
     from powerfit.kernels.collectives import Network
     from powerfit.steps.graph import checkpointing_mode
     from powerfit.steps.parallel import make_split, parallel_step_time
@@ -294,6 +298,7 @@ def estimate_parallel_training(
         calibration=calibration,
         hf_config=data,
         attention=attention,
+        attention_kernel=check_attention_kernel(attention_kernel),
         flop_per_sequence=flop,
     )
     memory = split_memory(trace, split, precision, optimizer, ckpt, spec.memory_bytes)
@@ -310,6 +315,7 @@ def estimate_parallel_training(
         "optimizer": optimizer,
         "checkpointing": ckpt,
         "attention": trace.attention,
+        "attention_kernel": kernel_run(trace.attention, precision, attention_kernel),
         "split": split.to_dict(),
         "interconnect": net.interconnect,
         "topology": net.topology,

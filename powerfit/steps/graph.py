@@ -348,6 +348,7 @@ def traced_step_graph(
     precision: str = "fp32",
     optimizer: str = "adamw",
     checkpointing: bool | str = "none",
+    attention_kernel: str = "fa2",
 ) -> pd.DataFrame:
     """The step graph of a traced step (:class:`powerfit.architectures.trace.TracedStep`).
 
@@ -374,8 +375,16 @@ def traced_step_graph(
         ``full``: every layer's forward runs again in the backward; ``selective``: only
         the attention cores (scores, softmax, context; or the fused attention), as
         Megatron and torchtitan do.
+    attention_kernel : str, default "fa2"
+        The kernel of the fused attentions (one of
+        :data:`powerfit.kernels.attention_kernels.ATTENTION_KERNELS`): column
+        ``attention_kernel`` of the attention rows ("" on the others), which picks the
+        law that times them.
     """
     from powerfit.kernels.attention import ATTENTION_COLUMNS, fused_attention_flops_bytes
+    from powerfit.kernels.attention_kernels import check_attention_kernel
+
+    check_attention_kernel(attention_kernel)
 
     batch = _int(batch_size, "batch_size")
     if precision not in PRECISIONS:
@@ -446,6 +455,7 @@ def traced_step_graph(
     )
     for col, values in extra.items():
         frame[col] = np.where(attn, values, 0).astype(np.int64)
+    frame["attention_kernel"] = np.where(attn, attention_kernel, "")
     records: list[tuple] = []
 
     def add(name, phase, op, B, M, N, K, H, count, dtype, params=0, reads=None):
@@ -457,6 +467,7 @@ def traced_step_graph(
         tail = pd.DataFrame.from_records(records, columns=list(GRAPH_COLUMNS))
         for col in ATTENTION_COLUMNS:
             tail[col] = 0
+        tail["attention_kernel"] = ""
         frame = pd.concat([frame, tail], ignore_index=True)
     for col in ("B", "M", "N", "K", "H", "params"):
         frame[col] = frame[col].astype("int64")

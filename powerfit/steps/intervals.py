@@ -87,6 +87,7 @@ def law_half_width(
     import numpy as np
 
     from powerfit.kernels.attention import FUSED_ATTENTION_OPS, load_fused_attention_laws
+    from powerfit.kernels.attention_kernels import attention_kernels
     from powerfit.kernels.half import half_precision_half_width
     from powerfit.steps.latency import bundled_operator_model
 
@@ -106,12 +107,15 @@ def law_half_width(
     fused = np.isin(op, list(FUSED_ATTENTION_OPS)) & (source != "roofline")
     if fused.any():
         laws = load_fused_attention_laws()
-        for p in set(precision[fused]):
-            family = "fa2" if p in ("fp16", "bf16") else "mem-efficient"
+        kernel = np.full(len(t), "", dtype=object)
+        kernel[fused] = attention_kernels(graph[fused])
+        for p, k in set(zip(precision[fused], kernel[fused], strict=True)):
+            rows = fused & (precision == p) & (kernel == k)
+            family = k if p in ("fp16", "bf16") else "mem-efficient"
             origin = laws.law(gpu, family, specs_only)[1]
-            if source[fused & (precision == p)][0] == "fused attention assumed":
+            if source[rows][0] == "fused attention assumed":
                 origin = "assumed-fp32"
-            q[fused & (precision == p)] = laws.half_width(origin)
+            q[rows] = laws.half_width(origin, family if origin != "assumed-fp32" else "fa2")
     counted = (half | fused) & np.isfinite(q)
     share = float(t[counted].sum() / total)
     return float(np.sum(t[counted] * q[counted]) / total), share

@@ -29,7 +29,11 @@ busiest GPU, the first pipeline stage:
   and pipeline shards) and, as ZeRO shards them over ``sharding`` data-parallel
   replicas (:data:`SHARDINGS`): ``optimizer`` (ZeRO-1) the states, ``gradients``
   (ZeRO-2) also the gradients, ``full`` (ZeRO-3 = FSDP FULL_SHARD) also the weights,
-  plus two layers' weights gathered whole (the one computing and the one prefetched);
+  plus two layers' weights gathered whole (the one computing and the one prefetched)
+  in the compute precision; under automatic mixed precision FSDP gathers the
+  half-precision weights layer by layer (``MixedPrecision(param_dtype=bf16)``), so no
+  whole half-precision copy of the model is kept (4 B of FP32 shard per parameter, and
+  the two gathered layers at 2 B);
 * the traced layers' activations of one micro-batch for the stage's ``ceil(L / pp)``
   layers, times the micro-batches in flight (1F1B: ``min(m, pp)`` on the first
   stage), divided by ``tp`` (heads and feed-forward width split; the layer inputs
@@ -42,7 +46,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["BYTES_PER_PARAMETER", "CONTEXT_BYTES", "SHARDINGS", "step_memory"]
+__all__ = [
+    "BYTES_PER_PARAMETER",
+    "CONTEXT_BYTES",
+    "SHARDINGS",
+    "memory_warning",
+    "step_memory",
+]
 
 #: ZeRO stages by name: what is sharded over the data-parallel replicas.
 SHARDINGS = ("none", "optimizer", "gradients", "full")
@@ -137,11 +147,15 @@ def step_memory(
     zero = SHARDINGS.index(sharded) if sharding > 1 else 0
     w, g, s = BYTES_PER_PARAMETER[precision]
     n = float(trace.n_parameters) / (tp * pp)
+    gathered_width = w
+    if zero >= 3 and precision.startswith("amp-"):
+        # FSDP gathers the half-precision copy per layer: FP32 shards only
+        w, gathered_width = 4.0, 2.0
     weights = n * w / (sharding if zero >= 3 else 1)
     grads = n * g / (sharding if zero >= 2 else 1)
     states = n * s / (sharding if zero >= 1 else 1) if optimizer == "adamw" else 0.0
     layers_total = max(int(trace.layers), 1)
-    gathered = 2 * n * w / layers_total if zero >= 3 else 0.0
+    gathered = 2 * n * gathered_width / layers_total if zero >= 3 else 0.0
     acts = trace.activations
     size = _ELEMENT[precision]
     stage = math.ceil(layers_total / pp) / layers_total  # the first stage's share of layers
@@ -176,3 +190,22 @@ def step_memory(
         out["fits_in_memory"] = bool(total <= capacity_bytes)
         out["shortfall_gb"] = max(0.0, (total - capacity_bytes) / 1e9)
     return out
+
+
+def memory_warning(memory: dict[str, Any], gpu: str) -> str:
+    """One line naming the shortfall of a step that does not fit on ``gpu``."""
+    parts = ", ".join(
+        f"{name} {memory[key] / 1e9:.1f}"
+        for name, key in (
+            ("weights", "weights_bytes"),
+            ("gradients", "gradients_bytes"),
+            ("optimizer", "optimizer_bytes"),
+            ("activations", "activations_bytes"),
+            ("workspace", "workspace_bytes"),
+        )
+    )
+    return (
+        f"does not fit in memory: the step needs {memory['memory_gb']:.1f} GB at its peak "
+        f"({parts} GB), {gpu} has {memory['capacity_gb']:.1f} GB: "
+        f"{memory['shortfall_gb']:.1f} GB short"
+    )

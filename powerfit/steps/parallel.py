@@ -413,11 +413,13 @@ def compute_profile(
     loss: bool = True,
     hf_config: Mapping[str, Any] | None = None,
     attention: str = "auto",
+    attention_kernel: str = "fa2",
 ) -> ComputeProfile:
     """Time one micro-batch of a GPU's tensor-parallel slice (see :func:`parallel_step_time`).
 
     With ``hf_config`` (the model's ``config.json`` as a dict) the slice is traced
-    (:func:`sliced_hf_config`, ``attention`` as ``estimate --hf-config --attention``);
+    (:func:`sliced_hf_config`, ``attention`` and ``attention_kernel`` as
+    ``estimate --hf-config --attention --attention-kernel``);
     without it, or when the slice cannot be traced, the hand-written graph of
     ``config`` is (a note says so). ``checkpointing``: ``none``, ``full``,
     ``selective`` (traced only; the hand-written graph recomputes in full) or a bool.
@@ -426,7 +428,16 @@ def compute_profile(
     graph, why, n_local = None, None, 0
     if hf_config is not None:
         graph, n_local, why = _traced_slice(
-            hf_config, tp, micro_batch, seq_len, gpu, precision, optimizer, mode, attention
+            hf_config,
+            tp,
+            micro_batch,
+            seq_len,
+            gpu,
+            precision,
+            optimizer,
+            mode,
+            attention,
+            attention_kernel,
         )
         if graph is not None and not loss:  # the loss runs outside every module
             graph = graph[~graph.name.str.startswith("Global.")].reset_index(drop=True)
@@ -481,6 +492,7 @@ def _traced_slice(
     optimizer: str,
     mode: str,
     attention: str,
+    attention_kernel: str = "fa2",
 ) -> tuple[pd.DataFrame | None, int, str | None]:
     """(traced graph of the slice, its parameters, None), or (None, 0, why the
     hand-written graph is used)."""
@@ -507,7 +519,7 @@ def _traced_slice(
         )
     except (MissingExtraError, DataError) as exc:
         return None, 0, f"{exc}: the hand-written graph of {kind} is used"
-    graph = traced_step_graph(trace, batch, precision, optimizer, mode)
+    graph = traced_step_graph(trace, batch, precision, optimizer, mode, attention_kernel)
     return graph, int(trace.n_parameters), None
 
 
@@ -545,6 +557,7 @@ def parallel_step_time(
     profile: ComputeProfile | None = None,
     hf_config: Mapping[str, Any] | None = None,
     attention: str = "auto",
+    attention_kernel: str = "fa2",
     flop_per_sequence: float | None = None,
 ) -> ParallelStep:
     """Time of one optimizer step of a split [s] (see the module notes).
@@ -572,9 +585,9 @@ def parallel_step_time(
         The micro-batch already timed (:func:`compute_profile` with the same
         arguments, ``split.tp`` and ``split.micro_batch``), e.g. shared by the planner's
         splits.
-    hf_config, attention
-        The ``config.json`` whose slice is traced, and the attention kind
-        (:func:`compute_profile`).
+    hf_config, attention, attention_kernel
+        The ``config.json`` whose slice is traced, the attention kind and the
+        fused-attention kernel (:func:`compute_profile`).
     flop_per_sequence : float, optional
         The whole model's forward and backward FLOP of one sequence [FLOP] for the MFU
         (default :func:`model_flop_per_sequence` of ``config``).
@@ -597,6 +610,7 @@ def parallel_step_time(
         loss=loss,
         hf_config=hf_config,
         attention=attention,
+        attention_kernel=attention_kernel,
     )
     if (prof.tp, prof.micro_batch) != (T, b):
         raise ValueError("the profile was timed for another tensor-parallel degree or micro-batch")

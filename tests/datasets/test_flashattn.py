@@ -27,6 +27,10 @@ def test_figures_are_normalised_with_their_sources(flash_home):
     assert {"NVIDIA A100-SXM4-80GB", "NVIDIA H100 80GB HBM3", "NVIDIA B200"} <= set(f.gpu.dropna())
     assert f.gpu.isna().sum() == 24  # the unnamed Hopper GPUs
     assert {"fa2", "fa3", "cudnn", "eager", "mem-efficient"} <= set(f.family)
+    # the 2022-2023 Triton FlashAttention and Triton's 2024 Hopper tutorial kernel differ
+    triton = f[f.family == "triton"]
+    assert len(triton) and triton.kernel.str.contains("Tillet").all()
+    assert (f[f.family == "triton-tutorial"].gpu == "NVIDIA H100 80GB HBM3").all()
     gqa = f[f.n_heads.astype(str).str.contains("kv")]
     assert (gqa.q_heads > gqa.kv_heads).all()
     # time from the FLOP convention: forward 4·B·S²·H·D, halved when causal, bwd 2.5×

@@ -170,3 +170,42 @@ def test_latency_reads_the_generic_shape_when_attention_columns_are_absent():
     assert bare == pytest.approx(full, rel=1e-6) and set(source) == {"fused attention laws"}
     with pytest.raises(ValueError, match="lack column"):
         fused_attention_latency(generic.drop(columns="flop"), H100)
+
+
+def test_triton_kernel_law_is_fitted_on_the_a100_and_transferred_by_the_mma_roof():
+    laws = load_fused_attention_laws()
+    a100 = "NVIDIA A100-SXM4-80GB"
+    call = (2, 32, 32, 8192, 8192, 128, True, [False, True], "bf16")
+    fa2, origin_fa2 = laws.time(a100, *call)
+    triton, origin = laws.time(a100, *call, family="triton")
+    assert (origin_fa2, origin) == ("fit", "fit")
+    # the FlashAttention-2 paper's Fig. 4: Triton about half FlashAttention-2's throughput
+    assert (1.4 < triton / fa2).all() and (triton / fa2 < 2.6).all()
+    # no H100 figure of the 2022-2023 kernel: transferred, by the mma.sync roof
+    h_fa2, _ = laws.time(H100, *call)
+    h_triton, h_origin = laws.time(H100, *call, family="triton")
+    assert h_origin == "transfer" and (h_triton > h_fa2).all() and (h_triton < triton).all()
+    assert laws.half_width("transfer", "triton") > laws.half_width("fit", "triton") > 0
+    assert laws.half_width("transfer", "triton") >= laws.half_width("transfer")
+
+
+def test_kernel_names_are_checked_and_reported():
+    from powerfit.kernels.attention_kernels import (
+        ATTENTION_KERNELS,
+        attention_kernels,
+        check_attention_kernel,
+        kernel_run,
+    )
+
+    assert ATTENTION_KERNELS == ("fa2", "cudnn", "triton")
+    assert check_attention_kernel("triton") == "triton"
+    with pytest.raises(ValueError, match="attention kernel must be one of fa2, cudnn, triton"):
+        check_attention_kernel("xformers")
+    with pytest.raises(ValueError, match="attention kernel must be one of"):
+        load_fused_attention_laws().time(H100, 1, 8, 8, 512, 512, 64, False, False, family="fa3")
+    assert kernel_run("sdpa", "bf16", "triton") == "triton"
+    assert kernel_run("flash", "fp32", "triton") == "mem-efficient"  # SDPA's FP32 kernel
+    assert kernel_run("eager", "bf16", "fa2") is None and kernel_run(None, "bf16", "fa2") is None
+    rows = pd.DataFrame({"attention_kernel": ["", "triton"]})
+    assert list(attention_kernels(rows)) == ["fa2", "triton"]
+    assert list(attention_kernels(pd.DataFrame({"op": ["attention"]}))) == ["fa2"]

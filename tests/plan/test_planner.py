@@ -42,3 +42,5 @@ def test_plan_ranks_options_that_fit():
     by_time = plan_training(GPT2, 1e9, 256, {"h100": 4}, batch_size=16, objective="time")
     times = [o["run_time_h"] for o in by_time["options"]]
     assert times == sorted(times)
+    with pytest.raises(ValueError, match="attention kernel must be one of"):
+        plan_training(GPT2, 1e9, 256, {"h100": 4}, attention_kernel="fa3")

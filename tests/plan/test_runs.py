@@ -40,6 +40,16 @@ def test_one_gpu_is_the_single_gpu_estimate(gpu, precision):
     assert split["parts"]["dp_comm_s"] == split["parts"]["tp_comm_s"] == 0
 
 
+def test_the_attention_kernel_reaches_a_split_as_one_gpu():
+    kw = {"precision": "bf16", "attention": "sdpa", "attention_kernel": "triton"}
+    one = estimate_training(GPT2, "a100", 4, 256, **kw)
+    split = estimate_parallel_training(GPT2, "a100", 1, 4, 256, **kw)
+    assert split["attention_kernel"] == one["attention_kernel"] == "triton"
+    assert split["step_time_s"] == pytest.approx(one["step_time_s"], rel=1e-9)
+    with pytest.raises(ValueError, match="attention kernel must be one of fa2, cudnn, triton"):
+        estimate_parallel_training(GPT2, "a100", 2, 4, 256, attention_kernel="fa3")
+
+
 def test_impossible_run_and_bad_host_power():
     with pytest.raises(ValueError, match="--pp 5 exceeds the model's 4 layers"):
         estimate_parallel_training(GPT2, "h100", 5, 5, 256, pp=5)

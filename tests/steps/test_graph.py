@@ -469,6 +469,24 @@ def test_traced_graph_scales_the_batch_and_applies_the_precision():
     assert g[g.name == "optimizer.cast"].shape[0] == 1  # master weights copied to half
 
 
+def test_traced_graph_names_the_kernel_of_its_fused_attentions():
+    from powerfit.steps.graph import traced_step_graph
+    from powerfit.steps.latency import operator_latency_sources
+
+    default = traced_step_graph(_toy_trace(), 4, "bf16", "adamw")
+    triton = traced_step_graph(_toy_trace(), 4, "bf16", "adamw", attention_kernel="triton")
+    fused = default.op.isin(["attention", "attention_bwd"])
+    assert set(default.attention_kernel[fused]) == {"fa2"}
+    assert set(default.attention_kernel[~fused]) == {""}
+    assert set(triton.attention_kernel[fused]) == {"triton"}
+    t_fa2, _, _ = operator_latency_sources(default, "a100-sxm4-80gb")
+    t_triton, _, _ = operator_latency_sources(triton, "a100-sxm4-80gb")
+    assert (t_triton[fused.to_numpy()] != t_fa2[fused.to_numpy()]).all()  # its own law
+    assert (t_triton[~fused.to_numpy()] == t_fa2[~fused.to_numpy()]).all()
+    with pytest.raises(ValueError, match="attention kernel must be one of"):
+        traced_step_graph(_toy_trace(), 4, "bf16", attention_kernel="fa3")
+
+
 def test_traced_graph_checkpointing_modes():
     from powerfit.steps.graph import traced_step_graph
 

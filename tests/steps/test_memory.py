@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from powerfit.architectures.trace import TracedStep
-from powerfit.steps.memory import BYTES_PER_PARAMETER, CONTEXT_BYTES, SHARDINGS, step_memory
+from powerfit.steps.memory import (
+    BYTES_PER_PARAMETER,
+    CONTEXT_BYTES,
+    SHARDINGS,
+    memory_warning,
+    step_memory,
+)
 
 
 def _trace(n_params=10**9, layers=(2e9, 3e9), core=(1e9, 1.5e9)):
@@ -82,6 +88,22 @@ def test_zero_stages_shard_their_parts_and_full_gathers_two_layers():
     assert full["gathered_bytes"] == pytest.approx(2 * 4e9 / 10) and none["gathered_bytes"] == 0
     with pytest.raises(ValueError, match="sharded must be one of"):
         step_memory(t, 2, sharded="zero4")
+
+
+def test_memory_warning_names_the_shortfall():
+    m = step_memory(_trace(), 2, capacity_bytes=10e9)
+    line = memory_warning(m, "NVIDIA L4")
+    assert line.startswith("does not fit in memory: the step needs") and "\n" not in line
+    assert f"{m['shortfall_gb']:.1f} GB short" in line and "NVIDIA L4 has 10.0 GB" in line
+
+
+def test_fsdp_under_amp_keeps_fp32_shards_and_gathers_half_precision_layers():
+    t = _trace()
+    full = step_memory(t, 2, precision="amp-bf16", sharding=8, sharded="full")
+    zero2 = step_memory(t, 2, precision="amp-bf16", sharding=8, sharded="gradients")
+    assert full["weights_bytes"] == pytest.approx(1e9 * 4 / 8)  # no whole bf16 copy
+    assert zero2["weights_bytes"] == pytest.approx(1e9 * 6)  # unsharded: FP32 + bf16 copy
+    assert full["gathered_bytes"] == pytest.approx(2 * 1e9 * 2 / 10)  # two bf16 layers
 
 
 def test_tensor_and_pipeline_parallel_split_states_and_activations():
