@@ -370,6 +370,10 @@ HALF_PRECISION_ROWS = {
     "fused attention": "published FlashAttention-2 throughput figures (FP16/BF16; forward, "
     "backward, forward+backward) timed by the fused-attention laws; own: the GPU's law; "
     "logo: transferred from the other GPUs by tensor-core peak",
+    "fused attention (cudnn)": "the same for cuDNN's fused attention (SDPA's CUDNN_ATTENTION "
+    "backend, --attention-kernel cudnn); logo: the other GPUs' median law",
+    "fused attention (triton)": "the same for the 2022-2023 Triton FlashAttention "
+    "(--attention-kernel triton), published for the A100 only: no logo",
     "unfused fp32 forward": "NeuSight's A100-PCIE-40GB forward (inference) steps run eager "
     "against powerfit's eager forward graph (FP32 laws of that GPU); no logo",
     "fused fp32 forward": "the same steps run fused (torch.compile) against the forward "
@@ -433,23 +437,32 @@ def _fused_attention_rows(data_home: Any) -> list[dict]:
     from powerfit.datasets.flashattn import fetch_flashattn
     from powerfit.kernels.attention import leave_one_gpu_out
 
-    logo = leave_one_gpu_out(fetch_flashattn(data_home).figures, "fa2")
-    # own/logo are predicted/published throughput: the time ratio is their inverse
-    log_ratio = -np.log(logo.logo.to_numpy(float))
-    cover = _logo_coverage(log_ratio, logo.gpu.to_numpy())
+    figures = fetch_flashattn(data_home).figures
     rows = []
-    for gpu, x in logo.groupby("gpu"):
-        rows.append(
-            {
-                "row": "fused attention",
-                "gpu": gpu,
-                "precision": "fp16/bf16",
-                "n": len(x),
-                "mape_own": _mape(1 / x.own, np.ones(len(x))),
-                "mape_logo": _mape(1 / x.logo, np.ones(len(x))),
-                "coverage90_logo": cover[gpu],
-            }
-        )
+    for family, name in (
+        ("fa2", "fused attention"),
+        ("cudnn", "fused attention (cudnn)"),
+        ("triton", "fused attention (triton)"),
+    ):
+        logo = leave_one_gpu_out(figures, family)
+        # own/logo are predicted/published throughput: the time ratio is their inverse
+        log_ratio = -np.log(logo.logo.to_numpy(float))
+        known = np.isfinite(log_ratio)
+        cover = _logo_coverage(log_ratio[known], logo.gpu.to_numpy()[known])
+        for gpu, x in logo.groupby("gpu"):
+            rows.append(
+                {
+                    "row": name,
+                    "gpu": gpu,
+                    "precision": "fp16/bf16",
+                    "n": len(x),
+                    "mape_own": _mape(1 / x.own, np.ones(len(x))),
+                    "mape_logo": _mape(1 / x.logo, np.ones(len(x)))
+                    if x.logo.notna().all()
+                    else np.nan,
+                    "coverage90_logo": cover.get(gpu, np.nan),
+                }
+            )
     return rows
 
 
