@@ -29,10 +29,11 @@ is left out). Columns of the published table, and what is kept of them here:
   (``NumParams`` grows with the sequence length: the benchmarked MPTs carry learned
   position embeddings of ``max_seq_len`` rows).
 
-The runs used llm-foundry's MPT with FlashAttention (triton or flash) on 8 GPUs with
-FSDP. What powerfit predicts is one GPU's micro-batch step (forward, backward and
-recompute of a ``MicroBatchSize × SeqLen`` batch, attention ``flash``, the row's
-checkpointing and precision) plus the AdamW update of an eighth of the parameters
+The runs used llm-foundry's MPT with the Triton FlashAttention (``attn_impl: triton``
+in its MPT yamls) on 8 GPUs with FSDP. What powerfit predicts is one GPU's micro-batch
+step (forward, backward and recompute of a ``MicroBatchSize × SeqLen`` batch, attention
+``flash`` timed by the kernel of ``--attention-kernel``, default ``triton`` as the runs,
+the row's checkpointing and precision) plus the AdamW update of an eighth of the parameters
 once every ``GradAccum`` micro-batches. FSDP's all-gathers and reduce-scatters are
 not added: they are mostly overlapped with compute, so this compares the compute step
 only (a measured step that was communication-bound shows up as an underestimate).
@@ -40,9 +41,11 @@ Memory is that of an unsharded GPU (``fits_in_memory`` is not checked here).
 
 Two graphs are timed for each row:
 
-* ``mpt`` — ``model_type: mpt`` through transformers (ALiBi, no biases). transformers'
-  MPT has only an eager attention (it refuses SDPA/flash), so powerfit falls back to
-  eager with a warning: the T×T scores are written and read, unlike the measured runs.
+* ``mpt`` — ``model_type: mpt`` through transformers (no biases), with
+  ``attn_config.attn_impl: triton`` as llm-foundry's yamls. transformers' MPT has only
+  an eager attention: powerfit traces it eager and times its attention cores as fused
+  kernels (:func:`powerfit.architectures.attention_kinds.fuse_eager_cores`), as the
+  runs' training code fused them.
 * ``gpt2-shaped`` — the same widths, depths, heads and vocabulary as a
   ``model_type: gpt2`` config (learned positions of ``SeqLen`` rows, LayerNorm, MLP
   ×4, tied embeddings) whose attention transformers runs fused, so ``flash`` applies
@@ -304,6 +307,7 @@ def config(graph: str, model: str, seq_len: int) -> dict[str, Any]:
             "expansion_ratio": 4,
             "max_seq_len": seq_len,
             "vocab_size": VOCAB,
+            "attn_config": {"attn_impl": "triton"},
         }
     return {
         "model_type": "gpt2",

@@ -172,7 +172,7 @@ def estimate_training(
     optimizer: str = "adamw",
     checkpointing: bool | str = False,
     attention: str = "auto",
-    attention_kernel: str = "fa2",
+    attention_kernel: str | None = None,
     specs_only: bool = False,
     steps: int | None = None,
     tokens: float | None = None,
@@ -200,11 +200,13 @@ def estimate_training(
         Activation checkpointing (True: full; selective: the attention cores only).
     attention : {'auto', 'eager', 'sdpa', 'flash'}, default 'auto'
         Attention kind of a traced model (:func:`powerfit.architectures.trace.resolve_attention`).
-    attention_kernel : {'fa2', 'cudnn', 'triton'}, default 'fa2'
+    attention_kernel : {'fa2', 'cudnn', 'triton'}, optional
         The kernel that runs a fused attention in half precision, timed by its own law
-        (:data:`powerfit.kernels.attention_kernels.ATTENTION_KERNELS`): FlashAttention-2 (SDPA's
-        flash backend, transformers' ``flash_attention_2``), cuDNN (SDPA's cuDNN
+        (:data:`powerfit.kernels.attention_kernels.ATTENTION_KERNELS`): FlashAttention-2
+        (SDPA's flash backend, transformers' ``flash_attention_2``), cuDNN (SDPA's cuDNN
         backend) or the Triton FlashAttention (llm-foundry's ``attn_impl: triton``).
+        Default: the one the config names (MPT's ``attn_config.attn_impl``), else ``fa2``
+        (:func:`powerfit.kernels.attention_kernels.resolve_kernel`).
     specs_only : bool, default False
         Predict as if this GPU had never been measured (catalogue specs and other
         GPUs' operator laws only; no calibration).
@@ -277,7 +279,8 @@ def estimate_training(
     if steps is None and tokens is None and grid_intensity is not None:
         raise ValueError("grid_intensity needs a run: give steps or tokens")
     ckpt = checkpointing_mode(checkpointing)
-    check_attention_kernel(attention_kernel)
+    if attention_kernel is not None:
+        check_attention_kernel(attention_kernel)
     model, graph, trace, memory, fallback = None, None, None, None, None
     if isinstance(config, ModelConfig):  # the hand-written graph (the checked reference)
         if ckpt == "selective":
@@ -285,7 +288,7 @@ def estimate_training(
         model = config
         family, n_params = model.family, model.n_parameters
     else:  # every architecture transformers knows: traced on the meta device
-        trace, graph, memory, fallback = _traced(
+        trace, graph, memory, fallback, attention_kernel = _traced(
             config, gpu, batch, seq, precision, optimizer, ckpt, attention, attention_kernel
         )
         if trace is None:  # a hand-written family, without torch or untraceable
@@ -360,7 +363,7 @@ def estimate_training(
         },
         "attention": None if trace is None else trace.attention,
         "attention_kernel": kernel_run(
-            None if trace is None else trace.attention, precision, attention_kernel
+            None if trace is None else trace.attention, precision, attention_kernel or "fa2"
         ),
         "checkpointing": ckpt,
         "gpu": gpu,
@@ -432,15 +435,17 @@ def _traced(
     optimizer: str,
     checkpointing: str,
     attention: str,
-    attention_kernel: str = "fa2",
-) -> tuple[Any, Any, Any, str | None]:
-    """(trace, step graph, peak memory, None) of a ``config.json`` traced on the meta
-    device; (None, None, None, why) for a hand-written family that cannot be traced
-    here (no ``hf`` extra, or a step the meta device cannot run: Switch's routing)."""
+    attention_kernel: str | None = None,
+) -> tuple[Any, Any, Any, str | None, str | None]:
+    """(trace, step graph, peak memory, None, fused-attention kernel) of a ``config.json``
+    traced on the meta device; (None, None, None, why, None) for a hand-written family
+    that cannot be traced here (no ``hf`` extra, or a step the meta device cannot run:
+    Switch's routing)."""
     from powerfit.architectures.cache import cached_trace
     from powerfit.architectures.hf import FAMILIES, read_config_json
     from powerfit.architectures.trace import MissingExtraError
     from powerfit.exceptions import DataError
+    from powerfit.kernels.attention_kernels import resolve_kernel
     from powerfit.steps.graph import traced_step_graph
     from powerfit.steps.memory import step_memory
 
@@ -456,8 +461,10 @@ def _traced(
         ):
             raise
         # the seven hand-written families are still estimated (their checked graphs)
-        return None, None, None, f"{exc}: the hand-written graph of {data['model_type']} is used"
-    graph = traced_step_graph(trace, batch, precision, optimizer, checkpointing, attention_kernel)
+        why = f"{exc}: the hand-written graph of {data['model_type']} is used"
+        return None, None, None, why, None
+    kernel = resolve_kernel(data, attention_kernel)
+    graph = traced_step_graph(trace, batch, precision, optimizer, checkpointing, kernel)
     memory = step_memory(
         trace,
         batch,
@@ -466,7 +473,7 @@ def _traced(
         checkpointing=checkpointing,
         capacity_bytes=_gpu(gpu).memory_bytes,
     )
-    return trace, graph, memory, None
+    return trace, graph, memory, None, kernel
 
 
 def _mode_and_half_width(

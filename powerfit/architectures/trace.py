@@ -54,6 +54,13 @@ from powerfit.architectures.aten import (
     map_op,
     numel,
 )
+from powerfit.architectures.attention_kinds import (
+    HALF_PRECISIONS,
+    configured_attention,
+    fuse_eager_cores,
+    fused_by_substitution,
+    resolve_attention,
+)
 from powerfit.architectures.traced import ATTENTION_KINDS, TRACE_VERSION, TracedStep
 from powerfit.exceptions import DataError, PowerfitError
 
@@ -62,11 +69,10 @@ __all__ = [
     "TRACE_VERSION",
     "MissingExtraError",
     "TracedStep",
+    "configured_attention",
     "require_hf",
     "trace_step",
 ]
-
-_HALF = ("fp16", "bf16", "amp-fp16", "amp-bf16")
 
 
 class MissingExtraError(PowerfitError, ImportError):
@@ -213,54 +219,6 @@ def _model_class(config: Any, data: Mapping[str, Any]) -> Any:
     return getattr(transformers, chosen)
 
 
-def resolve_attention(
-    model_cls: Any, attention: str, precision: str, ampere: bool = True
-) -> tuple[str, list[str]]:
-    """The attention kind a step runs, and why where it differs from the one asked.
-
-    ``auto`` is what transformers runs for that model and precision: SDPA's fused
-    kernels (FlashAttention, memory-efficient) where the model class supports SDPA,
-    the step is in half precision (fp16, bf16, with or without AMP) and the GPU is an
-    Ampere or newer (``ampere``); eager elsewhere (FP32 steps, as the measured FP32
-    steps that calibrate them ran; older GPUs; models without SDPA). ``flash`` needs
-    half precision, an Ampere or newer GPU and a model that supports FlashAttention;
-    otherwise it falls back (SDPA, or eager) with a warning. ``sdpa`` asked for
-    explicitly is fused in every precision (PyTorch's memory-efficient kernel runs
-    FP32).
-    """
-    if attention not in ATTENTION_KINDS:
-        raise ValueError(f"attention must be one of {', '.join(ATTENTION_KINDS)}")
-    notes: list[str] = []
-    name = model_cls.__name__
-    sdpa = bool(getattr(model_cls, "_supports_sdpa", False))
-    flash = bool(
-        getattr(model_cls, "_supports_flash_attn", False)
-        or getattr(model_cls, "_supports_flash_attn_2", False)
-    )
-    half = precision in _HALF
-    if attention == "auto":
-        return ("sdpa" if sdpa and half and ampere else "eager"), notes
-    fallback = "sdpa" if sdpa else "eager"
-    if attention == "flash":
-        if not half:
-            notes.append(
-                f"flash attention runs in fp16/bf16 only, not {precision}: falls back to "
-                f"{fallback}"
-            )
-            return fallback, notes
-        if not ampere:
-            notes.append(f"flash attention needs an Ampere or newer GPU: falls back to {fallback}")
-            return fallback, notes
-        if not flash:
-            notes.append(f"{name} does not support flash attention: falls back to {fallback}")
-            return fallback, notes
-        return "flash", notes
-    if attention == "sdpa" and not sdpa:
-        notes.append(f"{name} does not support SDPA: falls back to eager")
-        return "eager", notes
-    return attention, notes
-
-
 # -- tracing -----------------------------------------------------------------------------
 
 
@@ -340,6 +298,7 @@ class _Recorder:
         # early (a node off the loss's graph) must not lend its address to another
         self.held: list[Any] = []
         self.largest = 0
+        self.largest_outside_cores = 0
         self.backward = False
 
     def scope(self) -> tuple[str, tuple[int, int] | None, bool]:
@@ -474,7 +433,10 @@ def _modes(recorder: _Recorder, causal_model: bool):
                 recorder.add(name, op, kind, (*dims, 0, 0, 0))
             for o in out if isinstance(out, (tuple, list)) else (out,):
                 if isinstance(o, torch.Tensor):
-                    recorder.largest = max(recorder.largest, o.numel())
+                    n = o.numel()
+                    recorder.largest = max(recorder.largest, n)
+                    if n > recorder.largest_outside_cores and not recorder.scope()[2]:
+                        recorder.largest_outside_cores = n
             return out
 
     return Functions(), Dispatch()
@@ -533,10 +495,12 @@ def _prepare(data: Mapping[str, Any], source: str, attention: str, precision: st
     torch, _tf = require_hf()
     config = load_hf_config(data, source)
     model_cls = _model_class(config, data)
-    kind, notes = resolve_attention(model_cls, attention, precision, ampere)
-    impl = "eager" if kind == "eager" else "sdpa"
+    named = configured_attention(data)[0]
+    kind, notes = resolve_attention(model_cls, attention, precision, ampere, named)
+    fuse = fused_by_substitution(model_cls, kind)
+    impl = "eager" if kind == "eager" or fuse else "sdpa"
     extra: dict[str, Any] = {"attn_implementation": impl}
-    half = precision in _HALF
+    half = precision in HALF_PRECISIONS
     can_set = getattr(model_cls, "_can_set_experts_implementation", None)
     if can_set is not None and can_set() and _is_moe(config):
         # the experts' products as one grouped product (static shapes on the meta
@@ -551,7 +515,7 @@ def _prepare(data: Mapping[str, Any], source: str, attention: str, precision: st
     except Exception as exc:
         raise _refusal(exc, data, source) from exc
     model.train()
-    return model, kind, notes
+    return model, kind, notes, fuse
 
 
 def trace_step(
@@ -598,16 +562,16 @@ def trace_step(
         Without the ``hf`` extra.
     """
     require_hf()
-    model, kind, notes = _prepare(data, source, attention, precision, ampere)
+    model, kind, notes, fuse = _prepare(data, source, attention, precision, ampere)
     try:
-        return _trace_model(model, data, seq_len, kind, notes, source, per_kind)
+        return _trace_model(model, data, seq_len, kind, notes, source, per_kind, fuse)
     except DataError:
         if not per_kind:
             raise
         # a model that reaches layers by absolute index (shared key/value caches...)
         # cannot be cut to one layer per kind: trace every layer
-        model, kind, notes = _prepare(data, source, attention, precision, ampere)
-        return _trace_model(model, data, seq_len, kind, notes, source, per_kind=False)
+        model, kind, notes, fuse = _prepare(data, source, attention, precision, ampere)
+        return _trace_model(model, data, seq_len, kind, notes, source, False, fuse)
 
 
 def _trace_model(
@@ -618,8 +582,13 @@ def _trace_model(
     notes: list[str],
     source: str,
     per_kind: bool,
+    fuse: bool = False,
 ) -> TracedStep:
-    """Trace a model built on the meta device (see :func:`trace_step`)."""
+    """Trace a model built on the meta device (see :func:`trace_step`).
+
+    ``fuse``: its eager attention cores become fused attentions
+    (:func:`~powerfit.architectures.attention_kinds.fuse_eager_cores`).
+    """
     import torch
 
     n_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -675,6 +644,23 @@ def _trace_model(
     if len(recs[0].nodes) != len(recs[1].nodes):
         # a model caching something (a cast) on its first call: compare steady steps
         recs[0] = run(2)
+    if fuse:
+        kv = next(
+            (
+                int(v)
+                for k in ("num_key_value_heads", "n_head_kv", "num_kv_heads")
+                if isinstance(v := getattr(cfg, k, None), int) and v > 0
+            ),
+            None,
+        )
+        found = [fuse_eager_cores(r, b, causal, kv) for r, b in zip(recs, (2, 3), strict=True)]
+        if not all(found) or found[0] != found[1]:
+            recs = [run(2), run(3)]
+            notes = [
+                *notes,
+                f"the eager attention core of {type(model).__name__} was not found: timed eager",
+            ]
+            kind = "eager"
     nodes = _merge(recs[0], recs[1], weights)
     acts = _activations(recs, weights)
     return TracedStep(

@@ -94,11 +94,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser,
         "--attention-kernel",
         dest="attention_kernel",
-        default="fa2",
         choices=ATTENTION_KERNELS,
-        help="kernel of a fused attention in fp16/bf16: fa2 (default: FlashAttention-2, SDPA's "
-        "flash backend), cudnn (SDPA's cuDNN backend) or triton (Triton FlashAttention, "
-        "llm-foundry's attn_impl: triton)",
+        help="kernel of a fused attention in fp16/bf16: fa2 (FlashAttention-2, SDPA's flash "
+        "backend), cudnn (SDPA's cuDNN backend) or triton (Triton FlashAttention, "
+        "llm-foundry's attn_impl: triton); default: the one the config names (MPT's "
+        "attn_config.attn_impl), else fa2",
     )
     _add(parser, "--steps", type=int, help="training steps of the whole run [-]")
     _add(parser, "--tokens", type=float, help="training tokens of the whole run [-]")
@@ -279,7 +279,7 @@ def _step_and_run_options(args: argparse.Namespace) -> dict[str, Any]:
         "optimizer": args.optimizer,
         "checkpointing": getattr(args, "checkpointing", None) or "none",
         "attention": getattr(args, "attention", None) or "auto",
-        "attention_kernel": getattr(args, "attention_kernel", None) or "fa2",
+        "attention_kernel": getattr(args, "attention_kernel", None),
         "specs_only": bool(getattr(args, "specs_only", False)),
         "steps": args.steps,
         "tokens": args.tokens,

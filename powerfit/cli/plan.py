@@ -73,9 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--attention-kernel",
         dest="attention_kernel",
-        default="fa2",
         choices=ATTENTION_KERNELS,
-        help="kernel of a fused attention, as estimate --hf-config (default fa2)",
+        help="kernel of a fused attention, as estimate --hf-config (default: the config's, "
+        "else fa2)",
     )
     parser.add_argument("--gpus-per-node", type=int, default=8, help="default 8")
     parser.add_argument(

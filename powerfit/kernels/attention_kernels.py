@@ -11,7 +11,8 @@ its column ``attention_kernel``. Light to import (the command line reads
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,6 +24,7 @@ __all__ = [
     "attention_kernels",
     "check_attention_kernel",
     "kernel_run",
+    "resolve_kernel",
 ]
 
 #: Fused-attention kernels a half-precision step can run (``--attention-kernel``), each
@@ -77,3 +79,16 @@ def check_attention_kernel(kernel: str) -> str:
             f"attention kernel must be one of {', '.join(ATTENTION_KERNELS)}, got {kernel!r}"
         )
     return kernel
+
+
+def resolve_kernel(data: Mapping[str, Any] | None, kernel: str | None) -> str:
+    """The fused-attention kernel of a step: ``kernel`` if given, else the one the
+    ``config.json`` ``data`` names for its training code
+    (:func:`powerfit.architectures.attention_kinds.configured_attention`: MPT's
+    ``attn_config.attn_impl``), else ``fa2``; checked (:func:`check_attention_kernel`).
+    """
+    if kernel is None and data is not None:
+        from powerfit.architectures.attention_kinds import configured_attention
+
+        kernel = configured_attention(data)[1]
+    return check_attention_kernel(kernel or "fa2")

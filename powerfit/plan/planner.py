@@ -107,7 +107,7 @@ def plan_training(
     micro_batches: tuple[int, ...] = (1, 2, 4, 8),
     attention: str = "auto",
     checkpointing: tuple[str, ...] = ("none", "selective", "full"),
-    attention_kernel: str = "fa2",
+    attention_kernel: str | None = None,
 ) -> dict[str, Any]:
     """Every run of a model over the GPUs available that fits in memory, ranked.
 
@@ -135,8 +135,8 @@ def plan_training(
         As ``estimate --hf-config --attention``.
     checkpointing : tuple of str
         Activation checkpointing modes tried.
-    attention_kernel : str, default "fa2"
-        As ``estimate --hf-config --attention-kernel``.
+    attention_kernel : str, optional
+        As ``estimate --hf-config --attention-kernel`` (default: the config's, else fa2).
 
     Returns
     -------
@@ -149,14 +149,15 @@ def plan_training(
     """
     from powerfit.architectures.model import PRECISIONS
     from powerfit.hardware.gpus import get_gpu
-    from powerfit.kernels.attention_kernels import check_attention_kernel
+    from powerfit.kernels.attention_kernels import check_attention_kernel, resolve_kernel
     from powerfit.kernels.collectives import Network
     from powerfit.steps.memory import SHARDINGS
     from powerfit.steps.parallel import compute_profile, make_split, parallel_step_time
 
     if objective not in OBJECTIVES:
         raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
-    check_attention_kernel(attention_kernel)
+    if attention_kernel is not None:
+        check_attention_kernel(attention_kernel)
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if not tokens or tokens <= 0:
@@ -229,7 +230,7 @@ def plan_training(
                                         calibration=calibration,
                                         hf_config=data,
                                         attention=attention,
-                                        attention_kernel=attention_kernel,
+                                        attention_kernel=resolve_kernel(data, attention_kernel),
                                     )
                                     notes.extend(profiles[key].notes)
                                 step = parallel_step_time(

@@ -212,7 +212,7 @@ def estimate_parallel_training(
     optimizer: str = "adamw",
     checkpointing: bool | str = False,
     attention: str = "auto",
-    attention_kernel: str = "fa2",
+    attention_kernel: str | None = None,
     specs_only: bool = False,
     steps: int | None = None,
     tokens: float | None = None,
@@ -260,7 +260,7 @@ def estimate_parallel_training(
         a run ``steps``, ``gpu_hours``, ``run_energy_kwh``, ``co2_kg``.
     """
     from powerfit.hardware.gpus import get_gpu
-    from powerfit.kernels.attention_kernels import check_attention_kernel, kernel_run
+    from powerfit.kernels.attention_kernels import kernel_run, resolve_kernel
     from powerfit.kernels.collectives import Network
     from powerfit.steps.graph import checkpointing_mode
     from powerfit.steps.parallel import make_split, parallel_step_time
@@ -272,6 +272,7 @@ def estimate_parallel_training(
     spec = get_gpu(gpu)
     ckpt = checkpointing_mode(checkpointing)
     model, data, trace, flop = traced_model(config, spec.name, seq_len, precision, attention)
+    kernel = resolve_kernel(data, attention_kernel)
     split = make_split(
         model,
         n_gpus,
@@ -298,7 +299,7 @@ def estimate_parallel_training(
         calibration=calibration,
         hf_config=data,
         attention=attention,
-        attention_kernel=check_attention_kernel(attention_kernel),
+        attention_kernel=kernel,
         flop_per_sequence=flop,
     )
     memory = split_memory(trace, split, precision, optimizer, ckpt, spec.memory_bytes)
@@ -315,7 +316,7 @@ def estimate_parallel_training(
         "optimizer": optimizer,
         "checkpointing": ckpt,
         "attention": trace.attention,
-        "attention_kernel": kernel_run(trace.attention, precision, attention_kernel),
+        "attention_kernel": kernel_run(trace.attention, precision, kernel),
         "split": split.to_dict(),
         "interconnect": net.interconnect,
         "topology": net.topology,

@@ -11,8 +11,9 @@ import pytest
 
 pytest.importorskip("transformers")
 
+from powerfit.architectures.attention_kinds import resolve_attention
 from powerfit.architectures.hf import from_hf_config
-from powerfit.architectures.trace import TracedStep, resolve_attention, trace_step
+from powerfit.architectures.trace import TracedStep, trace_step
 from powerfit.exceptions import DataError
 from powerfit.steps.graph import traced_step_graph, training_step_graph
 
