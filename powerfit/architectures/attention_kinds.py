@@ -107,7 +107,7 @@ def resolve_attention(
             return "sdpa", notes
     if attention != "eager" and not sdpa:
         notes.append(
-            f"{name} runs only eager attention in transformers: its eager attention core is "
+            f"{name} has no SDPA attention in transformers: traced eager, its attention core is "
             f"timed as one fused {attention} kernel, as training code that fuses it runs"
         )
     return attention, notes

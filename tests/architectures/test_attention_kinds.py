@@ -36,7 +36,7 @@ def test_resolve_attention_keeps_a_fused_kind_for_an_eager_only_class():
     from transformers import LlamaForCausalLM, MptForCausalLM
 
     kind, notes = resolve_attention(MptForCausalLM, "flash", "bf16")
-    assert kind == "flash" and "runs only eager attention" in notes[0]
+    assert kind == "flash" and "has no SDPA attention" in notes[0]
     assert resolve_attention(MptForCausalLM, "auto", "bf16") == ("eager", [])
     kind, notes = resolve_attention(MptForCausalLM, "auto", "bf16", named="flash")
     assert kind == "flash" and "attn_config.attn_impl" in notes[0]
