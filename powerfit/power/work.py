@@ -10,11 +10,13 @@ throughput and the work of one sample or token:
   without the pre-training head; SQuAD at 384 tokens, Sentiment140 at 128, assumed),
   the other workloads counted on PyTorch's meta device (:data:`ZEUS_WORK`,
   ``experiments/zeus_work.py``: powerfit's graphs are of Transformers only);
-* :func:`serving_fractions` — serving (ML.ENERGY 2026): LLM decoding moves the
-  weights it touches once per iteration and does 2 FLOP per active parameter and
-  token; text-to-image does 2 FLOP per parameter and latent token per denoising step
-  (×2 with classifier-free guidance; attention left out, ≈ 10 % at 4,096 tokens).
-  Text-to-video is not modelled (attention over ~30 k tokens dominates its FLOP).
+* :func:`serving_fractions` — serving (ML.ENERGY 2026): a decode step reads the
+  dense weights once per data-parallel replica, the routed experts its batch reaches
+  and every running sequence's KV cache (:func:`decode_step_bytes`, architectures in
+  :data:`DECODE_ARCH`), and does 2 FLOP per active parameter and token; text-to-image
+  does 2 FLOP per parameter and latent token per denoising step plus its attention
+  over the joint sequence (:func:`diffusion_attention_flop`; ×2 with classifier-free
+  guidance) and reads its weights once per step. Text-to-video is not modelled.
 """
 
 from __future__ import annotations
@@ -25,7 +27,20 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["BERT_BASE", "BERT_SEQ", "ZEUS_WORK", "serving_fractions", "training_fractions"]
+__all__ = [
+    "BERT_BASE",
+    "BERT_SEQ",
+    "DECODE_ARCH",
+    "DIFFUSION_ATTENTION",
+    "ZEUS_WORK",
+    "DecodeArch",
+    "decode_arch",
+    "decode_context",
+    "decode_step_bytes",
+    "diffusion_attention_flop",
+    "serving_fractions",
+    "training_fractions",
+]
 
 #: Work of one training step of the Zeus workloads without a graph in powerfit:
 #: (FLOP per sample, DRAM bytes per sample, DRAM bytes per step) [FLOP, B, B], FP32,
@@ -251,6 +266,30 @@ def decode_context(len_mean: float, len_sq_mean: float) -> float:
     return PROMPT_TOKENS + sq / (2.0 * len_mean)
 
 
+#: Attention of the text-to-image transformers (their ``config.json``), by a part of the
+#: model id: (layers attending over all tokens, hidden width, text tokens in the joint
+#: sequence) [-]. SANA's linear attention is in its parameters' 2 FLOP per token.
+DIFFUSION_ATTENTION: tuple[tuple[str, tuple[int, int, int]], ...] = (
+    ("PixArt-Sigma-XL", (28, 1152, 0)),
+    ("HunyuanDiT", (40, 1408, 0)),
+    ("FLUX.1", (57, 3072, 512)),
+    ("stable-diffusion-3.5-large", (38, 2432, 333)),
+    ("stable-diffusion-3.5-medium", (24, 1536, 333)),
+)
+
+
+def diffusion_attention_flop(model_id: str, image_tokens: float) -> float:
+    """Attention FLOP per image token of one denoising pass [FLOP]:
+    ``layers · 4 · T · hidden`` over the joint sequence of ``T`` tokens (scores and
+    weighted values, 2 FLOP per multiply-add), 0 for a model not in
+    :data:`DIFFUSION_ATTENTION`."""
+    for key, (layers, hidden, text) in DIFFUSION_ATTENTION:
+        if key in model_id:
+            t = image_tokens + text
+            return layers * 4.0 * t * hidden * t / image_tokens
+    return 0.0
+
+
 def serving_fractions(frame: pd.DataFrame) -> pd.DataFrame:
     """``u_c`` and ``u_m`` per GPU of serving measurements (ML.ENERGY; no video).
 
@@ -302,7 +341,8 @@ def serving_fractions(frame: pd.DataFrame) -> pd.DataFrame:
             sana = "SANA" in r.model_id
             tokens = (r.width / (32 if sana else 16)) * (r.height / (32 if sana else 16))
             cfg = 1 if "FLUX" in r.model_id else 2
-            flop_s = 2 * r.total_params * tokens * r.inference_steps * cfg * r.throughput
+            per_token = 2 * r.total_params + diffusion_attention_flop(r.model_id, tokens)
+            flop_s = per_token * tokens * r.inference_steps * cfg * r.throughput
             bytes_s = r.throughput / r.batch_size * r.inference_steps * r.total_params * wbytes
         else:
             raise ValueError(f"{r.model_id}: {r.kind} serving is not modelled")

@@ -94,3 +94,16 @@ def test_decode_utilisation_rises_with_batch_when_the_cache_is_read():
     assert np.all(with_kv.u_m >= weights_only.u_m)
     assert with_kv.u_m.iloc[1] > 2 * weights_only.u_m.iloc[1]
     assert np.all((with_kv.u_m > 0) & (with_kv.u_m <= 1))
+
+
+def test_diffusion_attention_is_counted_over_the_joint_sequence():
+    from powerfit.power.work import diffusion_attention_flop
+
+    # PixArt-Sigma at 1024 px: 4,096 latent tokens, 28 layers of width 1,152
+    per_token = diffusion_attention_flop("PixArt-alpha/PixArt-Sigma-XL-2-1024-MS", 4096)
+    assert per_token == pytest.approx(28 * 4 * 4096 * 1152)
+    assert per_token > 0.3 * 2 * 0.6e9  # not negligible beside 2 FLOP per parameter
+    # joint text tokens attend too; linear attention (SANA) is in the parameters
+    sd = diffusion_attention_flop("stabilityai/stable-diffusion-3.5-large", 4096)
+    assert sd == pytest.approx(38 * 4 * (4096 + 333) ** 2 * 2432 / 4096)
+    assert diffusion_attention_flop("Efficient-Large-Model/SANA1.5_1.6B_1024px", 1024) == 0.0
