@@ -13,7 +13,9 @@ throughput and the work of one sample or token:
 * :func:`serving_fractions` — serving (ML.ENERGY 2026): a decode step reads the
   dense weights once per data-parallel replica, the routed experts its batch reaches
   and every running sequence's KV cache (:func:`decode_step_bytes`, architectures in
-  :data:`DECODE_ARCH`), and does 2 FLOP per active parameter and token; text-to-image
+  :data:`DECODE_ARCH`), and does 2 FLOP per active parameter and token, output
+  tokens and the prompt tokens prefilled per request (:data:`PROMPT_TOKENS` per
+  ``output_len_mean`` output tokens); text-to-image
   does 2 FLOP per parameter and latent token per denoising step plus its attention
   over the joint sequence (:func:`diffusion_attention_flop`; ×2 with classifier-free
   guidance) and reads its weights once per step. Text-to-video is not modelled.
@@ -204,7 +206,7 @@ DECODE_ARCH: tuple[tuple[str, DecodeArch], ...] = (
 )
 
 #: Prompt tokens of a served request, assumed (ML.ENERGY v3 publishes output lengths
-#: only) [tokens].
+#: only) [tokens]: the context of the KV cache and the prefill's FLOP.
 PROMPT_TOKENS = 512.0
 
 #: Bytes per KV-cache element (vLLM's default: the model's activation dtype, BF16) [B].
@@ -300,14 +302,15 @@ def serving_fractions(frame: pd.DataFrame) -> pd.DataFrame:
         the weights), ``total_params``, ``active_params`` [-], ``batch_size`` [-],
         ``throughput`` [tokens/s or images/s], ``num_gpus`` [-], for LLMs optionally
         ``output_len_mean``, ``output_len_sq_mean`` [tokens, tokens²] and
-        ``data_parallel`` [-] (KV-cache traffic and replicated weights,
-        :func:`decode_step_bytes`), and, for images, ``width``, ``height`` [px] and
-        ``inference_steps`` [-].
+        ``data_parallel`` [-] (KV-cache traffic, replicated weights,
+        :func:`decode_step_bytes`, and prefill FLOP), and, for images, ``width``,
+        ``height`` [px] and ``inference_steps`` [-].
 
     Returns
     -------
     pandas.DataFrame
-        A copy with ``u_c``, ``u_m`` [-] (clipped to [0, 1]) and ``tdp_w`` [W].
+        A copy with ``u_c``, ``u_m`` [-] (clipped to [0, 1]), ``u_m_raw`` (not
+        clipped) and ``tdp_w`` [W].
     """
     from powerfit.hardware.gpus import get_gpu
 
@@ -335,7 +338,10 @@ def serving_fractions(frame: pd.DataFrame) -> pd.DataFrame:
                 decode_context(r.output_len_mean, r.output_len_sq_mean),
                 int(r.data_parallel) if np.isfinite(r.data_parallel) else 1,
             )
-            flop_s = 2 * r.active_params * r.throughput
+            # each output token's decode, and each request's prompt prefilled once
+            lm = r.output_len_mean
+            prompts = PROMPT_TOKENS / lm if np.isfinite(lm) and lm > 0 else 0.0
+            flop_s = 2 * r.active_params * r.throughput * (1.0 + prompts)
             bytes_s = r.throughput / b * step
         elif r.kind == "image":
             sana = "SANA" in r.model_id

@@ -107,3 +107,23 @@ def test_diffusion_attention_is_counted_over_the_joint_sequence():
     sd = diffusion_attention_flop("stabilityai/stable-diffusion-3.5-large", 4096)
     assert sd == pytest.approx(38 * 4 * (4096 + 333) ** 2 * 2432 / 4096)
     assert diffusion_attention_flop("Efficient-Large-Model/SANA1.5_1.6B_1024px", 1024) == 0.0
+
+
+def test_prefill_adds_the_prompts_flop():
+    rows = pd.DataFrame(
+        {
+            "gpu": "NVIDIA H100 80GB HBM3",
+            "kind": "llm",
+            "model_id": "meta-llama/Llama-3.1-8B-Instruct",
+            "precision": "bf16",
+            "total_params": 8e9,
+            "active_params": 8e9,
+            "batch_size": [64.0],
+            "throughput": [5000.0],
+            "num_gpus": 1,
+            "output_len_mean": [PROMPT_TOKENS],  # as many prompt as output tokens
+            "output_len_sq_mean": [PROMPT_TOKENS**2],
+        }
+    )
+    decode_only = serving_fractions(rows.drop(columns=["output_len_mean", "output_len_sq_mean"]))
+    assert serving_fractions(rows).u_c.iloc[0] == pytest.approx(2 * decode_only.u_c.iloc[0])
