@@ -770,6 +770,8 @@ def estimate_step(
     else:
         t_lo, t_hi = total * math.exp(-half_width), total * math.exp(half_width)
     p_lo, p_hi = (lo / total, hi / total) if total > 0 else (0.0, 0.0)
+    if limit > 0:  # energy / time may round a bound at the limit past it
+        p_lo, p_hi = min(p_lo, limit), min(p_hi, limit)
     return StepEstimate(
         step_time_s=total,
         energy_j=e,
@@ -786,7 +788,7 @@ def estimate_step(
         row_source=row_source,
         gpu=_gpu(gpu).name,
         memory_utilisation=u_m,
-        power_interval_w=(lo / total, hi / total) if total > 0 else (0.0, 0.0),
+        power_interval_w=(p_lo, p_hi),
         power_limit_w=limit,
         slowdown=slowdown,
     )

@@ -21,7 +21,13 @@ import pandas as pd
 
 from powerfit.datasets.home import check_sha256sums, get_data_home
 
-__all__ = ["MLENERGY_GPUS", "MLEnergy2026", "fetch_mlenergy2026", "read_mlenergy_model_file"]
+__all__ = [
+    "MLENERGY_GPUS",
+    "MLEnergy2026",
+    "fetch_mlenergy2026",
+    "output_length_moments",
+    "read_mlenergy_model_file",
+]
 
 #: ``gpu_model`` -> NVML name (H100 SXM 80GB HBM3 and B200 in the ML.ENERGY v3 setup).
 MLENERGY_GPUS: dict[str, str] = {"H100": "NVIDIA H100 80GB HBM3", "B200": "NVIDIA B200"}
@@ -45,7 +51,11 @@ class MLEnergy2026:
         [-] (LLM: the average running batch; diffusion: the batch), ``power_total_w``
         [W] (summed over the GPUs, as published), ``power_w`` [W] (per GPU),
         ``throughput`` [tokens/s, images/s or videos/s], ``width``, ``height``
-        [px], ``frames``, ``inference_steps`` [-] (diffusion; NaN for LLMs).
+        [px], ``frames``, ``inference_steps`` [-] (diffusion; NaN for LLMs),
+        ``output_len_mean``, ``output_len_sq_mean`` [tokens, tokens²] (mean and mean
+        square of the output length, from the configuration's histogram, bin centres;
+        NaN for diffusion), ``data_parallel``, ``tensor_parallel``, ``expert_parallel``
+        [-] (1 where not published).
     """
 
     power: pd.DataFrame
@@ -57,6 +67,24 @@ def _kind(task: str) -> str:
     if task == "text-to-video":
         return "video"
     return "llm"
+
+
+def output_length_moments(config: dict[str, Any]) -> tuple[float, float]:
+    """(mean, mean square) of a configuration's output lengths [tokens, tokens²].
+
+    From ``output_length_distribution`` (histogram: ``bins`` edges, ``counts``) at the
+    bin centres; from ``avg_output_len`` alone (no spread) without it; NaN without both.
+    """
+    dist = config.get("output_length_distribution")
+    if isinstance(dist, dict) and dist.get("bins") and dist.get("counts"):
+        edges = np.asarray(dist["bins"], dtype=float)
+        counts = np.asarray(dist["counts"], dtype=float)
+        if edges.size == counts.size + 1 and counts.sum() > 0:
+            mid = 0.5 * (edges[1:] + edges[:-1])
+            w = counts / counts.sum()
+            return float(w @ mid), float(w @ mid**2)
+    mean = float(config.get("avg_output_len", np.nan))
+    return mean, mean**2
 
 
 def read_mlenergy_model_file(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -92,6 +120,8 @@ def read_mlenergy_model_file(path: str | os.PathLike[str]) -> pd.DataFrame:
                 batch = float(c["batch_size"])
                 throughput = float(c["throughput_videos_per_sec"])
             n = int(c["num_gpus"])
+            par = c.get("parallelization") or {}
+            len_mean, len_sq = output_length_moments(c) if kind == "llm" else (np.nan, np.nan)
             total = float(c["avg_power_watts"])
             rows.append(
                 {
@@ -120,6 +150,11 @@ def read_mlenergy_model_file(path: str | os.PathLike[str]) -> pd.DataFrame:
                     "height": float(c.get("image_height", c.get("video_height", np.nan))),
                     "frames": float(c.get("num_frames", np.nan)),
                     "inference_steps": float(c.get("inference_steps", np.nan)),
+                    "output_len_mean": len_mean,
+                    "output_len_sq_mean": len_sq,
+                    "data_parallel": int(par.get("data_parallel", 1) or 1),
+                    "tensor_parallel": int(par.get("tensor_parallel", 1) or 1),
+                    "expert_parallel": int(par.get("expert_parallel", 1) or 1),
                 }
             )
         except (KeyError, TypeError, ValueError) as exc:

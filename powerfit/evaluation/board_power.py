@@ -23,6 +23,7 @@ from powerfit.power.board import (
     fit_board_power,
     fit_limit_law,
     fit_transfer_shape,
+    log_half_width,
     transfer_board_power,
 )
 from powerfit.power.work import BERT_BASE, serving_fractions, training_fractions
@@ -204,7 +205,7 @@ def _shape(data: pd.DataFrame, laws: dict[str, BoardPowerLaw]) -> dict[str, floa
 
 def _logo_quantiles(data: pd.DataFrame, gpus: list[str]) -> tuple[float, float] | None:
     """Symmetric 90 % log half-width of measured/transferred over ``gpus``, each left
-    out in turn (the wider of the 5 % and 95 % quantiles, either way)."""
+    out in turn (:func:`~powerfit.power.board.log_half_width` of the pooled rows)."""
     if len(gpus) < 3:
         return None
     laws = fit_board_laws(data)
@@ -220,8 +221,7 @@ def _logo_quantiles(data: pd.DataFrame, gpus: list[str]) -> tuple[float, float] 
             _shape(rest, laws),
         )
         res.append(np.log(g.power_w.to_numpy(float) / t.power(g.u_c, g.u_m)))
-    r = np.concatenate(res)
-    half = max(-float(np.quantile(r, 0.05)), float(np.quantile(r, 0.95)))
+    half = log_half_width(np.concatenate(res))
     return -half, half
 
 

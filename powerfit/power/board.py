@@ -41,6 +41,7 @@ __all__ = [
     "fit_limit_law",
     "fit_transfer_shape",
     "limit_range",
+    "log_half_width",
     "memory_type",
     "prior_board_power",
     "step_fractions",
@@ -187,7 +188,8 @@ class BoardPowerLaw:
     log_q : tuple of float
         Log half-widths of the nominal 90 % interval [-]: ``P·exp(q[0]) … P·exp(q[1])``,
         within [0, limit]; from out-of-sample log(measured / predicted) (whole
-        workloads held out): the wider of its 5 % and 95 % quantiles, either way.
+        workloads held out): the 90 % quantile of its absolute value, either way
+        (:func:`log_half_width`).
     std : dict
         Standard errors of the parameters (``p_idle_w``, ``p_max_w`` [W], ``k_c``,
         ``k_m``, ``gamma`` [-]) from the Jacobian and the residuals.
@@ -379,9 +381,9 @@ def fit_board_power(
     idle, pmax, k_c, k_m, gamma = _unpack(x, float(tdp_w))
     std = _standard_errors(jac, resid, x, float(tdp_w))
     oos = _out_of_sample(uc, um, p, float(tdp_w), groups, prior)
-    # symmetric: the wider of the 5 % and 95 % out-of-sample quantiles either way (a
+    # symmetric: the 90 % quantile of |out-of-sample log residual| either way (a
     # few held-out workloads say little about which side the next one falls on)
-    half = max(-float(np.quantile(oos, 0.05)), float(np.quantile(oos, 0.95)), 0.0)
+    half = log_half_width(oos)
     log_q = (-half, half)
     law = BoardPowerLaw(
         gpu,
@@ -400,6 +402,21 @@ def fit_board_power(
     )
     law.check_bounds()
     return law
+
+
+def log_half_width(log_resid: Any, weights: Any = None, level: float = 0.9) -> float:
+    """Half-width ``q`` [-] of the symmetric interval ``P·exp(±q)`` that holds ``level`` of
+    the (weighted) out-of-sample log residuals: their weighted ``level`` quantile of
+    ``|log(measured / predicted)|``."""
+    r = np.abs(np.asarray(log_resid, dtype=float))
+    w = np.ones_like(r) if weights is None else np.asarray(weights, dtype=float)
+    ok = np.isfinite(r) & (w > 0)
+    r, w = r[ok], w[ok]
+    if r.size == 0:
+        return 0.0
+    order = np.argsort(r)
+    cum = np.cumsum(w[order]) / np.sum(w)
+    return float(r[order][min(np.searchsorted(cum, level), r.size - 1)])
 
 
 def _least_squares(uc, um, p, tdp_w, idle_prior=None):

@@ -94,8 +94,11 @@ def power_rows(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         ]
         serve["num_gpus"] = serve.gpu_count
         for key, col in (("image_width", "width"), ("image_height", "height"),
-                         ("inference_steps", "inference_steps")):  # fmt: skip
+                         ("inference_steps", "inference_steps"),
+                         ("output_len_mean", "output_len_mean"),
+                         ("output_len_sq_mean", "output_len_sq_mean")):  # fmt: skip
             serve[col] = [float(c.get(key, np.nan)) for c in cfg]
+        serve["data_parallel"] = [int(c.get("data_parallel", 1) or 1) for c in cfg]
         parts.append(serving_fractions(serve))
     left = int((frame.throughput_unit == "videos/s").sum())
     if left:

@@ -38,3 +38,12 @@ def test_a_bad_file_is_named(tmp_path):
     path.write_bytes(b"not gzip")
     with pytest.raises(ValueError, match="not a gzipped JSON"):
         read_mlenergy_model_file(path)
+
+
+def test_output_lengths_and_parallelism(ml):
+    llm = ml[ml.kind == "llm"]
+    assert np.all(np.isfinite(llm.output_len_mean))
+    assert np.all(llm.output_len_sq_mean >= llm.output_len_mean**2 * (1 - 1e-9))
+    assert np.all((llm.data_parallel >= 1) & (llm.tensor_parallel >= 1))
+    assert (llm.expert_parallel > 1).any()
+    assert ml[ml.kind != "llm"].output_len_mean.isna().all()

@@ -32,6 +32,22 @@ def test_frame_has_physical_fractions_and_flags_infeasible_workloads(frame):
     assert h100.power_w.max() <= 700.0 and h100.num_gpus.max() == 8
 
 
+def test_decode_traffic_grows_with_the_batch_like_the_measured_power(frame):
+    """Llama-3.1-8B on one H100 draws more as its batch grows (486 → 690 W): the KV
+    cache each sequence reads keeps u_m from falling tenfold as weights-only traffic
+    would (0.64 → 0.07 from batch 8 to 690)."""
+    g = frame[
+        (frame.group == "meta-llama/Llama-3.1-8B-Instruct/lm-arena-chat")
+        & (frame.gpu == "NVIDIA H100 80GB HBM3")
+    ].sort_values("batch_size")
+    assert g.power_w.iloc[-1] > 1.3 * g.power_w.iloc[0]
+    assert g.u_m.iloc[-1] >= 0.5 * g.u_m.iloc[0]
+    assert g.u_c.iloc[-1] > 5 * g.u_c.iloc[0]
+    # every decode row reads no more than the board's bandwidth allows
+    llm = frame[(frame.source == "mlenergy2026") & ~frame.group.str.endswith("text-to-image")]
+    assert llm.u_m.max() < 1.0
+
+
 def test_fitted_laws_are_physical_and_rise_with_utilisation(frame):
     from powerfit.evaluation.board_power import fit_board_laws
 

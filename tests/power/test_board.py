@@ -119,3 +119,15 @@ def test_round_trip_and_prior():
         BoardPowerLaw.from_dict(bad)
     prior = prior_board_power("NVIDIA L4", 72.0)
     assert prior.prior and float(prior.power(0, 0)) == pytest.approx(18.0)
+
+
+def test_log_half_width_holds_ninety_percent_of_the_residuals():
+    from powerfit.power.board import log_half_width
+
+    r = np.log(np.linspace(0.8, 1.25, 101))
+    q = log_half_width(r)
+    assert np.mean(np.abs(r) <= q) >= 0.9
+    assert q < np.max(np.abs(r))
+    # weights: the rows of a heavily weighted group dominate
+    assert log_half_width([0.01, 0.5], [9.0, 1.0]) == pytest.approx(0.01)
+    assert log_half_width([]) == 0.0

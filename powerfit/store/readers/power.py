@@ -176,7 +176,7 @@ def _zeus(source: str, content: bytes, gpus: Any) -> tuple[pd.DataFrame, dict]:
 
 
 def _mlenergy(source: str, content: bytes, gpus: Any) -> tuple[pd.DataFrame, dict]:
-    from powerfit.datasets.mlenergy2026 import MLENERGY_GPUS
+    from powerfit.datasets.mlenergy2026 import MLENERGY_GPUS, output_length_moments
 
     try:
         doc = json.loads(content.decode("utf-8"))
@@ -224,6 +224,13 @@ def _mlenergy(source: str, content: bytes, gpus: Any) -> tuple[pd.DataFrame, dic
         _check(total, spec.power_limit_w, int(n), duration, throughput,
                ("avg_power_watts", dur_key, tput_key), where)  # fmt: skip
         extra = {k: v for k, v in c.items() if isinstance(v, (int, float, str))}
+        if llm:
+            # what the decode traffic needs (powerfit.power.work.serving_fractions)
+            par = c.get("parallelization") if isinstance(c.get("parallelization"), dict) else {}
+            extra["data_parallel"] = par.get("data_parallel", 1)
+            mean, sq = output_length_moments(c)
+            if math.isfinite(mean) and math.isfinite(sq):
+                extra["output_len_mean"], extra["output_len_sq_mean"] = mean, sq
         rows.append(
             {
                 "gpu": spec.name,
