@@ -76,7 +76,8 @@ def traced_model(
     if data.get("model_type") in FAMILIES:
         return resolve_model(data), data, trace, flop
     heads = next(
-        (data[k] for k in ("num_attention_heads", "n_head", "num_heads") if k in data), None
+        (data[k] for k in ("num_attention_heads", "n_head", "n_heads", "num_heads") if k in data),
+        None,
     )
     if not isinstance(heads, int) or heads < 1:
         raise ValueError(f"{where}: no attention head count (num_attention_heads) to split")

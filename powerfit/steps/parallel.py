@@ -443,7 +443,9 @@ def compute_profile(
             graph = graph[~graph.name.str.startswith("Global.")].reset_index(drop=True)
     if graph is None:
         if not isinstance(config, ModelConfig):
-            raise ValueError(f"--tp {tp}: {why}" if why else "a traced model needs its config")
+            if why is None:
+                raise ValueError("a traced model needs its config")
+            raise ValueError(f"--tp {tp}: {why}, and it has no hand-written graph: use --tp 1")
         local = tensor_parallel_config(config, tp)
         graph = training_step_graph(
             local, micro_batch, seq_len, precision, optimizer, mode != "none", loss=loss
@@ -451,7 +453,7 @@ def compute_profile(
         n_local = local.n_parameters
     lat, source, notes = _timed(graph, gpu, operator_model, specs_only, calibration)
     if why:
-        notes = [why, *notes]
+        notes = [f"{why}: the hand-written graph is used", *notes]
     t_row = lat * graph["count"].to_numpy()
     is_layer = graph.name.str.contains(_LAYER).to_numpy()
     phase = graph.phase.to_numpy()
@@ -494,8 +496,8 @@ def _traced_slice(
     attention: str,
     attention_kernel: str = "fa2",
 ) -> tuple[pd.DataFrame | None, int, str | None]:
-    """(traced graph of the slice, its parameters, None), or (None, 0, why the
-    hand-written graph is used)."""
+    """(traced graph of the slice, its parameters, None), or (None, 0, why the slice
+    cannot be traced)."""
     from powerfit.architectures.cache import cached_trace
     from powerfit.architectures.trace import MissingExtraError
     from powerfit.exceptions import DataError
@@ -509,7 +511,7 @@ def _traced_slice(
             0,
             (
                 f"tensor-parallel slices of {kind} are not traced (its head width follows its "
-                "head count): the hand-written graph is used"
+                "head count)"
             ),
         )
     ampere = "bf16" in get_gpu(gpu).peak_flops  # as estimate --hf-config
@@ -518,7 +520,7 @@ def _traced_slice(
             sliced, seq, attention=attention, precision=precision, ampere=ampere
         )
     except (MissingExtraError, DataError) as exc:
-        return None, 0, f"{exc}: the hand-written graph of {kind} is used"
+        return None, 0, str(exc)
     graph = traced_step_graph(trace, batch, precision, optimizer, mode, attention_kernel)
     return graph, int(trace.n_parameters), None
 

@@ -50,6 +50,22 @@ def test_the_attention_kernel_reaches_a_split_as_one_gpu():
         estimate_parallel_training(GPT2, "a100", 2, 4, 256, attention_kernel="fa3")
 
 
+def test_an_mpt_config_splits_over_data_and_pipeline_not_tensor_parallel():
+    mpt = {
+        "model_type": "mpt",
+        "d_model": 128,
+        "n_heads": 4,  # MPT's name for the head count
+        "n_layers": 4,
+        "vocab_size": 1000,
+        "max_seq_len": 256,
+        "attn_config": {"attn_impl": "triton"},
+    }
+    r = estimate_parallel_training(mpt, "h100", 4, 8, 256, pp=2, precision="bf16")
+    assert r["split"]["dp"] == 2 and r["attention_kernel"] == "triton"
+    with pytest.raises(ValueError, match=r"--tp 2: .*not traced.*use --tp 1"):
+        estimate_parallel_training(mpt, "h100", 4, 8, 256, tp=2, precision="bf16")
+
+
 def test_impossible_run_and_bad_host_power():
     with pytest.raises(ValueError, match="--pp 5 exceeds the model's 4 layers"):
         estimate_parallel_training(GPT2, "h100", 5, 5, 256, pp=5)
