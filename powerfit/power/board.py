@@ -485,10 +485,12 @@ def _out_of_sample(uc, um, p, tdp_w, groups, idle_prior=None) -> np.ndarray:
 def fit_transfer_shape(data: list[tuple[Any, Any, Any, BoardPowerLaw]]) -> dict[str, float]:
     """The shape of the rise above idle shared by the measured GPUs, for the transfer.
 
-    Each GPU's measurements ``(u_c, u_m, power_w, law)`` are put on one scale,
-    ``(P − P_idle) / (TDP − P_idle)`` with its own law's idle, and one curve
-    ``b·(1 − exp(−(k_c·u_c + k_m·u_m)))^γ`` is fitted to all of them by bounded least
-    squares, each GPU weighing the same whatever its number of measurements.
+    Each GPU's measurements ``(u_c, u_m, power_w, law)`` keep their own law's idle
+    floor and span ``TDP − P_idle``; one curve ``b·(1 − exp(−(k_c·u_c + k_m·u_m)))^γ``
+    of that span is fitted to all of them by bounded least squares on log power (the
+    per-GPU fits' objective: relative errors, so a board's low-power rows count as
+    much as its high-power ones), each GPU weighing the same whatever its number of
+    measurements (its rows weigh 1/√n each in the residuals).
 
     Returns
     -------
@@ -497,20 +499,23 @@ def fit_transfer_shape(data: list[tuple[Any, Any, Any, BoardPowerLaw]]) -> dict[
     """
     from scipy.optimize import least_squares
 
-    uc, um, y, w = [], [], [], []
+    uc, um, pw, idle, span, w = [], [], [], [], [], []
     for u_c, u_m, p, law in data:
         p = np.asarray(p, dtype=float)
         uc.append(np.asarray(u_c, dtype=float))
         um.append(np.asarray(u_m, dtype=float))
-        y.append((p - law.p_idle_w) / (law.tdp_w - law.p_idle_w))
+        pw.append(p)
+        idle.append(np.full(p.size, law.p_idle_w))
+        span.append(np.full(p.size, law.tdp_w - law.p_idle_w))
         w.append(np.full(p.size, 1.0 / np.sqrt(max(p.size, 1))))
-    uc, um, y, w = (np.concatenate(v) for v in (uc, um, y, w))
+    uc, um, pw, idle, span, w = (np.concatenate(v) for v in (uc, um, pw, idle, span, w))
     names = ("max_fraction", "k_c", "k_m", "gamma")
     lo = [BOARD_BOUNDS[n][0] for n in names]
     hi = [BOARD_BOUNDS[n][1] for n in names]
 
     def resid(x):
-        return w * (board_power(uc, um, 0.0, x[0], x[1], x[2], x[3]) - y)
+        rise = board_power(uc, um, 0.0, x[0], x[1], x[2], x[3])
+        return w * np.log((idle + rise * span) / pw)
 
     best = None
     for x0 in ([0.9, 3.0, 3.0, 1.0], [0.9, 10.0, 1.0, 1.5], [0.9, 1.0, 10.0, 0.7]):
