@@ -15,8 +15,10 @@ and ``u_m`` (k ≥ 0, γ > 0), and capped at the power limit.
 (:func:`scipy.optimize.least_squares`), with parameter uncertainties from the
 Jacobian and the residuals, and the interval from cross-validated log residuals
 (whole workloads held out). :func:`transfer_board_power` gives a GPU without measurements the
-measured GPUs' law in fractions of TDP, its idle floor from GPUs of the same memory
-type (:data:`MEMORY_TYPE`), with a wider interval (leave-one-GPU-out residuals).
+measured GPUs' rise in fractions of TDP (:func:`fit_transfer_shape`, on the boards
+measured in the regime asked for: training or serving), its idle floor from GPUs of
+the same memory type (:data:`MEMORY_TYPE`), with a wider interval (leave-one-GPU-out
+residuals).
 
 Power limit (:class:`LimitLaw`, fitted on the Zeus traces): a board asked to draw
 ``P₀`` above its limit ``L`` runs at lower clocks; its power is ``min(P₀, ρ·L)`` and
@@ -537,8 +539,9 @@ def transfer_board_power(
     P_idle / TDP is the mean over measured GPUs of the same memory type
     (:func:`memory_type`) whose measurements include near-idle steps, else
     :data:`IDLE_FRACTION`; the rise above it is ``shape``
-    (:func:`fit_transfer_shape`: one curve fitted on every measured GPU, on the scale
-    of its span TDP − idle), else the measured GPUs' mean parameters. The interval is
+    (:func:`fit_transfer_shape`: one curve fitted on the measured GPUs of the regime
+    asked for, on the scale of each one's span TDP − idle; the bundle's is the
+    training boards'), else the measured GPUs' mean parameters. The interval is
     ``log_q`` (leave-one-GPU-out residuals,
     :func:`powerfit.evaluation.board_power.evaluate_board_power`) or, without it, the
     widest of the measured GPUs' own intervals widened by half.
