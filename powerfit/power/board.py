@@ -15,8 +15,10 @@ and ``u_m`` (k ≥ 0, γ > 0), and capped at the power limit.
 (:func:`scipy.optimize.least_squares`), with parameter uncertainties from the
 Jacobian and the residuals, and the interval from cross-validated log residuals
 (whole workloads held out). :func:`transfer_board_power` gives a GPU without measurements the
-measured GPUs' law in fractions of TDP, its idle floor from GPUs of the same memory
-type (:data:`MEMORY_TYPE`), with a wider interval (leave-one-GPU-out residuals).
+measured GPUs' rise in fractions of TDP (:func:`fit_transfer_shape`, on the boards
+measured in the regime asked for: training or serving), its idle floor from GPUs of
+the same memory type (:data:`MEMORY_TYPE`), with a wider interval (leave-one-GPU-out
+residuals).
 
 Power limit (:class:`LimitLaw`, fitted on the Zeus traces): a board asked to draw
 ``P₀`` above its limit ``L`` runs at lower clocks; its power is ``min(P₀, ρ·L)`` and
@@ -485,10 +487,12 @@ def _out_of_sample(uc, um, p, tdp_w, groups, idle_prior=None) -> np.ndarray:
 def fit_transfer_shape(data: list[tuple[Any, Any, Any, BoardPowerLaw]]) -> dict[str, float]:
     """The shape of the rise above idle shared by the measured GPUs, for the transfer.
 
-    Each GPU's measurements ``(u_c, u_m, power_w, law)`` are put on one scale,
-    ``(P − P_idle) / (TDP − P_idle)`` with its own law's idle, and one curve
-    ``b·(1 − exp(−(k_c·u_c + k_m·u_m)))^γ`` is fitted to all of them by bounded least
-    squares, each GPU weighing the same whatever its number of measurements.
+    Each GPU's measurements ``(u_c, u_m, power_w, law)`` keep their own law's idle
+    floor and span ``TDP − P_idle``; one curve ``b·(1 − exp(−(k_c·u_c + k_m·u_m)))^γ``
+    of that span is fitted to all of them by bounded least squares on log power (the
+    per-GPU fits' objective: relative errors, so a board's low-power rows count as
+    much as its high-power ones), each GPU weighing the same whatever its number of
+    measurements (its rows weigh 1/√n each in the residuals).
 
     Returns
     -------
@@ -497,20 +501,23 @@ def fit_transfer_shape(data: list[tuple[Any, Any, Any, BoardPowerLaw]]) -> dict[
     """
     from scipy.optimize import least_squares
 
-    uc, um, y, w = [], [], [], []
+    uc, um, pw, idle, span, w = [], [], [], [], [], []
     for u_c, u_m, p, law in data:
         p = np.asarray(p, dtype=float)
         uc.append(np.asarray(u_c, dtype=float))
         um.append(np.asarray(u_m, dtype=float))
-        y.append((p - law.p_idle_w) / (law.tdp_w - law.p_idle_w))
+        pw.append(p)
+        idle.append(np.full(p.size, law.p_idle_w))
+        span.append(np.full(p.size, law.tdp_w - law.p_idle_w))
         w.append(np.full(p.size, 1.0 / np.sqrt(max(p.size, 1))))
-    uc, um, y, w = (np.concatenate(v) for v in (uc, um, y, w))
+    uc, um, pw, idle, span, w = (np.concatenate(v) for v in (uc, um, pw, idle, span, w))
     names = ("max_fraction", "k_c", "k_m", "gamma")
     lo = [BOARD_BOUNDS[n][0] for n in names]
     hi = [BOARD_BOUNDS[n][1] for n in names]
 
     def resid(x):
-        return w * (board_power(uc, um, 0.0, x[0], x[1], x[2], x[3]) - y)
+        rise = board_power(uc, um, 0.0, x[0], x[1], x[2], x[3])
+        return w * np.log((idle + rise * span) / pw)
 
     best = None
     for x0 in ([0.9, 3.0, 3.0, 1.0], [0.9, 10.0, 1.0, 1.5], [0.9, 1.0, 10.0, 0.7]):
@@ -532,8 +539,9 @@ def transfer_board_power(
     P_idle / TDP is the mean over measured GPUs of the same memory type
     (:func:`memory_type`) whose measurements include near-idle steps, else
     :data:`IDLE_FRACTION`; the rise above it is ``shape``
-    (:func:`fit_transfer_shape`: one curve fitted on every measured GPU, on the scale
-    of its span TDP − idle), else the measured GPUs' mean parameters. The interval is
+    (:func:`fit_transfer_shape`: one curve fitted on the measured GPUs of the regime
+    asked for, on the scale of each one's span TDP − idle; the bundle's is the
+    training boards'), else the measured GPUs' mean parameters. The interval is
     ``log_q`` (leave-one-GPU-out residuals,
     :func:`powerfit.evaluation.board_power.evaluate_board_power`) or, without it, the
     widest of the measured GPUs' own intervals widened by half.

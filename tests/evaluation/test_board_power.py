@@ -59,3 +59,33 @@ def test_fitted_laws_are_physical_and_rise_with_utilisation(frame):
         p = law.power(grid, grid)
         assert np.all(np.diff(p) >= -1e-9) and p.max() <= law.tdp_w
         assert all(np.isfinite(v) for v in law.std.values())
+
+
+def test_transfer_takes_the_rise_of_boards_measured_in_the_same_regime(frame):
+    """Training boards draw near idle at low average utilisation (the board waits),
+    serving boards half their TDP (small kernels back to back): a GPU left out is
+    predicted by the rise of the other GPUs of its rows' regime, within the 15 %
+    goal, and better than by one rise over both regimes."""
+    from powerfit.evaluation.board_power import _shape, _transferred, fit_board_laws
+    from powerfit.power.board import board_power, transfer_board_power
+
+    data = frame[frame.default_limit].reset_index(drop=True)
+    assert set(data.regime[data.source == "zeus2023"]) == {"training"}
+    assert set(data.regime[data.source == "mlenergy2026"]) == {"serving"}
+    laws = fit_board_laws(data)
+    train, serve = _shape(data, laws, "training"), _shape(data, laws, "serving")
+
+    def rise(s, u):
+        return float(board_power(u, 0.0, 0.0, s["max_fraction"], s["k_c"], s["k_m"], s["gamma"]))
+
+    assert rise(serve, 0.05) > 2 * rise(train, 0.05)
+    for gpu in ("Tesla V100-PCIE-32GB", "NVIDIA B200"):
+        g, rest = data[data.gpu == gpu], data[data.gpu != gpu]
+        p = g.power_w.to_numpy(float)
+        pred, lo, hi = _transferred(g, rest, laws, None)
+        assert np.all((lo <= pred) & (pred <= hi) & (hi <= g.tdp_w.to_numpy(float)))
+        mape = np.mean(np.abs(pred - p) / p)
+        others = [laws[k] for k in sorted(set(rest.gpu))]
+        one = transfer_board_power(others, gpu, float(g.tdp_w.iloc[0]), None, _shape(rest, laws))
+        assert mape <= 0.15
+        assert mape < np.mean(np.abs(one.power(g.u_c, g.u_m) - p) / p)

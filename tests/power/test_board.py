@@ -12,6 +12,7 @@ from powerfit.power.board import (
     board_power,
     fit_board_power,
     fit_limit_law,
+    fit_transfer_shape,
     prior_board_power,
     transfer_board_power,
 )
@@ -131,3 +132,24 @@ def test_log_half_width_holds_ninety_percent_of_the_residuals():
     # weights: the rows of a heavily weighted group dominate
     assert log_half_width([0.01, 0.5], [9.0, 1.0]) == pytest.approx(0.01)
     assert log_half_width([]) == 0.0
+
+
+def _board(gpu, tdp, idle, n, seed, shape=(0.9, 4.0, 2.0, 1.3)):
+    rng = np.random.default_rng(seed)
+    uc, um = rng.uniform(0, 0.8, n), rng.uniform(0, 0.8, n)
+    b, kc, km, g = shape
+    p = board_power(uc, um, idle, idle + b * (tdp - idle), kc, km, g)
+    law = BoardPowerLaw(gpu, tdp, idle, idle + b * (tdp - idle), kc, km, g)
+    return uc, um, p * np.exp(rng.normal(0, 0.01, n)), law
+
+
+def test_transfer_shape_is_shared_on_each_boards_span_and_weighs_each_gpu_the_same():
+    # two boards with different floors and limits share one rise: it is recovered
+    data = [_board("a", 250.0, 30.0, 40, 0), _board("b", 700.0, 200.0, 40, 1)]
+    shape = fit_transfer_shape(data)
+    assert shape["max_fraction"] == pytest.approx(0.9, abs=0.03)
+    assert shape["gamma"] == pytest.approx(1.3, rel=0.2)
+    # a board with 20× the rows but another rise does not outweigh two boards that agree
+    odd = _board("c", 1000.0, 100.0, 1600, 2, shape=(0.6, 1.0, 1.0, 1.0))
+    shape = fit_transfer_shape([*data, _board("d", 300.0, 60.0, 40, 3), odd])
+    assert shape["max_fraction"] > 0.75
