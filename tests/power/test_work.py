@@ -19,6 +19,22 @@ from powerfit.power.work import (
 LLAMA_8B = DecodeArch(32, 2048)
 
 
+def _llama_8b_rows(**columns) -> pd.DataFrame:
+    """ML.ENERGY-shaped rows of Llama-3.1-8B served in bf16 on one H100."""
+    return pd.DataFrame(
+        {
+            "gpu": "NVIDIA H100 80GB HBM3",
+            "kind": "llm",
+            "model_id": "meta-llama/Llama-3.1-8B-Instruct",
+            "precision": "bf16",
+            "total_params": 8e9,
+            "active_params": 8e9,
+            "num_gpus": 1,
+            **columns,
+        }
+    )
+
+
 def test_kv_cache_reads_grow_with_batch_times_context():
     w = decode_step_bytes(LLAMA_8B, 8e9, 8e9, 2.0, 1, 0.0)
     assert w == pytest.approx(16e9)  # the weights once
@@ -74,20 +90,11 @@ def test_every_ml_energy_llm_has_an_architecture():
 
 
 def test_decode_utilisation_rises_with_batch_when_the_cache_is_read():
-    rows = pd.DataFrame(
-        {
-            "gpu": "NVIDIA H100 80GB HBM3",
-            "kind": "llm",
-            "model_id": "meta-llama/Llama-3.1-8B-Instruct",
-            "precision": "bf16",
-            "total_params": 8e9,
-            "active_params": 8e9,
-            "batch_size": [8.0, 512.0],
-            "throughput": [1070.0, 9800.0],  # ML.ENERGY v3, H100 (tokens/s)
-            "num_gpus": 1,
-            "output_len_mean": 400.0,
-            "output_len_sq_mean": 400.0**2 * 2,
-        }
+    rows = _llama_8b_rows(
+        batch_size=[8.0, 512.0],
+        throughput=[1070.0, 9800.0],  # ML.ENERGY v3, H100 (tokens/s)
+        output_len_mean=400.0,
+        output_len_sq_mean=400.0**2 * 2,
     )
     with_kv = serving_fractions(rows)
     weights_only = serving_fractions(rows.drop(columns=["output_len_mean", "output_len_sq_mean"]))
@@ -110,20 +117,11 @@ def test_diffusion_attention_is_counted_over_the_joint_sequence():
 
 
 def test_prefill_adds_the_prompts_flop():
-    rows = pd.DataFrame(
-        {
-            "gpu": "NVIDIA H100 80GB HBM3",
-            "kind": "llm",
-            "model_id": "meta-llama/Llama-3.1-8B-Instruct",
-            "precision": "bf16",
-            "total_params": 8e9,
-            "active_params": 8e9,
-            "batch_size": [64.0],
-            "throughput": [5000.0],
-            "num_gpus": 1,
-            "output_len_mean": [PROMPT_TOKENS],  # as many prompt as output tokens
-            "output_len_sq_mean": [PROMPT_TOKENS**2],
-        }
+    rows = _llama_8b_rows(
+        batch_size=[64.0],
+        throughput=[5000.0],
+        output_len_mean=[PROMPT_TOKENS],  # as many prompt as output tokens
+        output_len_sq_mean=[PROMPT_TOKENS**2],
     )
     decode_only = serving_fractions(rows.drop(columns=["output_len_mean", "output_len_sq_mean"]))
     assert serving_fractions(rows).u_c.iloc[0] == pytest.approx(2 * decode_only.u_c.iloc[0])
