@@ -656,10 +656,11 @@ def _trace_model(
         found = [fuse_eager_cores(r, b, causal, kv) for r, b in zip(recs, (2, 3), strict=True)]
         if not all(found) or found[0] != found[1]:
             recs = [run(2), run(3)]
-            notes = [
-                *notes,
-                f"the eager attention core of {type(model).__name__} was not found: timed eager",
-            ]
+            notes = [n for n in notes if "has no SDPA attention" not in n]
+            notes.append(
+                f"{type(model).__name__}: no eager attention core found to time as a fused "
+                f"{kind} kernel (no attention, or one of another shape): timed as traced, eager"
+            )
             kind = "eager"
     nodes = _merge(recs[0], recs[1], weights)
     acts = _activations(recs, weights)

@@ -86,3 +86,20 @@ def test_the_config_named_kernel_times_an_mpt_step():
     assert runs["fa2"]["attention_kernel"] == "fa2"  # asked for, over the config's
     assert (runs["torch"]["attention"], runs["torch"]["attention_kernel"]) == ("eager", None)
     assert runs["config"]["step_time_s"] != runs["fa2"]["step_time_s"]
+
+
+def test_a_model_without_attention_asked_for_flash_stays_eager_and_says_why():
+    pytest.importorskip("transformers")
+    from powerfit.architectures.trace import trace_step
+
+    mamba = {
+        "model_type": "mamba",
+        "hidden_size": 64,
+        "num_hidden_layers": 2,
+        "vocab_size": 512,
+        "state_size": 8,
+    }
+    trace = trace_step(mamba, 32, attention="flash", precision="bf16")
+    assert trace.attention == "eager"
+    assert not any(n[2] in ("attention", "attention_bwd") for n in trace.nodes)
+    assert len(trace.warnings) == 1 and "no eager attention core found" in trace.warnings[0]
