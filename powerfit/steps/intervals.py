@@ -115,7 +115,7 @@ def law_half_width(
             origin = laws.law(gpu, family, specs_only)[1]
             if source[rows][0] == "fused attention assumed":
                 origin = "assumed-fp32"
-            q[rows] = laws.half_width(origin, family if origin != "assumed-fp32" else "fa2")
+            q[rows] = laws.half_width(origin, family)  # assumed-fp32: fa2's evidence, doubled
     counted = (half | fused) & np.isfinite(q)
     share = float(t[counted].sum() / total)
     return float(np.sum(t[counted] * q[counted]) / total), share
