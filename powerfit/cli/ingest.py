@@ -25,7 +25,8 @@ ops/train/<op>/<GPU>.csv.gz: generic operators, FP32, time only), CodeCarbon's
 emissions.csv ('4 x NVIDIA A100-SXM4-40GB' is stored as 4 GPUs, the energy as
 their total), powerfit's own CSV/Parquet (what `powerfit measure` writes); each
 may be gzip-compressed. Text must be UTF-8. Measured board power goes to
-power_measurements: Zeus's summary_power_{gpu}.csv.gz and ML.ENERGY's
+power_measurements: Zeus's summary_power_{gpu}.csv.gz (a lab's own file with
+Zeus's columns, under any name, with --set gpu=NAME) and ML.ENERGY's
 models/*.json.gz (power per GPU; power above 2 x TDP, a duration <= 0 or a zero
 throughput is refused).
 
@@ -39,6 +40,7 @@ examples:
   powerfit ingest "$(powerfit env --published-data)"/*.csv*   # the paper's four files
   powerfit ingest "$POWERFIT_DATA_HOME"/neusight2025/ops/test/*.csv.gz
   powerfit ingest "$POWERFIT_DATA_HOME"/zeus2023/summary_power_*.csv.gz
+  powerfit ingest lab_power.csv --set gpu=v100           # Zeus's columns, your board
   powerfit ingest emissions.csv --set arch=transformer --set model=bert \\
       --set n_layers=6 --set batch_size=64 --set seq_len=512 --set d_model=768 \\
       --set n_heads=12 --set steps=100

@@ -117,3 +117,30 @@ def test_power_measurements_on_postgres(postgres_schema_url, zeus_v100, tmp_path
         assert r.rows == 476
         frame = power_measurements(pg.engine, "Tesla V100-PCIE-32GB")
         assert len(frame) == 476 and frame.power_w.max() < 250
+
+
+def test_a_labs_zeus_file_under_any_name_gives_its_gpu_with_set(store, tmp_path):
+    path = _zeus_copy(tmp_path, lambda t: t, name="lab_power.csv.gz")
+    with pytest.raises(DataError) as err:
+        ingest_file(store.engine, path)
+    assert "lab_power.csv.gz" in str(err.value) and "--set gpu=" in str(err.value)
+    with pytest.raises(DataError, match=r"--set batch_size is not accepted.*only --set gpu"):
+        ingest_file(store.engine, path, overrides={"gpu": "v100", "batch_size": "3"})
+    assert power_measurements(store.engine).empty  # nothing written
+    r = ingest_file(store.engine, path, overrides={"gpu": "v100"})
+    assert r.kind == "power" and r.rows == 2
+    assert ingest_file(store.engine, path, overrides={"gpu": "v100"}).duplicate
+    again = ingest_file(store.engine, path, overrides={"gpu": "a40"})  # another board
+    assert not again.duplicate
+    frame = power_measurements(store.engine)
+    assert sorted(frame.gpu.unique()) == ["NVIDIA A40", "Tesla V100-PCIE-32GB"]
+    plain = tmp_path / "lab.csv"
+    plain.write_bytes(gzip.decompress(path.read_bytes()))
+    assert read_measurements(plain, overrides={"gpu": "p100"}).format == "zeus2023-power"
+
+
+def test_a_csv_of_no_known_format_lists_the_power_formats_too(store, tmp_path):
+    path = tmp_path / "what.csv"
+    path.write_text("dataset,network,watts\nimagenet,resnet50,200\n")
+    with pytest.raises(DataError, match=r"cannot tell the format.*zeus2023-power"):
+        ingest_file(store.engine, path)

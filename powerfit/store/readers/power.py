@@ -4,7 +4,9 @@
     One GPU training one epoch at a batch size and an NVML power limit a row:
     ``power_limit`` [W], ``time_per_epoch`` [s], ``average_power`` [W]. The GPU is
     the file name's suffix (``v100``, ``a40``, ``rtx6000``, ``p100``:
-    :data:`powerfit.datasets.zeus2023.ZEUS_GPUS`). Stored with ``workload``
+    :data:`powerfit.datasets.zeus2023.ZEUS_GPUS`); a lab's own file with these
+    columns, under any name, gives it with ``--set gpu=NAME`` (a catalogue name or
+    alias, or one added with ``powerfit gpus add``). Stored with ``workload``
     ``dataset/network``, ``precision`` 'fp32' (assumed: not published), ``duration_s``
     the step (``batch_size / throughput``), ``throughput`` [samples/s] from the
     training set's size, and the optimizer in ``config``.
@@ -19,7 +21,8 @@
 Refused, naming the file, the data row and the column, with nothing written: a
 power above 2 × TDP (× ``num_gpus`` where summed), a duration ≤ 0, a throughput ≤ 0,
 a GPU neither in the catalogue nor in the store (``powerfit gpus add``), a missing
-field or column, and ``--set`` values (these files say everything they mean).
+field or column, and ``--set`` values other than a Zeus file's ``gpu`` (these files
+say everything else they mean).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ from powerfit.hardware.gpus import GPU, get_gpu
 from powerfit.store.readers.rows import Measurements
 from powerfit.store.validation import ValidationError
 
-__all__ = ["POWER_FORMATS", "detect_power_format", "read_power"]
+__all__ = ["POWER_FORMATS", "detect_power_format", "has_zeus_header", "read_power"]
 
 POWER_FORMATS = ("zeus2023-power", "mlenergy2026-power")
 
@@ -50,10 +53,24 @@ _ZEUS_COLUMNS = (
 _PRECISIONS = {"bfloat16": "bf16", "fp8": "fp8", "mxfp4": "mxfp4", "float16": "fp16"}
 
 
+def has_zeus_header(content: bytes) -> bool:
+    """True when the first line of a CSV names every column of Zeus's power files."""
+    first = content[:4096].lstrip(b"\xef\xbb\xbf").split(b"\n", 1)[0]
+    try:
+        columns = {c.strip().strip('"') for c in first.decode("utf-8").split(",")}
+    except UnicodeDecodeError:
+        return False
+    return set(_ZEUS_COLUMNS) <= columns
+
+
 def detect_power_format(source: str, content: bytes) -> str | None:
-    """The power format of a file (from its name and its first bytes), else None."""
+    """The power format of a file (from its name, its header or its first bytes), else None.
+
+    A CSV is Zeus's when it is named ``summary_power_*.csv*`` or its header holds
+    every Zeus column (a lab's own file, its GPU given with ``--set gpu=NAME``).
+    """
     name = os.path.basename(source)
-    if name.startswith("summary_power_") and ".csv" in name:
+    if (name.startswith("summary_power_") and ".csv" in name) or has_zeus_header(content):
         return "zeus2023-power"
     head = content[:4096].lstrip()
     if head.startswith(b"{") and b'"configurations"' in content[:1_000_000]:
@@ -113,12 +130,22 @@ def _check(
         )
 
 
-def _zeus(source: str, content: bytes, gpus: Any) -> tuple[pd.DataFrame, dict]:
+def _zeus(
+    source: str, content: bytes, gpus: Any, gpu: str | None = None
+) -> tuple[pd.DataFrame, dict]:
     from powerfit.datasets.zeus2023 import ZEUS_GPUS, ZEUS_SAMPLES_PER_EPOCH
 
     name = os.path.basename(source)
-    suffix = name.removeprefix("summary_power_").split(".")[0]
-    gpu_name = ZEUS_GPUS.get(suffix, suffix)
+    if gpu is None:
+        if not name.startswith("summary_power_"):
+            raise ValidationError(
+                "a Zeus power file names its GPU in its name (summary_power_<gpu>.csv) "
+                "or with --set gpu=NAME (e.g. --set gpu=v100)",
+                source=source,
+                header=True,
+            )
+        gpu = name.removeprefix("summary_power_").split(".")[0]
+    gpu_name = ZEUS_GPUS.get(gpu, gpu)
     spec, origin = _gpu(gpu_name, gpus, {"source": source, "header": True})
     try:
         raw = pd.read_csv(io.BytesIO(content), dtype=str, keep_default_na=False)
@@ -281,19 +308,25 @@ def read_power(
     ValidationError
         An impossible value, a missing field or an unknown GPU (file, row, column).
     """
-    if overrides:
+    extra = dict(overrides or {})
+    gpu = extra.pop("gpu", None) if format == "zeus2023-power" else None
+    if extra:
+        allowed = " (only --set gpu=NAME, for a Zeus file)" if format == "zeus2023-power" else ""
         raise ValidationError(
-            f"--set is not accepted for {format} files (they give every value)",
+            f"--set {', '.join(sorted(extra))} is not accepted for {format} files "
+            f"(they give every value){allowed}",
             source=source,
         )
-    reader = _zeus if format == "zeus2023-power" else _mlenergy
-    rows, specs = reader(source, content, gpus)
+    if format == "zeus2023-power":
+        rows, specs = _zeus(source, content, gpus, None if gpu is None else str(gpu))
+    else:
+        rows, specs = _mlenergy(source, content, gpus)
     return Measurements(
         source=source,
         sha256=sha256,
         format=format,
         kind="power",
         rows=rows,
-        overrides={},
+        overrides={} if gpu is None else {"gpu": str(gpu)},
         gpus=specs,
     )

@@ -44,7 +44,12 @@ from powerfit.store.readers.mayaki2025 import (
     _transformer_operations,
 )
 from powerfit.store.readers.neusight2025 import NEUSIGHT_COLUMNS, _neusight_operators
-from powerfit.store.readers.power import POWER_FORMATS, detect_power_format, read_power
+from powerfit.store.readers.power import (
+    POWER_FORMATS,
+    detect_power_format,
+    has_zeus_header,
+    read_power,
+)
 from powerfit.store.readers.rows import (
     _OPERATION_ORDER,
     _POSITIVE,
@@ -205,7 +210,9 @@ def _read_power_file(
     """
     name = os.path.basename(source)
     if format is None and not (
-        name.startswith("summary_power_") or name.endswith((".json", ".json.gz"))
+        name.startswith("summary_power_")
+        or name.endswith((".json", ".json.gz"))
+        or (".csv" in name and _zeus_header(source))
     ):
         return None
     try:
@@ -217,7 +224,29 @@ def _read_power_file(
     if power is None:
         return None
     measurements = read_power(source, content, sha256, power, overrides, gpus)
-    return replace(measurements, identity=import_identity(sha256, power, {}))
+    identity = import_identity(sha256, power, dict(measurements.overrides))
+    return replace(measurements, identity=identity)
+
+
+def _zeus_header(source: str) -> bool:
+    """True when a regular CSV file's header (its first 4 KiB, gunzipped if gzip) holds
+    every Zeus power column; False for anything else (the CSV reader then says why)."""
+    import gzip
+    import stat
+    import zlib
+
+    try:
+        if not stat.S_ISREG(os.stat(source).st_mode):
+            return False
+        with open(source, "rb") as f:
+            head = f.read(2)
+            f.seek(0)
+            if head == b"\x1f\x8b":
+                with gzip.GzipFile(fileobj=f) as g:
+                    return has_zeus_header(g.read(4096))
+            return has_zeus_header(f.read(4096))
+    except (OSError, EOFError, zlib.error):
+        return False
 
 
 def _load(source: str) -> tuple[pd.DataFrame, list[str], Sequence[int] | None, str]:
@@ -464,7 +493,7 @@ def read_measurements(
             raise ValidationError(
                 "cannot tell the format from the columns "
                 f"({', '.join(map(str, raw.columns[:12]))}); pass --format with one of "
-                f"{', '.join(FORMATS)}{_format_hint(list(raw.columns))}",
+                f"{', '.join((*FORMATS, *POWER_FORMATS))}{_format_hint(list(raw.columns))}",
                 source=source,
                 header=True,
             )
