@@ -7,7 +7,8 @@ Face model configs and the measured whole steps. The files are looked for in
 in its ``COMMIT`` file and checked against its ``SHA256SUMS``.
 
 NeuSight's labels: :func:`neusight_training_steps` lists the measured training steps
-(FP32, forward + backward, no optimizer) with their model's ``config.json``, and
+(FP32, forward + backward, no optimizer) with their model's ``config.json``,
+:func:`neusight_forward_steps` the measured forward (inference) steps alike, and
 :func:`traced_products` reads the matrix products of a step's torch.fx trace. Turning
 them into operator graphs and calibrations is :mod:`powerfit.steps`' job.
 """
@@ -30,6 +31,7 @@ __all__ = [
     "NEUSIGHT2025_COMMIT",
     "NeuSight2025",
     "fetch_neusight2025",
+    "neusight_forward_steps",
     "neusight_training_steps",
     "traced_products",
 ]
@@ -299,29 +301,15 @@ def traced_products(trace: pd.DataFrame | str | Any, num_layer: int) -> pd.DataF
     )
 
 
-def neusight_training_steps(data_home: Any = None) -> pd.DataFrame:
-    """NeuSight's measured training steps (FP32, forward + backward, no optimizer).
-
-    Parameters
-    ----------
-    data_home : path, optional
-        Data home (default: :func:`powerfit.datasets.home.get_data_home`); the steps are
-        read from ``<data_home>/neusight2025/labels/<GPU>/<model>-train-<T>-<B>.json``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        ``gpu, model, seq_len, batch_size, num_layer, measured_s, trace, config``
-        (``trace``: the traced graph's path or None; ``config``: the model's
-        ``config.json``). Empty when the data are absent.
-    """
+def _neusight_labelled_steps(data_home: Any, mode: str) -> pd.DataFrame:
+    """NeuSight's measured steps of one mode (``train`` or ``inf``), one row a step."""
     import json
 
     from powerfit.datasets.home import get_data_home
 
     folder = get_data_home(data_home) / "neusight2025"
     rows = []
-    for path in sorted(folder.glob("labels/*/*-train-*.json")):
+    for path in sorted(folder.glob(f"labels/*/*-{mode}-*.json")):
         model, _, seq, batch = path.stem.rsplit("-", 3)
         label = json.loads(path.read_text())
         trace = path.with_name(path.stem + ".csv.gz")
@@ -348,3 +336,43 @@ def neusight_training_steps(data_home: Any = None) -> pd.DataFrame:
         "config",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def neusight_training_steps(data_home: Any = None) -> pd.DataFrame:
+    """NeuSight's measured training steps (FP32, forward + backward, no optimizer).
+
+    Parameters
+    ----------
+    data_home : path, optional
+        Data home (default: :func:`powerfit.datasets.home.get_data_home`); the steps are
+        read from ``<data_home>/neusight2025/labels/<GPU>/<model>-train-<T>-<B>.json``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``gpu, model, seq_len, batch_size, num_layer, measured_s, trace, config``
+        (``trace``: the traced graph's path or None; ``config``: the model's
+        ``config.json``). Empty when the data are absent.
+    """
+    return _neusight_labelled_steps(data_home, "train")
+
+
+def neusight_forward_steps(data_home: Any = None) -> pd.DataFrame:
+    """NeuSight's measured forward (inference) steps (FP32, TF32 off, eager, one GPU).
+
+    Parameters
+    ----------
+    data_home : path, optional
+        Data home (default: :func:`powerfit.datasets.home.get_data_home`); the steps are
+        read from ``<data_home>/neusight2025/labels/<GPU>/<model>-inf-<T>-<B>.json``
+        (``e2e_latency``: one forward pass of ``B`` sequences of ``T`` tokens).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`neusight_training_steps`: ``gpu, model, seq_len,
+        batch_size, num_layer, measured_s`` (the forward time [s]), ``trace`` (the traced
+        graph's path or None) and ``config`` (the model's ``config.json``). Empty when the
+        data are absent.
+    """
+    return _neusight_labelled_steps(data_home, "inf")

@@ -384,6 +384,11 @@ HALF_PRECISION_ROWS = {
     "fusion speed-up": "fused / unfused step time, predicted (the two graphs above) against "
     "measured, per step: what the fusion model gets right apart from the eager graph's "
     "own error",
+    "fp32 forward steps": "all of NeuSight's FP32 (TF32 off) eager forward (inference) steps "
+    "of each GPU against powerfit's forward graph (no dropout); own: the GPU's own FP32 "
+    "operator laws; logo: specs-only, laws transferred from the other GPUs (that GPU held "
+    "out); coverage: inside the shipped specs-only interval of a GPU without measured "
+    "steps (q widened outside the measured ranges)",
 }
 
 #: The attention core of the hand-written eager graph, replaced by one SDPA row.
@@ -571,6 +576,55 @@ def _fused_forward_rows(data_home: Any) -> list[dict]:
     ]
 
 
+def _forward_step_rows(data_home: Any) -> list[dict]:
+    """NeuSight's FP32 forward steps per GPU: in-GPU and specs-only (GPU held out) MAPE.
+
+    The coverage is that of the step-time interval a user gets for a specs-only
+    estimate on a GPU without measured steps
+    (:func:`powerfit.steps.intervals.half_width_for`, ``outside``: the GPU is treated
+    as never measured).
+    """
+    from powerfit.datasets.neusight2025 import neusight_forward_steps
+    from powerfit.steps.intervals import half_width_for
+    from powerfit.steps.latency import operator_latency
+    from powerfit.steps.measured import neusight_step_graph
+
+    steps = neusight_forward_steps(data_home)
+    model = _operator_model(data_home)
+    if steps.empty or model is None:
+        return []
+    q = half_width_for("specs-only", outside=True, roofline=False)
+    rows = []
+    for gpu, group in steps.groupby("gpu"):
+        blind = model.without_gpus([gpu])
+        own, logo = [], []
+        for step in group.itertuples(index=False):
+            graph = neusight_step_graph(step)
+            # inference: forward only, dropout is the identity in eval mode
+            graph = graph[(graph.phase == "forward") & ~graph.name.str.contains("dropout")]
+            graph = graph.reset_index(drop=True)
+            count = graph["count"].to_numpy()
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                own.append(float(np.sum(operator_latency(graph, gpu, model) * count)))
+                lat = operator_latency(graph, gpu, blind, specs_only=True)
+            logo.append(float(np.sum(lat * count)))
+        measured = group.measured_s.to_numpy(float)
+        inside = np.abs(np.log(np.asarray(logo) / measured)) <= q
+        rows.append(
+            {
+                "row": "fp32 forward steps",
+                "gpu": gpu,
+                "precision": "fp32",
+                "n": len(group),
+                "mape_own": _mape(own, measured),
+                "mape_logo": _mape(logo, measured),
+                "coverage90_logo": float(np.mean(inside) * 100),
+            }
+        )
+    return rows
+
+
 def evaluate_half_precision_and_fused(data_home: Any = None) -> pd.DataFrame:
     """The half-precision and fused rows of the steps suite (:data:`HALF_PRECISION_ROWS`).
 
@@ -585,10 +639,13 @@ def evaluate_half_precision_and_fused(data_home: Any = None) -> pd.DataFrame:
     pandas.DataFrame
         ``row, gpu, precision, n``, ``mape_own`` and ``mape_logo`` [%] (what they compare
         is in :data:`HALF_PRECISION_ROWS`), ``coverage90_logo`` [%] (share inside the
-        90 % interval of the other GPUs' leave-one-GPU-out residuals) and ``what``.
+        90 % interval of the other GPUs' leave-one-GPU-out residuals; for the ``fp32
+        forward steps`` rows, the shipped specs-only interval of an unmeasured GPU) and
+        ``what``.
     """
     rows: list[dict] = []
-    for part in (_half_precision_rows, _fused_attention_rows, _fused_forward_rows):
+    parts = (_half_precision_rows, _fused_attention_rows, _fused_forward_rows, _forward_step_rows)
+    for part in parts:
         try:
             rows += part(data_home)
         except FileNotFoundError:

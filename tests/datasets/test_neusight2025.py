@@ -66,3 +66,28 @@ def test_neusight_checksums_and_missing_folder(neusight_home, tmp_path):
     device.write_text(device.read_text().replace("320", "321"))
     with pytest.raises(ValueError, match=r"Tesla_T4\.json: SHA-256"):
         fetch_neusight2025(tmp_path, collections=("test",), ops=("ln",))
+
+
+def test_neusight_forward_steps_beside_training_steps(neusight_home, tmp_path):
+    from powerfit.datasets.neusight2025 import neusight_forward_steps, neusight_training_steps
+
+    forward = neusight_forward_steps(neusight_home)
+    train = neusight_training_steps(neusight_home)
+    assert list(forward.columns) == list(train.columns)
+    assert forward.groupby("gpu").size().to_dict() == {
+        "NVIDIA A100-PCIE-40GB": 14,
+        "Tesla P100-PCIE-16GB": 5,
+        "Tesla P4": 3,
+        "Tesla T4": 5,
+        "Tesla V100-PCIE-32GB": 10,
+    }
+    assert len(train) == 13 and not set(forward.gpu) & {"NVIDIA A100 80GB PCIe"}
+    assert (forward.measured_s > 0).all() and all(c.exists() for c in forward.config)
+    # labels/Tesla_T4/bert_large-inf-512-8.json: e2e_latency in ms -> s
+    t4 = forward.set_index(["gpu", "model", "seq_len", "batch_size"])
+    step = t4.loc[("Tesla T4", "bert_large", 512, 8)]
+    assert step.measured_s == pytest.approx(0.6945, rel=1e-3)
+    assert step.trace is not None and step.trace.name == "bert_large-inf-512-8.csv.gz"
+    # Switch's steps have no trace in this copy
+    assert forward[forward.model == "switchxl4"].trace.isna().all()
+    assert neusight_forward_steps(tmp_path).empty

@@ -80,6 +80,19 @@ def test_half_precision_and_fused_rows(data_home):
     assert (fused.mape_own < 12).all() and fused.loc["NVIDIA H100 80GB HBM3", "mape_logo"] < 20
     forward = table[table.row.str.endswith("fp32 forward")]
     assert (forward.gpu == "NVIDIA A100-PCIE-40GB").all() and (forward.n == 4).all()
+    # every GPU's measured FP32 forward steps, in-GPU and with that GPU held out
+    steps = table[table.row == "fp32 forward steps"].set_index("gpu")
+    assert steps.n.to_dict() == {
+        "NVIDIA A100-PCIE-40GB": 14,
+        "Tesla P100-PCIE-16GB": 5,
+        "Tesla P4": 3,
+        "Tesla T4": 5,
+        "Tesla V100-PCIE-32GB": 10,
+    }
+    assert (steps.precision == "fp32").all()
+    for column in ("mape_own", "mape_logo", "coverage90_logo"):
+        assert np.isfinite(steps[column]).all()
+    assert (steps.mape_own < 40).all() and (steps.mape_logo < 40).all()
 
 
 def test_inductor_fused_graph_fuses_attention_and_memory_bound_runs(tiny_gpt2):
