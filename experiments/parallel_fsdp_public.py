@@ -12,8 +12,10 @@ Here the whole optimizer step of the split is predicted, as ``powerfit estimate
 ``GradAccum`` micro-batches of ``MicroBatchSize`` sequences on each GPU, ZeRO-3's per-layer
 all-gathers and reduce-scatters (prefetched, the exposed part added), the sharded AdamW
 update; attention ``flash`` with the kernel the measured runs used: llm-foundry's MPT
-yamls set ``attn_impl: triton`` (the Triton FlashAttention, ``--attention-kernel triton``),
-torchtitan runs SDPA (FlashAttention-2, ``fa2``). The measured step is
+yamls set ``attn_impl: triton`` (the Triton FlashAttention, ``--attention-kernel triton``)
+and its MPT's loss defaults to flash-attn's fused cross-entropy (``--loss-kernel fused``);
+torchtitan runs SDPA (FlashAttention-2, ``fa2``) and PyTorch's cross-entropy on FP32 logits
+(``torch``). The measured step is
 ``GradAccum × MicroBatchSize × SeqLen / Throughput (T/s/GPU)`` [s]. The MPT rows use the
 ``gpt2-shaped`` stand-in of that script (transformers' MPT runs eager attention only). One
 node (8 GPUs, NVSwitch: Vidur's laws); Llama 3's 64 GPUs span 8 nodes, the inter-node
@@ -56,6 +58,7 @@ def main() -> int:
                 checkpointing=row.checkpointing,
                 attention="flash",
                 attention_kernel="triton",
+                loss_kernel="fused",
             )
         measured = row.grad_accum * row.measured_s
         errors[row.table].append(100 * (r["step_time_s"] - measured) / measured)

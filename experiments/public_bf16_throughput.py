@@ -33,7 +33,9 @@ The runs used llm-foundry's MPT with the Triton FlashAttention (``attn_impl: tri
 in its MPT yamls) on 8 GPUs with FSDP. What powerfit predicts is one GPU's micro-batch
 step (forward, backward and recompute of a ``MicroBatchSize × SeqLen`` batch, attention
 ``flash`` timed by the kernel of ``--attention-kernel``, default ``triton`` as the runs,
-the row's checkpointing and precision) plus the AdamW update of an eighth of the parameters
+the row's checkpointing and precision, the loss as ``--loss-kernel fused``: llm-foundry's
+MPT defaults to ``loss_fn: fused_crossentropy``, flash-attn's cross-entropy kernel)
+plus the AdamW update of an eighth of the parameters
 once every ``GradAccum`` micro-batches. FSDP's all-gathers and reduce-scatters are
 not added: they are mostly overlapped with compute, so this compares the compute step
 only (a measured step that was communication-bound shows up as an underestimate).
@@ -324,7 +326,9 @@ def config(graph: str, model: str, seq_len: int) -> dict[str, Any]:
     }
 
 
-def predict(graph: str, row: Row, kernel: str = "triton") -> dict[str, Any]:
+def predict(
+    graph: str, row: Row, kernel: str = "triton", loss_kernel: str = "fused"
+) -> dict[str, Any]:
     """powerfit's compute step for one row: a micro-batch, plus a share of the update.
 
     Returns
@@ -344,6 +348,7 @@ def predict(graph: str, row: Row, kernel: str = "triton") -> dict[str, Any]:
             precision=precision,
             attention="flash",
             attention_kernel=kernel,
+            loss_kernel=loss_kernel,
             checkpointing=row.checkpointing,
         )
     opt = r["breakdown_by_phase"].get("optimizer", 0.0)
@@ -416,6 +421,12 @@ def main() -> None:
         choices=["triton", "fa2", "cudnn"],
         help="fused-attention kernel of the MPT rows (default triton: the runs' attn_impl)",
     )
+    ap.add_argument(
+        "--loss-kernel",
+        default="fused",
+        choices=["fused", "torch"],
+        help="the MPT rows' cross-entropy (default fused: llm-foundry's fused_crossentropy)",
+    )
     args = ap.parse_args()
     print(f"source: {SOURCE}")
     for graph in args.graphs:
@@ -423,7 +434,7 @@ def main() -> None:
         results, failed = [], []
         for row in rows():
             try:
-                results.append((row, predict(graph, row, args.attention_kernel)))
+                results.append((row, predict(graph, row, args.attention_kernel, args.loss_kernel)))
             except Exception as exc:
                 failed.append(f"{row.table} {row.model} {row.seq_len}: {exc}".splitlines()[0])
         report(graph, results)

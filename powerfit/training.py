@@ -52,7 +52,7 @@ import pandas as pd
 
 from powerfit.architectures.model import ModelConfig
 from powerfit.steps.calibration import Calibration
-from powerfit.steps.graph import checkpointing_mode, training_step_graph
+from powerfit.steps.graph import check_loss_kernel, checkpointing_mode, training_step_graph
 from powerfit.steps.latency import _gpu, operator_latency_sources
 
 __all__ = [
@@ -173,6 +173,7 @@ def estimate_training(
     checkpointing: bool | str = False,
     attention: str = "auto",
     attention_kernel: str | None = None,
+    loss_kernel: str = "torch",
     specs_only: bool = False,
     steps: int | None = None,
     tokens: float | None = None,
@@ -207,6 +208,11 @@ def estimate_training(
         backend) or the Triton FlashAttention (llm-foundry's ``attn_impl: triton``).
         Default: the one the config names (MPT's ``attn_config.attn_impl``), else ``fa2``
         (:func:`powerfit.kernels.attention_kernels.resolve_kernel`).
+    loss_kernel : {'torch', 'fused'}, default 'torch'
+        The cross-entropy of a traced model (:data:`powerfit.steps.graph.LOSS_KERNELS`):
+        transformers' (the logits cast to FP32, log-softmax, NLL) or a fused kernel on
+        the half-precision logits (flash-attn's, llm-foundry's default; Liger's), in
+        time and in memory.
     specs_only : bool, default False
         Predict as if this GPU had never been measured (catalogue specs and other
         GPUs' operator laws only; no calibration).
@@ -281,6 +287,7 @@ def estimate_training(
     ckpt = checkpointing_mode(checkpointing)
     if attention_kernel is not None:
         check_attention_kernel(attention_kernel)
+    check_loss_kernel(loss_kernel)
     model, graph, trace, memory, fallback = None, None, None, None, None
     if isinstance(config, ModelConfig):  # the hand-written graph (the checked reference)
         if ckpt == "selective":
@@ -289,7 +296,16 @@ def estimate_training(
         family, n_params = model.family, model.n_parameters
     else:  # every architecture transformers knows: traced on the meta device
         trace, graph, memory, fallback, attention_kernel = _traced(
-            config, gpu, batch, seq, precision, optimizer, ckpt, attention, attention_kernel
+            config,
+            gpu,
+            batch,
+            seq,
+            precision,
+            optimizer,
+            ckpt,
+            attention,
+            attention_kernel,
+            loss_kernel,
         )
         if trace is None:  # a hand-written family, without torch or untraceable
             from powerfit.architectures.hf import from_hf_config
@@ -305,6 +321,11 @@ def estimate_training(
         notes.append(fallback)
     if trace is not None:
         notes += trace.warnings
+        if loss_kernel == "fused" and not graph.attrs.get("loss_fused", False):
+            notes.append(
+                "--loss-kernel fused: no cross-entropy over the vocabulary in the traced "
+                "step; the step is timed as traced"
+            )
         if memory.get("fits_in_memory") is False:
             notes.append(memory_warning(memory, gpu))
     # the bundled FP32 laws time the FP32 rows, and the memory-bound rows of every
@@ -365,6 +386,7 @@ def estimate_training(
         "attention_kernel": kernel_run(
             None if trace is None else trace.attention, precision, attention_kernel or "fa2"
         ),
+        "loss_kernel": None if trace is None else loss_kernel,
         "checkpointing": ckpt,
         "gpu": gpu,
         "batch_size": batch,
@@ -436,6 +458,7 @@ def _traced(
     checkpointing: str,
     attention: str,
     attention_kernel: str | None = None,
+    loss_kernel: str = "torch",
 ) -> tuple[Any, Any, Any, str | None, str | None]:
     """(trace, step graph, peak memory, None, fused-attention kernel) of a ``config.json``
     traced on the meta device; (None, None, None, why, None) for a hand-written family
@@ -464,7 +487,9 @@ def _traced(
         why = f"{exc}: the hand-written graph of {data['model_type']} is used"
         return None, None, None, why, None
     kernel = resolve_kernel(data, attention_kernel)
-    graph = traced_step_graph(trace, batch, precision, optimizer, checkpointing, kernel)
+    graph = traced_step_graph(
+        trace, batch, precision, optimizer, checkpointing, kernel, loss_kernel
+    )
     memory = step_memory(
         trace,
         batch,
@@ -472,6 +497,7 @@ def _traced(
         optimizer=optimizer,
         checkpointing=checkpointing,
         capacity_bytes=_gpu(gpu).memory_bytes,
+        loss_kernel=loss_kernel if graph.attrs.get("loss_fused", False) else "torch",
     )
     return trace, graph, memory, None, kernel
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from powerfit.kernels.attention_kernels import ATTENTION_KERNELS
+from powerfit.steps.graph import LOSS_KERNELS
 
 #: What each precision means for a training step (``--help`` and the output say it).
 PRECISION_MEANING = {
@@ -99,6 +100,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "backend), cudnn (SDPA's cuDNN backend) or triton (Triton FlashAttention, "
         "llm-foundry's attn_impl: triton); default: the one the config names (MPT's "
         "attn_config.attn_impl), else fa2",
+    )
+    _add(
+        parser,
+        "--loss-kernel",
+        dest="loss_kernel",
+        choices=LOSS_KERNELS,
+        help="the cross-entropy's kernels: torch (default: transformers' loss, the logits "
+        "cast to fp32) or fused (one kernel each way on the half-precision logits: "
+        "flash-attn's or Liger's, llm-foundry's default)",
     )
     _add(parser, "--steps", type=int, help="training steps of the whole run [-]")
     _add(parser, "--tokens", type=float, help="training tokens of the whole run [-]")
@@ -280,6 +290,7 @@ def _step_and_run_options(args: argparse.Namespace) -> dict[str, Any]:
         "checkpointing": getattr(args, "checkpointing", None) or "none",
         "attention": getattr(args, "attention", None) or "auto",
         "attention_kernel": getattr(args, "attention_kernel", None),
+        "loss_kernel": getattr(args, "loss_kernel", None) or "torch",
         "specs_only": bool(getattr(args, "specs_only", False)),
         "steps": args.steps,
         "tokens": args.tokens,
@@ -327,7 +338,8 @@ def run(args: argparse.Namespace) -> int:
         kernel = result.get("attention_kernel")
         kernel = f" ({kernel} kernel)" if kernel else ""
         print(
-            f"attention: {result['attention']}{kernel}, checkpointing: {result['checkpointing']}"
+            f"attention: {result['attention']}{kernel}, checkpointing: {result['checkpointing']}, "
+            f"loss: {result.get('loss_kernel') or 'torch'}"
         )
     print(f"step time: {result['step_time_s']:.4g} s  [{t_lo:.3g}, {t_hi:.3g}]")
     print(
@@ -394,7 +406,8 @@ def _print_parallel(r: dict[str, Any]) -> int:
     fits = {True: "fits", False: "does NOT fit", None: "capacity unknown"}[r["fits_in_memory"]]
     print(
         f"memory:    {mem['memory_gb']:.1f} GB per GPU of {mem.get('capacity_gb', 0):.0f} "
-        f"({fits}); attention {r['attention']}, checkpointing {r['checkpointing']}; "
+        f"({fits}); attention {r['attention']}, checkpointing {r['checkpointing']}, "
+        f"loss {r.get('loss_kernel', 'torch')}; "
         f"MFU {100 * r['mfu']:.1f} %, "
         f"{r['tokens_per_s']:.4g} tokens/s"
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from powerfit.kernels.attention_kernels import ATTENTION_KERNELS
+from powerfit.steps.graph import LOSS_KERNELS
 
 HELP = """\
 Enumerate the runs of a Hugging Face model over the GPUs available (GPU kind, count,
@@ -76,6 +77,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         choices=ATTENTION_KERNELS,
         help="kernel of a fused attention, as estimate --hf-config (default: the config's, "
         "else fa2)",
+    )
+    parser.add_argument(
+        "--loss-kernel",
+        dest="loss_kernel",
+        default="torch",
+        choices=LOSS_KERNELS,
+        help="the cross-entropy's kernels, as estimate --hf-config (default torch)",
     )
     parser.add_argument("--gpus-per-node", type=int, default=8, help="default 8")
     parser.add_argument(
@@ -146,6 +154,7 @@ def run(args: argparse.Namespace) -> int:
         objective=args.objective,
         attention=args.attention,
         attention_kernel=args.attention_kernel,
+        loss_kernel=args.loss_kernel,
         gpus_per_node=args.gpus_per_node,
         interconnect=args.interconnect,
         node_power_w=args.node_power_w,

@@ -108,6 +108,7 @@ def plan_training(
     attention: str = "auto",
     checkpointing: tuple[str, ...] = ("none", "selective", "full"),
     attention_kernel: str | None = None,
+    loss_kernel: str = "torch",
 ) -> dict[str, Any]:
     """Every run of a model over the GPUs available that fits in memory, ranked.
 
@@ -137,6 +138,8 @@ def plan_training(
         Activation checkpointing modes tried.
     attention_kernel : str, optional
         As ``estimate --hf-config --attention-kernel`` (default: the config's, else fa2).
+    loss_kernel : {'torch', 'fused'}, default 'torch'
+        As ``estimate --hf-config --loss-kernel``: the loss's kernels, in time and memory.
 
     Returns
     -------
@@ -151,6 +154,7 @@ def plan_training(
     from powerfit.hardware.gpus import get_gpu
     from powerfit.kernels.attention_kernels import check_attention_kernel, resolve_kernel
     from powerfit.kernels.collectives import Network
+    from powerfit.steps.graph import check_loss_kernel
     from powerfit.steps.memory import SHARDINGS
     from powerfit.steps.parallel import compute_profile, make_split, parallel_step_time
 
@@ -158,6 +162,7 @@ def plan_training(
         raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
     if attention_kernel is not None:
         check_attention_kernel(attention_kernel)
+    check_loss_kernel(loss_kernel)
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r} is not one of {', '.join(PRECISIONS)}")
     if not tokens or tokens <= 0:
@@ -210,7 +215,13 @@ def plan_training(
                                     rejected += 1
                                     continue
                                 mem = split_memory(
-                                    trace, split, precision, optimizer, ckpt, spec.memory_bytes
+                                    trace,
+                                    split,
+                                    precision,
+                                    optimizer,
+                                    ckpt,
+                                    spec.memory_bytes,
+                                    loss_kernel,
                                 )
                                 if mem.get("fits_in_memory") is False:
                                     rejected += 1
@@ -231,6 +242,7 @@ def plan_training(
                                         hf_config=data,
                                         attention=attention,
                                         attention_kernel=resolve_kernel(data, attention_kernel),
+                                        loss_kernel=loss_kernel,
                                     )
                                     notes.extend(profiles[key].notes)
                                 step = parallel_step_time(
@@ -300,6 +312,7 @@ def plan_training(
         "batch_size": batch,
         "precision": precision,
         "optimizer": optimizer,
+        "loss_kernel": loss_kernel,
         "objective": objective,
         "gpus_available": dict(available),
         "considered": considered,

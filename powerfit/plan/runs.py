@@ -91,6 +91,7 @@ def split_memory(
     optimizer: str,
     checkpointing: str,
     capacity_bytes: float | None,
+    loss_kernel: str = "torch",
 ) -> dict[str, Any]:
     """Memory of a split's busiest GPU (:func:`powerfit.steps.memory.step_memory`)."""
     from powerfit.steps.memory import step_memory
@@ -107,6 +108,7 @@ def split_memory(
         tp=split.tp,
         pp=split.pp,
         in_flight=min(split.micro_batches, split.pp),
+        loss_kernel=loss_kernel,
     )
 
 
@@ -214,6 +216,7 @@ def estimate_parallel_training(
     checkpointing: bool | str = False,
     attention: str = "auto",
     attention_kernel: str | None = None,
+    loss_kernel: str = "torch",
     specs_only: bool = False,
     steps: int | None = None,
     tokens: float | None = None,
@@ -246,7 +249,7 @@ def estimate_parallel_training(
         Between nodes (:func:`powerfit.kernels.collectives.parse_interconnect`).
     node_power_w : float
         Host power per node [W] (CPUs, memory, network), default 0.
-    precision, optimizer, checkpointing, attention, attention_kernel, specs_only
+    precision, optimizer, checkpointing, attention, attention_kernel, loss_kernel, specs_only
         As :func:`powerfit.training.estimate_training` (``checkpointing``: none, full,
         selective or a bool).
     steps, tokens, grid_intensity, pue
@@ -263,7 +266,7 @@ def estimate_parallel_training(
     from powerfit.hardware.gpus import get_gpu
     from powerfit.kernels.attention_kernels import kernel_run, resolve_kernel
     from powerfit.kernels.collectives import Network
-    from powerfit.steps.graph import checkpointing_mode
+    from powerfit.steps.graph import check_loss_kernel, checkpointing_mode
     from powerfit.steps.parallel import make_split, parallel_step_time
 
     if precision not in PRECISIONS:
@@ -272,6 +275,7 @@ def estimate_parallel_training(
         raise ValueError("give steps or tokens, not both")
     spec = get_gpu(gpu)
     ckpt = checkpointing_mode(checkpointing)
+    check_loss_kernel(loss_kernel)
     model, data, trace, flop = traced_model(config, spec.name, seq_len, precision, attention)
     kernel = resolve_kernel(data, attention_kernel)
     split = make_split(
@@ -301,9 +305,10 @@ def estimate_parallel_training(
         hf_config=data,
         attention=attention,
         attention_kernel=kernel,
+        loss_kernel=loss_kernel,
         flop_per_sequence=flop,
     )
-    memory = split_memory(trace, split, precision, optimizer, ckpt, spec.memory_bytes)
+    memory = split_memory(trace, split, precision, optimizer, ckpt, spec.memory_bytes, loss_kernel)
     result: dict[str, Any] = {
         "model": {
             "family": trace.model_type,
@@ -318,6 +323,7 @@ def estimate_parallel_training(
         "checkpointing": ckpt,
         "attention": trace.attention,
         "attention_kernel": kernel_run(trace.attention, precision, kernel),
+        "loss_kernel": loss_kernel,
         "split": split.to_dict(),
         "interconnect": net.interconnect,
         "topology": net.topology,

@@ -18,7 +18,8 @@ pass (or, with checkpointing, the recomputation of one layer):
   eager attention the T×T scores and probabilities, for fused attention its output
   and log-sum-exp).
 * **workspace**: the largest temporary tensor of the step twice (e.g. the logits
-  and their gradient, in FP32 as the loss upcasts them), plus
+  and their gradient, in FP32 as transformers' loss upcasts them; in the step's
+  element-wise precision with a fused loss, ``loss_kernel="fused"``), plus
   :data:`CONTEXT_BYTES` for the CUDA context, cuBLAS/cuDNN workspaces and allocator
   slack.
 
@@ -92,6 +93,7 @@ def step_memory(
     tp: int = 1,
     pp: int = 1,
     in_flight: int = 1,
+    loss_kernel: str = "torch",
 ) -> dict[str, Any]:
     """Peak memory of one training step on one GPU [B].
 
@@ -118,6 +120,10 @@ def step_memory(
     in_flight : int, default 1
         Micro-batches whose activations the GPU holds at once [-] (1F1B's first
         stage: ``min(m, pp)``); ``batch_size`` is then the micro-batch.
+    loss_kernel : {"torch", "fused"}, default "torch"
+        The cross-entropy's kernels (:data:`powerfit.steps.graph.LOSS_KERNELS`): the
+        workspace's two largest temporaries are FP32 (``torch``: the upcast logits and
+        their gradient) or in the element-wise precision (``fused``).
 
     Returns
     -------
@@ -171,7 +177,9 @@ def step_memory(
         kept = layers * in_flight / tp
     activations = size * (kept + other / tp)
     largest = _at(acts.get("largest_temporary", (0, 0)), batch_size) / tp
-    workspace = 2 * 4 * largest + CONTEXT_BYTES
+    if loss_kernel not in ("torch", "fused"):
+        raise ValueError(f"loss_kernel must be torch or fused, got {loss_kernel!r}")
+    workspace = 2 * (4 if loss_kernel == "torch" else size) * largest + CONTEXT_BYTES
     total = weights + grads + states + gathered + activations + workspace
     out: dict[str, Any] = {
         "weights_bytes": weights,

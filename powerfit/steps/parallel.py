@@ -414,12 +414,14 @@ def compute_profile(
     hf_config: Mapping[str, Any] | None = None,
     attention: str = "auto",
     attention_kernel: str = "fa2",
+    loss_kernel: str = "torch",
 ) -> ComputeProfile:
     """Time one micro-batch of a GPU's tensor-parallel slice (see :func:`parallel_step_time`).
 
     With ``hf_config`` (the model's ``config.json`` as a dict) the slice is traced
     (:func:`sliced_hf_config`, ``attention`` and ``attention_kernel`` as
-    ``estimate --hf-config --attention --attention-kernel``);
+    ``estimate --hf-config --attention --attention-kernel``, ``loss_kernel`` as
+    ``--loss-kernel``);
     without it, or when the slice cannot be traced, the hand-written graph of
     ``config`` is (a note says so). ``checkpointing``: ``none``, ``full``,
     ``selective`` (traced only; the hand-written graph recomputes in full) or a bool.
@@ -438,6 +440,7 @@ def compute_profile(
             mode,
             attention,
             attention_kernel,
+            loss_kernel,
         )
         if graph is not None and not loss:  # the loss runs outside every module
             graph = graph[~graph.name.str.startswith("Global.")].reset_index(drop=True)
@@ -495,6 +498,7 @@ def _traced_slice(
     mode: str,
     attention: str,
     attention_kernel: str = "fa2",
+    loss_kernel: str = "torch",
 ) -> tuple[pd.DataFrame | None, int, str | None]:
     """(traced graph of the slice, its parameters, None), or (None, 0, why the slice
     cannot be traced)."""
@@ -521,7 +525,9 @@ def _traced_slice(
         )
     except (MissingExtraError, DataError) as exc:
         return None, 0, str(exc)
-    graph = traced_step_graph(trace, batch, precision, optimizer, mode, attention_kernel)
+    graph = traced_step_graph(
+        trace, batch, precision, optimizer, mode, attention_kernel, loss_kernel
+    )
     return graph, int(trace.n_parameters), None
 
 
@@ -560,6 +566,7 @@ def parallel_step_time(
     hf_config: Mapping[str, Any] | None = None,
     attention: str = "auto",
     attention_kernel: str = "fa2",
+    loss_kernel: str = "torch",
     flop_per_sequence: float | None = None,
 ) -> ParallelStep:
     """Time of one optimizer step of a split [s] (see the module notes).
@@ -587,9 +594,9 @@ def parallel_step_time(
         The micro-batch already timed (:func:`compute_profile` with the same
         arguments, ``split.tp`` and ``split.micro_batch``), e.g. shared by the planner's
         splits.
-    hf_config, attention, attention_kernel
-        The ``config.json`` whose slice is traced, the attention kind and the
-        fused-attention kernel (:func:`compute_profile`).
+    hf_config, attention, attention_kernel, loss_kernel
+        The ``config.json`` whose slice is traced, the attention kind, the
+        fused-attention kernel and the loss's kernels (:func:`compute_profile`).
     flop_per_sequence : float, optional
         The whole model's forward and backward FLOP of one sequence [FLOP] for the MFU
         (default :func:`model_flop_per_sequence` of ``config``).
@@ -613,6 +620,7 @@ def parallel_step_time(
         hf_config=hf_config,
         attention=attention,
         attention_kernel=attention_kernel,
+        loss_kernel=loss_kernel,
     )
     if (prof.tp, prof.micro_batch) != (T, b):
         raise ValueError("the profile was timed for another tensor-parallel degree or micro-batch")

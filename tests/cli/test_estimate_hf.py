@@ -201,6 +201,29 @@ def test_cli_attention_kernel_picks_the_fused_attention_law(tmp_path, capsys):
     assert "invalid choice: 'fa3'" in capsys.readouterr().err
 
 
+def test_cli_loss_kernel_is_in_the_json_and_the_text(tmp_path, capsys):
+    from powerfit.cli import estimate_hf
+
+    pytest.importorskip("transformers")
+    path = tmp_path / "config.json"
+    gpt2 = {"model_type": "gpt2", "n_layer": 2, "n_embd": 128, "n_head": 4, "vocab_size": 5000}
+    path.write_text(json.dumps({**gpt2, "n_positions": 1024}))
+    base = ["--hf-config", str(path), "--gpu", "h100", "--batch-size", "4"]
+    base += ["--seq-len", "1024", "--precision", "amp-bf16"]
+    runs = {}
+    for kernel in ("torch", "fused"):
+        assert estimate_hf.main([*base, "--loss-kernel", kernel, "--json"]) == 0
+        runs[kernel] = json.loads(capsys.readouterr().out)
+    assert [runs[k]["loss_kernel"] for k in ("torch", "fused")] == ["torch", "fused"]
+    assert runs["fused"]["memory_gb"] < runs["torch"]["memory_gb"]
+    assert runs["fused"]["step_time_s"] < runs["torch"]["step_time_s"]
+    assert estimate_hf.main([*base, "--loss-kernel", "fused"]) == 0
+    assert "loss: fused" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        estimate_hf.main([*base, "--loss-kernel", "liger"])
+    assert "invalid choice: 'liger'" in capsys.readouterr().err
+
+
 def test_cli_config_transformers_refuses_is_one_line(tmp_path, capsys):
     from powerfit.cli import main
 

@@ -44,3 +44,14 @@ def test_plan_ranks_options_that_fit():
     assert times == sorted(times)
     with pytest.raises(ValueError, match="attention kernel must be one of"):
         plan_training(GPT2, 1e9, 256, {"h100": 4}, attention_kernel="fa3")
+    with pytest.raises(ValueError, match="loss kernel must be one of"):
+        plan_training(GPT2, 1e9, 256, {"h100": 4}, loss_kernel="liger")
+
+
+def test_a_fused_loss_lets_more_splits_fit():
+    kw = {"batch_size": 64, "precision": "amp-bf16", "micro_batches": (8, 16, 32, 64)}
+    big_vocab = {**GPT2, "vocab_size": 200_000, "n_positions": 1024}
+    torch_loss = plan_training(big_vocab, 1e9, 1024, {"a100-sxm4-40gb": 2}, **kw)
+    fused = plan_training(big_vocab, 1e9, 1024, {"a100-sxm4-40gb": 2}, loss_kernel="fused", **kw)
+    assert fused["loss_kernel"] == "fused" and torch_loss["loss_kernel"] == "torch"
+    assert len(fused["options"]) > len(torch_loss["options"])

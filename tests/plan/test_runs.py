@@ -113,3 +113,17 @@ def test_a_model_only_transformers_knows_is_split():
     assert not any("hand-written" in w for w in tp["warnings"])
     with pytest.raises(ValueError, match="--tp 3 does not divide the 8 attention heads"):
         estimate_parallel_training(qwen, "h100", 3, 3, 256, tp=3)
+
+
+def test_the_loss_kernel_reaches_a_split_as_one_gpu():
+    kw = {"precision": "amp-bf16", "loss_kernel": "fused"}
+    one = estimate_training(GPT2, "a100", 4, 256, **kw)
+    split = estimate_parallel_training(GPT2, "a100", 1, 4, 256, **kw)
+    torch_loss = estimate_parallel_training(GPT2, "a100", 1, 4, 256, precision="amp-bf16")
+    assert split["loss_kernel"] == one["loss_kernel"] == "fused"
+    assert torch_loss["loss_kernel"] == "torch"
+    assert split["step_time_s"] == pytest.approx(one["step_time_s"], rel=1e-9)
+    assert split["step_time_s"] < torch_loss["step_time_s"]
+    assert split["memory"]["workspace_bytes"] < torch_loss["memory"]["workspace_bytes"]
+    with pytest.raises(ValueError, match="loss kernel must be one of torch, fused"):
+        estimate_parallel_training(GPT2, "a100", 2, 4, 256, loss_kernel="liger")

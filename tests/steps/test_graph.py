@@ -497,3 +497,45 @@ def test_traced_graph_checkpointing_modes():
     assert set(sel[sel.phase == "recompute"].op) == {"attention"}
     with pytest.raises(ValueError, match="checkpointing"):
         traced_step_graph(t, 2, checkpointing="some")
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"model_type": "gpt2", "n_layer": 2, "n_embd": 48, "n_head": 4, "vocab_size": 97,
+         "n_positions": 64},
+        {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64,
+         "num_attention_heads": 4, "intermediate_size": 128, "vocab_size": 97},
+    ],
+)  # fmt: skip
+def test_a_fused_loss_replaces_transformers_cross_entropy(config):
+    pytest.importorskip("transformers")
+    from powerfit.architectures.trace import trace_step
+    from powerfit.steps.graph import LOSS_KERNELS, fuse_loss_nodes, traced_step_graph
+
+    trace = trace_step(config, 32, attention="sdpa")
+    torch_loss = traced_step_graph(trace, 4, "amp-bf16", "adamw")
+    fused = traced_step_graph(trace, 4, "amp-bf16", "adamw", loss_kernel="fused")
+    assert LOSS_KERNELS == ("torch", "fused")
+    assert fused.attrs["loss_fused"] and not torch_loss.attrs["loss_fused"]
+    loss_ops = ("_log_softmax", "nll_loss_forward", "_log_softmax_backward_data")
+    assert torch_loss.name.str.endswith(loss_ops).sum() == 3
+    assert not fused.name.str.endswith(loss_ops).any()
+    rows = fused[fused.name.str.contains("fused_cross_entropy")]
+    assert list(rows.phase) == ["forward", "backward"]
+    assert (rows.H == 97).all() and (rows.B == 4 * 32).all()  # the logits, tokens × vocab
+    assert (rows.precision == "bf16").all()
+    # the same products, fewer passes over the logits
+    mat = ~torch_loss.op.isin(["softmax", "addu", "add", "mul", "mulu", "divu", "div"])
+    assert (torch_loss.flop * torch_loss["count"])[mat].sum() == pytest.approx(
+        (fused.flop * fused["count"])[~fused.op.isin(["softmax", "addu", "add", "mul", "mulu",
+                                                        "divu", "div"])].sum()
+    )  # fmt: skip
+    assert (fused["bytes"] * fused["count"]).sum() < (
+        torch_loss["bytes"] * torch_loss["count"]
+    ).sum()
+    # no loss in the nodes: unchanged, and said
+    body = [n for n in trace.nodes if "nll_loss" not in n[0] and "_log_softmax" not in n[0]]
+    assert fuse_loss_nodes(body, trace.model_class) == (body, False)
+    with pytest.raises(ValueError, match="loss kernel must be one of torch, fused"):
+        traced_step_graph(trace, 4, "amp-bf16", "adamw", loss_kernel="liger")

@@ -144,3 +144,17 @@ def test_a_traced_llama_7b_needs_zero_to_fit_80_gb():
     assert zero3["fits_in_memory"]
     full = step_memory(trace, 1, sharding=8, sharded="full", checkpointing="full", **kw)
     assert full["activations_bytes"] < zero3["activations_bytes"]
+
+
+def test_a_fused_loss_keeps_the_largest_temporaries_in_half_precision():
+    t = _trace()
+    t.activations["largest_temporary"] = [1e9, 1.5e9]  # the logits at batch 2 and 3
+    torch_loss = step_memory(t, 2, precision="amp-bf16")
+    fused = step_memory(t, 2, precision="amp-bf16", loss_kernel="fused")
+    assert torch_loss["workspace_bytes"] == pytest.approx(2 * 4 * 1e9 + CONTEXT_BYTES)
+    assert fused["workspace_bytes"] == pytest.approx(2 * 2 * 1e9 + CONTEXT_BYTES)
+    assert torch_loss["total_bytes"] - fused["total_bytes"] == pytest.approx(4e9)
+    fp32 = [step_memory(t, 2, loss_kernel=k)["total_bytes"] for k in ("torch", "fused")]
+    assert fp32[0] == fp32[1]  # nothing to save in FP32
+    with pytest.raises(ValueError, match="loss_kernel must be torch or fused"):
+        step_memory(t, 2, loss_kernel="liger")
