@@ -14,6 +14,13 @@ on the rows the protocol allows:
   ``k_w · w`` in the exponent with ``w = 1 − min(1, u_c + u_m)`` on multi-GPU LLM rows,
   0 elsewhere (one more bounded parameter per GPU, ``0 ≤ k_w ≤ 50``).
 
+The spin term was also tried inside the shipped law (``k_w`` fitted per GPU where
+multi-GPU LLM rows exist, and in the transfer): one GPU's workloads held out it gives
+what is printed here (H100 13.3 %, B200 13.2 %), but one GPU held out the B200 goes from
+14.5 to 22.8 % (the H100's serving rise refitted without the waiting rows' power is
+lower everywhere) or to 16.2 % (rise fitted without the term, the measured boards' mean
+``k_w`` added): the law is shipped without it.
+
     POWERFIT_DATA_HOME=../shared/data .venv/bin/python experiments/power_residuals.py
 """
 
