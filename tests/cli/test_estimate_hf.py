@@ -178,15 +178,29 @@ def test_cli_attention_and_checkpointing_flags(tmp_path, capsys, tiny_gpt2):
     assert any("flash attention runs in fp16/bf16 only" in w for w in out["warnings"])
 
 
+def _two_layer_gpt2(tmp_path, width: int, vocab: int, gpu: str, batch: int, seq: int) -> list:
+    """The CLI arguments of a two-layer GPT-2 config written to ``tmp_path``."""
+    pytest.importorskip("transformers")
+    path = tmp_path / "config.json"
+    gpt2 = {"model_type": "gpt2", "n_layer": 2, "n_embd": width, "n_head": 4}
+    path.write_text(json.dumps({**gpt2, "vocab_size": vocab, "n_positions": seq}))
+    return [
+        "--hf-config",
+        str(path),
+        "--gpu",
+        gpu,
+        "--batch-size",
+        str(batch),
+        "--seq-len",
+        str(seq),
+    ]
+
+
 def test_cli_attention_kernel_picks_the_fused_attention_law(tmp_path, capsys):
     from powerfit.cli import estimate_hf
 
-    pytest.importorskip("transformers")
-    path = tmp_path / "config.json"
-    gpt2 = {"model_type": "gpt2", "n_layer": 2, "n_embd": 256, "n_head": 4, "vocab_size": 512}
-    path.write_text(json.dumps({**gpt2, "n_positions": 4096}))
-    base = ["--hf-config", str(path), "--gpu", "a100-sxm4-80gb", "--batch-size", "1"]
-    base += ["--seq-len", "4096", "--precision", "bf16", "--attention", "flash", "--json"]
+    base = _two_layer_gpt2(tmp_path, 256, 512, "a100-sxm4-80gb", 1, 4096)
+    base += ["--precision", "bf16", "--attention", "flash", "--json"]
     runs = {}
     for kernel in ("fa2", "triton"):
         assert estimate_hf.main([*base, "--attention-kernel", kernel]) == 0
@@ -204,12 +218,7 @@ def test_cli_attention_kernel_picks_the_fused_attention_law(tmp_path, capsys):
 def test_cli_loss_kernel_is_in_the_json_and_the_text(tmp_path, capsys):
     from powerfit.cli import estimate_hf
 
-    pytest.importorskip("transformers")
-    path = tmp_path / "config.json"
-    gpt2 = {"model_type": "gpt2", "n_layer": 2, "n_embd": 128, "n_head": 4, "vocab_size": 5000}
-    path.write_text(json.dumps({**gpt2, "n_positions": 1024}))
-    base = ["--hf-config", str(path), "--gpu", "h100", "--batch-size", "4"]
-    base += ["--seq-len", "1024", "--precision", "amp-bf16"]
+    base = [*_two_layer_gpt2(tmp_path, 128, 5000, "h100", 4, 1024), "--precision", "amp-bf16"]
     runs = {}
     for kernel in ("torch", "fused"):
         assert estimate_hf.main([*base, "--loss-kernel", kernel, "--json"]) == 0
