@@ -51,8 +51,9 @@ import numpy as np
 import pandas as pd
 
 from powerfit.architectures.model import ModelConfig
+from powerfit.kernels.loss_kernels import check_loss_kernel
 from powerfit.steps.calibration import Calibration
-from powerfit.steps.graph import check_loss_kernel, checkpointing_mode, training_step_graph
+from powerfit.steps.graph import checkpointing_mode, training_step_graph
 from powerfit.steps.latency import _gpu, operator_latency_sources
 
 __all__ = [
@@ -209,7 +210,7 @@ def estimate_training(
         Default: the one the config names (MPT's ``attn_config.attn_impl``), else ``fa2``
         (:func:`powerfit.kernels.attention_kernels.resolve_kernel`).
     loss_kernel : {'torch', 'fused'}, default 'torch'
-        The cross-entropy of a traced model (:data:`powerfit.steps.graph.LOSS_KERNELS`):
+        The cross-entropy of a traced model (:data:`powerfit.kernels.loss_kernels.LOSS_KERNELS`):
         transformers' (the logits cast to FP32, log-softmax, NLL) or a fused kernel on
         the half-precision logits (flash-attn's, llm-foundry's default; Liger's), in
         time and in memory.
@@ -550,7 +551,8 @@ def _power_notes(gpu: str, est: Any) -> list[str]:
         notes.append("power law unfitted (no bundled power models): prior only")
     if est.slowdown > 1.0:
         notes.append(
-            f"power limit {est.power_limit_w:.0f} W binds: step {est.slowdown:.2f}x slower "
+            f"power limit {est.power_limit_w:.0f} W binds: step "
+            f"{100 * (est.slowdown - 1):.3g} % slower "
             "(power-limit law fitted on the Zeus traces)"
         )
     return notes

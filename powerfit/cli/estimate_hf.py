@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from powerfit.kernels.attention_kernels import ATTENTION_KERNELS
-from powerfit.steps.graph import LOSS_KERNELS
+from powerfit.kernels.loss_kernels import LOSS_KERNELS
 
 #: What each precision means for a training step (``--help`` and the output say it).
 PRECISION_MEANING = {

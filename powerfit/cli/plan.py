@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from powerfit.kernels.attention_kernels import ATTENTION_KERNELS
-from powerfit.steps.graph import LOSS_KERNELS
+from powerfit.kernels.loss_kernels import LOSS_KERNELS
 
 HELP = """\
 Enumerate the runs of a Hugging Face model over the GPUs available (GPU kind, count,

@@ -8,5 +8,6 @@ never measured (:mod:`~powerfit.kernels.transfer`), the roofline
 laws fitted on Vidur's profiles and their evidence (:mod:`~powerfit.kernels.half`); fused
 attention's counts, laws per GPU and activation memory
 (:mod:`~powerfit.kernels.attention`), and which kernel runs it
-(:mod:`~powerfit.kernels.attention_kernels`).
+(:mod:`~powerfit.kernels.attention_kernels`); which kernels run the loss
+(:mod:`~powerfit.kernels.loss_kernels`).
 """

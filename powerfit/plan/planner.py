@@ -154,7 +154,7 @@ def plan_training(
     from powerfit.hardware.gpus import get_gpu
     from powerfit.kernels.attention_kernels import check_attention_kernel, resolve_kernel
     from powerfit.kernels.collectives import Network
-    from powerfit.steps.graph import check_loss_kernel
+    from powerfit.kernels.loss_kernels import check_loss_kernel
     from powerfit.steps.memory import SHARDINGS
     from powerfit.steps.parallel import compute_profile, make_split, parallel_step_time
 

@@ -266,7 +266,8 @@ def estimate_parallel_training(
     from powerfit.hardware.gpus import get_gpu
     from powerfit.kernels.attention_kernels import kernel_run, resolve_kernel
     from powerfit.kernels.collectives import Network
-    from powerfit.steps.graph import check_loss_kernel, checkpointing_mode
+    from powerfit.kernels.loss_kernels import check_loss_kernel
+    from powerfit.steps.graph import checkpointing_mode
     from powerfit.steps.parallel import make_split, parallel_step_time
 
     if precision not in PRECISIONS:

@@ -84,13 +84,7 @@ import pandas as pd
 from powerfit.architectures.model import PRECISIONS, ModelConfig, _Builder, _Row
 from powerfit.kernels.counts import operator_bytes, operator_flops
 
-__all__ = [
-    "GRAPH_COLUMNS",
-    "LOSS_KERNELS",
-    "check_loss_kernel",
-    "fuse_loss_nodes",
-    "training_step_graph",
-]
+__all__ = ["GRAPH_COLUMNS", "training_step_graph"]
 
 #: Columns of :func:`training_step_graph`'s frame.
 GRAPH_COLUMNS = (
@@ -110,19 +104,6 @@ GRAPH_COLUMNS = (
 )
 
 MATMUL_OPS = frozenset({"linear", "bmm"})
-
-#: Kernels of a traced step's cross-entropy loss over the vocabulary: ``torch``
-#: (transformers' loss as traced: the logits cast to FP32, log-softmax and NLL, and
-#: their backward) or ``fused`` (one kernel each way on the logits in the step's
-#: element-wise precision, saving only a log-sum-exp per token: flash-attn's
-#: ``CrossEntropyLoss``, llm-foundry's default ``fused_crossentropy``, Liger's).
-LOSS_KERNELS = ("torch", "fused")
-
-#: The aten operators of transformers' cross-entropy over the logits.
-_LOSS_OPS = frozenset(
-    {"_to_copy", "_log_softmax", "nll_loss_forward", "nll_loss_backward",
-     "_log_softmax_backward_data"}
-)  # fmt: skip
 
 _BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2}
 
@@ -361,70 +342,6 @@ def checkpointing_mode(value: bool | str | None) -> str:
     return str(value)
 
 
-def check_loss_kernel(loss_kernel: str) -> str:
-    """``loss_kernel`` if it is one of :data:`LOSS_KERNELS`, else ValueError naming them."""
-    if loss_kernel not in LOSS_KERNELS:
-        raise ValueError(
-            f"loss kernel must be one of {', '.join(LOSS_KERNELS)}, got {loss_kernel!r}"
-        )
-    return loss_kernel
-
-
-def fuse_loss_nodes(nodes: list[list[Any]], model_class: str) -> tuple[list[list[Any]], bool]:
-    """A traced step's nodes with transformers' cross-entropy replaced by a fused one.
-
-    The loss runs outside every module (scope ``Global`` or the model's class): its
-    rows over the vocabulary (the width of its ``_log_softmax``) become one
-    ``softmax``-like row forward (``fused_cross_entropy``: the logits read, a
-    log-sum-exp per token written) and one backward (``fused_cross_entropy_backward``:
-    the logits read, their gradient written), in the element-wise precision.
-
-    Returns
-    -------
-    (list, bool)
-        The nodes, and whether a loss was found (unchanged nodes when not).
-    """
-    roots = {"Global", model_class}
-
-    def parts(node: list[Any]) -> tuple[str, str]:
-        root, _, op = str(node[0]).partition(".")
-        return root, op
-
-    soft = [
-        n
-        for n in nodes
-        if n[1] == "forward" and parts(n)[0] in roots and parts(n)[1] == "_log_softmax"
-    ]
-    if not soft:
-        return nodes, False
-    ref = soft[0]
-    width = ref[4][4]
-    root = parts(ref)[0]
-
-    def is_loss(n: list[Any]) -> bool:
-        r, op = parts(n)
-        return r in roots and op in _LOSS_OPS and n[4][4] == width and n[1] != "recompute"
-
-    kept = [n for n in nodes if not is_loss(n)]
-    dims2, dims3 = list(ref[4]), list(ref[5])
-    kept.append(
-        [f"{root}.fused_cross_entropy", "forward", "softmax", "elt", dims2, dims3, 1.0, ""]
-    )
-    kept.append(
-        [
-            f"{root}.fused_cross_entropy_backward",
-            "backward",
-            "softmax",
-            "elt",
-            dims2,
-            dims3,
-            1.0,
-            "",
-        ]
-    )
-    return kept, True
-
-
 def traced_step_graph(
     trace: Any,
     batch_size: int,
@@ -465,11 +382,14 @@ def traced_step_graph(
         ``attention_kernel`` of the attention rows ("" on the others), which picks the
         law that times them.
     loss_kernel : {"torch", "fused"}, default "torch"
-        The cross-entropy's kernels (:data:`LOSS_KERNELS`, :func:`fuse_loss_nodes`).
+        The cross-entropy's kernels
+        (:data:`powerfit.kernels.loss_kernels.LOSS_KERNELS`,
+        :func:`powerfit.kernels.loss_kernels.fuse_loss_nodes`).
         ``frame.attrs["loss_fused"]`` says whether a fused loss replaced the traced one.
     """
     from powerfit.kernels.attention import ATTENTION_COLUMNS, fused_attention_flops_bytes
     from powerfit.kernels.attention_kernels import check_attention_kernel
+    from powerfit.kernels.loss_kernels import check_loss_kernel, fuse_loss_nodes
 
     check_attention_kernel(attention_kernel)
 

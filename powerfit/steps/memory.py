@@ -121,7 +121,7 @@ def step_memory(
         Micro-batches whose activations the GPU holds at once [-] (1F1B's first
         stage: ``min(m, pp)``); ``batch_size`` is then the micro-batch.
     loss_kernel : {"torch", "fused"}, default "torch"
-        The cross-entropy's kernels (:data:`powerfit.steps.graph.LOSS_KERNELS`): the
+        The cross-entropy's kernels (:data:`powerfit.kernels.loss_kernels.LOSS_KERNELS`): the
         workspace's two largest temporaries are FP32 (``torch``: the upcast logits and
         their gradient) or in the element-wise precision (``fused``).
 
