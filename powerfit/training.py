@@ -404,8 +404,10 @@ def estimate_training(
         "power_limit_w": est.power_limit_w,
         "utilisation": est.utilisation,
         "memory_utilisation": est.memory_utilisation,
-        "power_limit_tradeoff": _limit_tradeoff(est),
-        "power_model": _power_description(gpu, est),
+        "power_limit_tradeoff": _power_model(gpu).tradeoff(
+            est.utilisation, est.memory_utilisation, est.step_time_s / est.slowdown
+        ),
+        "power_model": {**_power_model(gpu).describe(), "source": est.power_source},
         "step_time_half_width": q,
         "calibration": None
         if calibration is None
@@ -556,44 +558,6 @@ def _power_notes(gpu: str, est: Any) -> list[str]:
             "(power-limit law fitted on the Zeus traces)"
         )
     return notes
-
-
-def _power_description(gpu: str, est: Any) -> dict[str, Any]:
-    """The power law used, as JSON (``fitted`` False when not fitted on this GPU)."""
-    fit = _power_model(gpu)
-    return {
-        "law": "P = P_idle + (P_max - P_idle) * (1 - exp(-(k_c*u_c + k_m*u_m)))^gamma, "
-        "capped at the power limit",
-        "fitted": bool(fit.fitted),
-        "source": est.power_source,
-        "p_idle_w": fit.p_idle_w,
-        "p_max_w": fit.p_max_w,
-        "k_c": fit.k_c,
-        "k_m": fit.k_m,
-        "gamma": fit.gamma,
-        "tdp_w": fit.tdp_w,
-        "std": dict(fit.std),
-        "log_q90": list(fit.log_q),
-        "measurements": fit.n,
-        "precision": fit.precision,
-        "power_limit_range_w": list(fit.limit_range()),
-    }
-
-
-def _limit_tradeoff(est: Any, n: int = 6) -> list[dict[str, float]]:
-    """Step time, power and energy over the board's settable limits (energy–time trade-off)."""
-    law = _power_model(est.gpu)
-    lo, hi = law.limit_range()
-    u_c, u_m = est.utilisation, est.memory_utilisation
-    base_t = est.step_time_s / est.slowdown
-    out = []
-    for limit in np.linspace(lo, hi, n):
-        p = float(law.power(u_c, u_m, limit))
-        t = base_t * float(law.slowdown(u_c, u_m, limit))
-        out.append(
-            {"power_limit_w": float(limit), "step_time_s": t, "power_w": p, "energy_j": p * t}
-        )
-    return out
 
 
 def step_energy(

@@ -275,6 +275,39 @@ class BoardPowerLaw:
     def outside(self, utilisation: float) -> bool:
         return not self.fitted
 
+    def tradeoff(self, u_c: float, u_m: float, step_s: float, n: int = 6) -> list[dict]:
+        """Step time [s], power [W] and energy [J] of a step over ``n`` settable limits,
+        lowest to TDP (the energy–time trade-off); ``step_s`` is its time unlimited."""
+        lo, hi = self.limit_range()
+        out = []
+        for limit in np.linspace(lo, hi, n):
+            p = float(self.power(u_c, u_m, limit))
+            t = step_s * float(self.slowdown(u_c, u_m, limit))
+            out.append(
+                {"power_limit_w": float(limit), "step_time_s": t, "power_w": p, "energy_j": p * t}
+            )
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        """The law for an estimate's JSON: formula, coefficients, errors, provenance."""
+        return {
+            "law": "P = P_idle + (P_max - P_idle) * (1 - exp(-(k_c*u_c + k_m*u_m)))^gamma, "
+            "capped at the power limit",
+            "fitted": bool(self.fitted),
+            "source": self.source,
+            "p_idle_w": self.p_idle_w,
+            "p_max_w": self.p_max_w,
+            "k_c": self.k_c,
+            "k_m": self.k_m,
+            "gamma": self.gamma,
+            "tdp_w": self.tdp_w,
+            "std": dict(self.std),
+            "log_q90": list(self.log_q),
+            "measurements": self.n,
+            "precision": self.precision,
+            "power_limit_range_w": list(self.limit_range()),
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "gpu": self.gpu,

@@ -35,6 +35,8 @@ def test_plan_json_and_plot(tmp_path, capsys):
             "8",
             "--plot",
             str(plot),
+            "--loss-kernel",
+            "fused",
             "--json",
         ]
     )
@@ -111,11 +113,14 @@ def test_estimate_gpus_json(tmp_path, capsys):
             "256",
             "--steps",
             "100",
+            "--loss-kernel",
+            "fused",
             "--json",
         ]
     )
     r = json.loads(capsys.readouterr().out)
     assert code == 0 and r["split"]["dp"] == 2 and r["gpu_hours"] > 0 and "mfu" in r
+    assert r["loss_kernel"] == "fused"
 
 
 def test_parallel_options_need_gpus(tmp_path, capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -153,3 +155,19 @@ def test_transfer_shape_is_shared_on_each_boards_span_and_weighs_each_gpu_the_sa
     odd = _board("c", 1000.0, 100.0, 1600, 2, shape=(0.6, 1.0, 1.0, 1.0))
     shape = fit_transfer_shape([*data, _board("d", 300.0, 60.0, 40, 3), odd])
     assert shape["max_fraction"] > 0.75
+
+
+def test_the_limit_tradeoff_spends_time_to_save_energy_and_describe_is_json():
+    law = prior_board_power("NVIDIA H100 80GB HBM3", 700.0)
+    rows = law.tradeoff(0.6, 0.3, 0.2, n=6)
+    limits = [r["power_limit_w"] for r in rows]
+    assert limits[0] == law.limit_range()[0] and limits[-1] == 700.0
+    times = [r["step_time_s"] for r in rows]
+    assert times == sorted(times, reverse=True) and times[-1] == pytest.approx(0.2)
+    assert all(r["power_w"] <= r["power_limit_w"] for r in rows)
+    assert all(r["energy_j"] == pytest.approx(r["power_w"] * r["step_time_s"]) for r in rows)
+    d = law.describe()
+    assert json.loads(json.dumps(d)) == d
+    assert (
+        d["source"] == "prior" and not d["fitted"] and d["power_limit_range_w"] == [200.0, 700.0]
+    )
