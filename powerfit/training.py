@@ -320,6 +320,8 @@ def estimate_training(
     notes = out_of_range(gpu, n_params, batch, seq, precision, measured_ranges())
     if fallback:
         notes.append(fallback)
+    if trace is None and loss_kernel == "fused":
+        notes.append("--loss-kernel fused needs a traced step: the hand-written loss is timed")
     if trace is not None:
         notes += trace.warnings
         if loss_kernel == "fused" and not graph.attrs.get("loss_fused", False):

@@ -101,3 +101,15 @@ def test_estimate_step_and_run_are_consistent(tiny_gpt2, constant_operator_model
         run_energy(1.0, steps=1, tokens=1, tokens_per_step=1)
     with pytest.raises(ValueError, match="pue"):
         run_energy(1.0, steps=1, pue=0.5)
+
+
+def test_a_fused_loss_on_a_hand_written_graph_is_said_and_timed_as_written(tiny_gpt2):
+    from powerfit.architectures.hf import from_hf_config
+
+    model = from_hf_config(tiny_gpt2)
+    torch_loss = estimate_training(model, "a100", 2, 32, precision="amp-bf16")
+    fused = estimate_training(model, "a100", 2, 32, precision="amp-bf16", loss_kernel="fused")
+    assert fused["loss_kernel"] is None and fused["step_time_s"] == torch_loss["step_time_s"]
+    assert any("--loss-kernel fused needs a traced step" in w for w in fused["warnings"])
+    with pytest.raises(ValueError, match="loss kernel must be one of torch, fused"):
+        estimate_training(model, "a100", 2, 32, loss_kernel="liger")

@@ -442,8 +442,10 @@ def compute_profile(
             attention_kernel,
             loss_kernel,
         )
-        if graph is not None and not loss:  # the loss runs outside every module
-            graph = graph[~graph.name.str.startswith("Global.")].reset_index(drop=True)
+        if graph is not None and not loss:  # the loss runs outside every module: in the
+            # scope of no module (Global) or of the model itself (its class's name)
+            root = graph.name.str.match(r"^(?:Global|[A-Z]\w*)\.")
+            graph = graph[~root].reset_index(drop=True)
     if graph is None:
         if not isinstance(config, ModelConfig):
             if why is None:
@@ -457,6 +459,8 @@ def compute_profile(
     lat, source, notes = _timed(graph, gpu, operator_model, specs_only, calibration)
     if why:
         notes = [f"{why}: the hand-written graph is used", *notes]
+        if loss and loss_kernel == "fused":
+            notes.append("--loss-kernel fused needs a traced step: the hand-written loss is timed")
     t_row = lat * graph["count"].to_numpy()
     is_layer = graph.name.str.contains(_LAYER).to_numpy()
     phase = graph.phase.to_numpy()

@@ -121,3 +121,23 @@ def test_traced_slice_is_the_single_gpu_graph_and_shrinks_with_tp():
         hf_config=GPT2,
     )
     assert any("hand-written" in n for n in gpt2.notes)
+
+
+def test_without_the_loss_no_row_of_the_models_own_scope_is_left():
+    pytest.importorskip("transformers")
+    from powerfit.steps.parallel import compute_profile
+
+    for data in (LLAMA, GPT2):  # the loss runs in LlamaForCausalLM's scope, GPT-2's in none
+        model = from_hf_config(data)
+        with_loss = compute_profile(model, "a100", 1, 2, 256, precision="amp-bf16", hf_config=data)
+        without = compute_profile(
+            model, "a100", 1, 2, 256, precision="amp-bf16", hf_config=data, loss=False
+        )
+        roots = {name.split(".")[0] for name in without.graph.name}
+        assert not roots & {"Global", "LlamaForCausalLM", "GPT2LMHeadModel"}
+        assert without.head_s < with_loss.head_s
+    gpt2 = from_hf_config(GPT2)
+    sliced = compute_profile(
+        gpt2, "a100", 2, 2, 256, precision="amp-bf16", hf_config=GPT2, loss_kernel="fused"
+    )
+    assert any("--loss-kernel fused needs a traced step" in n for n in sliced.notes)
