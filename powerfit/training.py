@@ -377,6 +377,7 @@ def estimate_training(
     )
     e_lo, e_hi = t_lo * p_lo, t_hi * p_hi
     top_ops = est.breakdown("name").head(max(0, int(top)))
+    power_law = _power_model(gpu)
     result: dict[str, Any] = {
         "model": {
             "family": family,
@@ -406,10 +407,10 @@ def estimate_training(
         "power_limit_w": est.power_limit_w,
         "utilisation": est.utilisation,
         "memory_utilisation": est.memory_utilisation,
-        "power_limit_tradeoff": _power_model(gpu).tradeoff(
+        "power_limit_tradeoff": power_law.tradeoff(
             est.utilisation, est.memory_utilisation, est.step_time_s / est.slowdown
         ),
-        "power_model": {**_power_model(gpu).describe(), "source": est.power_source},
+        "power_model": {**power_law.describe(), "source": est.power_source},
         "step_time_half_width": q,
         "calibration": None
         if calibration is None

@@ -526,6 +526,16 @@ def inductor_fused_graph(graph: pd.DataFrame, config: Any, batch: int, seq: int)
     return pd.DataFrame(rows).reset_index(drop=True)
 
 
+def _inference_graph(step: Any) -> pd.DataFrame:
+    """The forward graph of a NeuSight inference step: no backward, and no dropout (the
+    identity in eval mode)."""
+    from powerfit.steps.measured import neusight_step_graph
+
+    graph = neusight_step_graph(step)
+    graph = graph[(graph.phase == "forward") & ~graph.name.str.contains("dropout")]
+    return graph.reset_index(drop=True)
+
+
 def _fused_forward_rows(data_home: Any) -> list[dict]:
     """NeuSight's fused forward steps against the graph with SDPA attention."""
     import json
@@ -534,7 +544,6 @@ def _fused_forward_rows(data_home: Any) -> list[dict]:
     from powerfit.architectures.hf import from_hf_config
     from powerfit.datasets.home import get_data_home
     from powerfit.steps.latency import operator_latency_sources
-    from powerfit.steps.measured import neusight_step_graph
 
     folder = get_data_home(data_home) / "neusight2025"
     unfused, measured, eager, fused = [], [], [], []
@@ -548,10 +557,7 @@ def _fused_forward_rows(data_home: Any) -> list[dict]:
         if not config.exists() or not label.exists():
             continue
         step = SimpleNamespace(config=config, batch_size=int(batch), seq_len=int(seq))
-        graph = neusight_step_graph(step)
-        # inference: forward only, dropout is the identity in eval mode
-        graph = graph[(graph.phase == "forward") & ~graph.name.str.contains("dropout")]
-        graph = graph.reset_index(drop=True)
+        graph = _inference_graph(step)
         sdpa_graph = inductor_fused_graph(graph, from_hf_config(config), int(batch), int(seq))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -587,7 +593,6 @@ def _forward_step_rows(data_home: Any) -> list[dict]:
     from powerfit.datasets.neusight2025 import neusight_forward_steps
     from powerfit.steps.intervals import half_width_for
     from powerfit.steps.latency import operator_latency
-    from powerfit.steps.measured import neusight_step_graph
 
     steps = neusight_forward_steps(data_home)
     model = _operator_model(data_home)
@@ -599,10 +604,7 @@ def _forward_step_rows(data_home: Any) -> list[dict]:
         blind = model.without_gpus([gpu])
         own, logo = [], []
         for step in group.itertuples(index=False):
-            graph = neusight_step_graph(step)
-            # inference: forward only, dropout is the identity in eval mode
-            graph = graph[(graph.phase == "forward") & ~graph.name.str.contains("dropout")]
-            graph = graph.reset_index(drop=True)
+            graph = _inference_graph(step)
             count = graph["count"].to_numpy()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")

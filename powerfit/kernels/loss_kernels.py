@@ -57,11 +57,8 @@ def fuse_loss_nodes(nodes: list[list[Any]], model_class: str) -> tuple[list[list
         root, _, op = str(node[0]).partition(".")
         return root, op
 
-    soft = [
-        n
-        for n in nodes
-        if n[1] == "forward" and parts(n)[0] in roots and parts(n)[1] == "_log_softmax"
-    ]
+    soft = [n for n in nodes if n[1] == "forward" and parts(n)[1] == "_log_softmax"]
+    soft = [n for n in soft if parts(n)[0] in roots]
     if not soft:
         return nodes, False
     ref = soft[0]
@@ -73,20 +70,7 @@ def fuse_loss_nodes(nodes: list[list[Any]], model_class: str) -> tuple[list[list
         return r in roots and op in _LOSS_OPS and n[4][4] == width and n[1] != "recompute"
 
     kept = [n for n in nodes if not is_loss(n)]
-    dims2, dims3 = list(ref[4]), list(ref[5])
-    kept.append(
-        [f"{root}.fused_cross_entropy", "forward", "softmax", "elt", dims2, dims3, 1.0, ""]
-    )
-    kept.append(
-        [
-            f"{root}.fused_cross_entropy_backward",
-            "backward",
-            "softmax",
-            "elt",
-            dims2,
-            dims3,
-            1.0,
-            "",
-        ]
-    )
+    for suffix, phase in (("", "forward"), ("_backward", "backward")):
+        name = f"{root}.fused_cross_entropy{suffix}"
+        kept.append([name, phase, "softmax", "elt", list(ref[4]), list(ref[5]), 1.0, ""])
     return kept, True

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from powerfit.exceptions import DataError
-from powerfit.files import MAX_INPUT_BYTES, decompressed
+from powerfit.files import MAX_INPUT_BYTES, decompressed, open_input
 from powerfit.formats import (
     OPERATION_COLUMNS,
     OPERATION_REQUIRED,
@@ -229,24 +229,21 @@ def _read_power_file(
 
 
 def _zeus_header(source: str) -> bool:
-    """True when a regular CSV file's header (its first 4 KiB, gunzipped if gzip) holds
-    every Zeus power column; False for anything else (the CSV reader then says why)."""
+    """True when a file's header (its first 4 KiB, gunzipped if gzip) holds every Zeus
+    power column; False for anything else (the CSV reader then says why)."""
     import gzip
-    import stat
     import zlib
 
     try:
-        if not stat.S_ISREG(os.stat(source).st_mode):
-            return False
-        with open(source, "rb") as f:
-            head = f.read(2)
-            f.seek(0)
-            if head == b"\x1f\x8b":
-                with gzip.GzipFile(fileobj=f) as g:
-                    return has_zeus_header(g.read(4096))
-            return has_zeus_header(f.read(4096))
-    except (OSError, EOFError, zlib.error):
+        with open_input(source) as handle:
+            head = handle.read(4096)
+            if head[:2] == b"\x1f\x8b":
+                handle.seek(0)
+                with gzip.GzipFile(fileobj=handle) as unzipped:
+                    head = unzipped.read(4096)
+    except (OSError, DataError, EOFError, zlib.error):
         return False
+    return has_zeus_header(head)
 
 
 def _load(source: str) -> tuple[pd.DataFrame, list[str], Sequence[int] | None, str]:
