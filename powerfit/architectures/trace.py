@@ -219,6 +219,39 @@ def _model_class(config: Any, data: Mapping[str, Any]) -> Any:
     return getattr(transformers, chosen)
 
 
+def _language_model(config: Any, data: Mapping[str, Any]) -> tuple[Any, Any, str | None]:
+    """The config to build, its training class, and a note where that is not the whole model.
+
+    A multimodal config (Llama 4, Qwen 3.5, Mistral 3, LLaVA...: a ``text_config``
+    inside) whose model type has no language-model class taking the whole config is
+    traced as its language model: the text sub-config and that model type's LM class
+    (text in, text out; the vision or audio towers are neither run nor counted, and the
+    note says so). A model type whose LM class takes the whole config (Gemma 3) is
+    built whole, as before.
+    """
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    try:
+        cls = _model_class(config, data)
+    except DataError:
+        if text is config:
+            raise
+        cls = None
+    if text is config or (cls is not None and isinstance(config, cls.config_class)):
+        return config, cls, None
+    if cls is not None and isinstance(text, cls.config_class):
+        lm = cls  # the model type's LM class takes the text config (Llama 4, Emu3)
+    else:
+        lm = _model_class(text, {"model_type": text.model_type})
+    whole = next(iter(data.get("architectures") or []), type(config).__name__)
+    return (
+        text,
+        lm,
+        f"{whole} is multimodal: traced its language model ({lm.__name__}, text in, "
+        "text out); its vision or audio towers are in neither the step nor the "
+        "parameter count",
+    )
+
+
 # -- tracing -----------------------------------------------------------------------------
 
 
@@ -493,10 +526,10 @@ def _is_moe(config: Any) -> bool:
 
 def _prepare(data: Mapping[str, Any], source: str, attention: str, precision: str, ampere: bool):
     torch, _tf = require_hf()
-    config = load_hf_config(data, source)
-    model_cls = _model_class(config, data)
+    config, model_cls, language_note = _language_model(load_hf_config(data, source), data)
     named = configured_attention(data)[0]
     kind, notes = resolve_attention(model_cls, attention, precision, ampere, named)
+    notes = [*([language_note] if language_note else []), *notes]
     fuse = fused_by_substitution(model_cls, kind)
     impl = "eager" if kind == "eager" or fuse else "sdpa"
     extra: dict[str, Any] = {"attn_implementation": impl}

@@ -184,6 +184,56 @@ def test_families_trace_with_transformers_parameter_count(model_type, params):
     assert (g.flop * g["count"]).sum() > 0
 
 
+SMALL_TEXT = {
+    "num_hidden_layers": 2,
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "vocab_size": 300,
+}
+
+
+@pytest.mark.parametrize(
+    "model_type,text",
+    [
+        ("llama4", {"intermediate_size_mlp": 128, "num_local_experts": 2}),
+        (
+            "qwen3_5",
+            {
+                "layer_types": ["linear_attention", "full_attention"],
+                "linear_num_key_heads": 2,
+                "linear_num_value_heads": 2,
+            },
+        ),
+    ],
+)
+def test_a_multimodal_config_is_traced_as_its_language_model(model_type, text):
+    """A config.json as Llama 4 and Qwen 3.5 ship it (the text model inside
+    ``text_config``, the whole a ForConditionalGeneration) traces the language model,
+    with transformers' parameter count of that model, and says the towers are left out."""
+    import torch
+    import transformers
+    from transformers import AutoConfig
+
+    whole = AutoConfig.for_model(model_type).to_dict()
+    whole["text_config"] = {"model_type": whole["text_config"]["model_type"], **SMALL_TEXT, **text}
+    whole["architectures"] = [type(AutoConfig.for_model(model_type)).__name__[:-6]]
+    trace = trace_step(whole, 16, precision="bf16")
+    assert trace.model_class.endswith("ForCausalLM")
+    config = AutoConfig.for_model(model_type, text_config=whole["text_config"])
+    with torch.device("meta"):
+        model = getattr(transformers, trace.model_class)(config.get_text_config())
+    assert trace.n_parameters == sum(p.numel() for p in model.parameters())
+    assert any(
+        "is multimodal" in w and "in neither the step nor the parameter count" in w
+        for w in trace.warnings
+    )
+    g = traced_step_graph(trace, 2, "bf16")
+    assert (g.flop * g["count"]).sum() > 0
+
+
 def test_mixtral_experts_are_counted_top_k():
     data = {
         "model_type": "mixtral",
