@@ -61,6 +61,7 @@ from powerfit.architectures.attention_kinds import (
     fused_by_substitution,
     resolve_attention,
 )
+from powerfit.architectures.fallbacks import fallback_note, reference_fallbacks
 from powerfit.architectures.traced import ATTENTION_KINDS, TRACE_VERSION, TracedStep
 from powerfit.exceptions import DataError, PowerfitError
 
@@ -657,9 +658,13 @@ def _trace_model(
         type(model).__name__.endswith(("CausalLM", "LMHeadModel"))
     )
 
+    fallbacks: dict[str, str] = {}
+
     def run(batch: int) -> _Recorder:
         try:
-            rec = _run(model, batch, seq_len, names, causal)
+            with reference_fallbacks() as found:
+                rec = _run(model, batch, seq_len, names, causal)
+            fallbacks.update(found)
         except DataError:
             raise
         except Exception as exc:
@@ -695,6 +700,8 @@ def _trace_model(
                 f"{kind} kernel (no attention, or one of another shape): timed as traced, eager"
             )
             kind = "eager"
+    if note := fallback_note(fallbacks):
+        notes = [*notes, note]
     nodes = _merge(recs[0], recs[1], weights)
     acts = _activations(recs, weights)
     return TracedStep(

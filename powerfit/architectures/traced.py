@@ -16,7 +16,7 @@ from powerfit.architectures.aten import KIND_ELEMENTWISE, KIND_PRODUCT, KIND_RED
 __all__ = ["ATTENTION_KINDS", "TRACE_VERSION", "TracedStep"]
 
 #: Version of the trace format (part of the cache key).
-TRACE_VERSION = 4
+TRACE_VERSION = 5
 
 #: ``--attention`` values.
 ATTENTION_KINDS = ("auto", "eager", "sdpa", "flash")
