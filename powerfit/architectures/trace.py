@@ -230,7 +230,10 @@ def _language_model(config: Any, data: Mapping[str, Any]) -> tuple[Any, Any, str
     note says so). A model type whose LM class takes the whole config (Gemma 3) is
     built whole, as before.
     """
-    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    try:
+        text = config.get_text_config()
+    except (AttributeError, ValueError):  # no text part, or several: build it whole
+        text = config
     try:
         cls = _model_class(config, data)
     except DataError:
