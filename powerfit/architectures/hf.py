@@ -81,12 +81,20 @@ _ACTIVATIONS = {
 def read_config_json(
     source: str | os.PathLike[str] | Mapping[str, Any],
 ) -> tuple[dict[str, Any], str]:
-    """The content of a ``config.json`` (a path, or the dict itself) and its name.
+    """The content of a ``config.json`` and its name.
+
+    Parameters
+    ----------
+    source : path-like or mapping
+        A ``config.json``, a model's folder holding one (a Hugging Face snapshot, as
+        ``from_pretrained`` reads a local folder), or the dict itself. Nothing is
+        downloaded: a Hub id that is not a local path is refused with that said.
 
     Raises
     ------
     DataError
-        An unreadable file, invalid JSON, or JSON that is not an object.
+        An unreadable file, a folder without ``config.json``, invalid JSON, or JSON
+        that is not an object.
     """
     return _load(source)
 
@@ -95,10 +103,21 @@ def _load(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str,
     if isinstance(source, Mapping):
         return dict(source), "config"
     path = Path(source)
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise DataError(
+                "a folder without config.json: give a model's folder or its config.json",
+                source=str(path),
+            )
+        path = path / "config.json"
     try:
         text = read_input(path, limit=_MAX_CONFIG_BYTES).decode("utf-8")
     except FileNotFoundError as exc:
-        raise DataError("cannot read the config: no such file", source=str(path)) from exc
+        raise DataError(
+            "cannot read the config: no such file (powerfit downloads nothing: give a "
+            "local config.json or the model's folder)",
+            source=str(path),
+        ) from exc
     except UnicodeDecodeError as exc:
         raise DataError(f"not UTF-8 text: {exc.reason}", source=str(path)) from None
     except OSError as exc:

@@ -50,7 +50,12 @@ def _add(parser: argparse.ArgumentParser, *flags: str, **kwargs: Any) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``--hf-config`` options to a parser (options it has are kept)."""
-    _add(parser, "--hf-config", type=Path, help="a Hugging Face config.json (no download)")
+    _add(
+        parser,
+        "--hf-config",
+        type=Path,
+        help="a Hugging Face config.json or the model's folder (no download)",
+    )
     _add(parser, "--gpu", help="GPU name or alias (e.g. 'NVIDIA H100 80GB HBM3', h100)")
     _add(parser, "--batch-size", dest="batch_size", type=float, help="sequences per step [-]")
     _add(parser, "--seq-len", dest="seq_len", type=float, help="tokens per sequence [-]")

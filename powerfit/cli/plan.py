@@ -38,7 +38,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--hf-config", type=Path, required=True, help="a config.json")
+    parser.add_argument(
+        "--hf-config",
+        type=Path,
+        required=True,
+        help="a Hugging Face config.json or the model's folder (no download)",
+    )
     parser.add_argument("--tokens", type=float, required=True, help="training tokens [-]")
     parser.add_argument("--seq-len", type=int, required=True, help="tokens per sequence [-]")
     parser.add_argument(

@@ -132,6 +132,23 @@ def test_file_and_dict_agree(tmp_path):
     assert from_hf_config(str(path)).to_dict()["n_kv_heads"] == 8
 
 
+def test_a_model_folder_reads_its_config_json(tmp_path):
+    snapshot = tmp_path / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (tmp_path / "blob").write_text(json.dumps(LLAMA))
+    os.symlink(tmp_path / "blob", snapshot / "config.json")  # as the Hub cache stores it
+    assert from_hf_config(snapshot) == from_hf_config(LLAMA)
+    with pytest.raises(DataError, match=r"folder without config\.json") as err:
+        from_hf_config(tmp_path)
+    assert str(tmp_path) in str(err.value)
+
+
+def test_a_hub_id_is_not_downloaded():
+    with pytest.raises(DataError, match="downloads nothing") as err:
+        from_hf_config("meta-llama/Llama-3.1-8B")
+    assert str(err.value).startswith("meta-llama/Llama-3.1-8B")
+
+
 @pytest.mark.parametrize(
     ("patch", "field"),
     [
