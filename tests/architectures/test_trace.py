@@ -311,17 +311,8 @@ def test_saved_activations_are_counted_once_and_scale_with_batch():
 @pytest.mark.parametrize(
     "data",
     [
-        {  # sliding and full attention layers alternate
-            "model_type": "gemma2",
-            "num_hidden_layers": 5,
-            "hidden_size": 64,
-            "intermediate_size": 128,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "head_dim": 16,
-            "vocab_size": 300,
-            "sliding_window": 8,
-        },
+        # sliding and full attention layers alternate
+        {"model_type": "gemma2", **SMALL_TEXT, "num_hidden_layers": 5, "sliding_window": 8},
         {  # dense feed-forward layers first, then mixture-of-experts layers
             "model_type": "deepseek_v3",
             "num_hidden_layers": 4,
