@@ -62,6 +62,7 @@ from powerfit.architectures.attention_kinds import (
     resolve_attention,
 )
 from powerfit.architectures.fallbacks import fallback_note, reference_fallbacks
+from powerfit.architectures.linear_attention import LINEAR_ATTENTION_NOTE, fused_linear_attention
 from powerfit.architectures.traced import ATTENTION_KINDS, TRACE_VERSION, TracedStep
 from powerfit.exceptions import DataError, PowerfitError
 
@@ -662,12 +663,15 @@ def _trace_model(
     )
 
     fallbacks: dict[str, str] = {}
+    chunked: set[str] = set()
+    fla = kind != "eager"  # fused kernels (FLA's) unless eager kernels are asked for
 
     def run(batch: int) -> _Recorder:
         try:
-            with reference_fallbacks() as found:
+            with reference_fallbacks() as found, fused_linear_attention(model, fla) as swapped:
                 rec = _run(model, batch, seq_len, names, causal)
             fallbacks.update(found)
+            chunked.update(swapped)
         except DataError:
             raise
         except Exception as exc:
@@ -705,6 +709,8 @@ def _trace_model(
             kind = "eager"
     if note := fallback_note(fallbacks):
         notes = [*notes, note]
+    if chunked:
+        notes = [*notes, LINEAR_ATTENTION_NOTE]
     nodes = _merge(recs[0], recs[1], weights)
     acts = _activations(recs, weights)
     return TracedStep(

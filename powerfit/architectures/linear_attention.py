@@ -1,0 +1,122 @@
+"""The gated delta rule (linear attention) as flash-linear-attention's chunked kernels run it.
+
+Qwen 3.5, Qwen3-Next, OLMo hybrid and their kin compute their linear-attention layers
+with ``chunk_gated_delta_rule``: on a GPU, flash-linear-attention's (FLA) chunked
+Triton kernels when that package is installed (its documented training setup),
+otherwise transformers' reference PyTorch implementation, a Python loop over 64-token
+chunks of small element-wise and product kernels. On the meta device it is always the
+reference. :func:`fused_linear_attention` swaps in, while a step is traced,
+:func:`chunked_gated_delta_rule`: the same inputs and outputs, and the work of FLA's
+chunked form (Yang et al., *Gated Delta Networks*, ICLR 2025) as batched products over
+the ``B·H·T/C`` chunks of ``C`` tokens, so the operator laws time it as products of
+those shapes:
+
+* intra-chunk: ``K_β·Kᵀ`` and ``Q·Kᵀ`` (C×dk×C), the decay mask applied element-wise,
+  the WY transform ``A·V_β`` (C×C×dv) and ``A·K_β`` (C×C×dk);
+* inter-chunk: each chunk's state ``Kᵀ·U`` (dk×C×dv), accumulated over the chunks (a
+  cumulative sum: FLA's sequential ``chunk_fwd_h``), the corrected values
+  ``U − W·S`` (C×dk×dv) and the output ``Q·S + (Q·Kᵀ)·V_new`` (C×dk×dv, C×C×dv).
+
+The backward is autograd's of these (about twice the forward's products). The
+numbers are not the rule's (nothing runs on the meta device); the shapes, FLOPs and
+bytes are. This is an estimate of FLA's kernels from their algorithm, with no
+measurement of them behind it; a trace says so.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = [
+    "GLOBALS",
+    "LINEAR_ATTENTION_NOTE",
+    "chunked_gated_delta_rule",
+    "fused_linear_attention",
+]
+
+#: The module globals of transformers' modeling files swapped while tracing.
+GLOBALS = ("torch_chunk_gated_delta_rule",)
+
+#: The warning of a trace whose gated delta rule was timed as FLA's chunked kernels.
+LINEAR_ATTENTION_NOTE = (
+    "chunk_gated_delta_rule (linear attention): timed as flash-linear-attention's chunked "
+    "kernels, from their algorithm (batched products over 64-token chunks) with no "
+    "measurement of them behind it; --attention eager times transformers' reference "
+    "PyTorch path instead"
+)
+
+
+def chunked_gated_delta_rule(
+    query: Any,
+    key: Any,
+    value: Any,
+    g: Any,
+    beta: Any,
+    chunk_size: int = 64,
+    initial_state: Any = None,
+    output_final_state: bool = False,
+    use_qk_l2norm_in_kernel: bool = False,
+    **kwargs: Any,
+) -> tuple[Any, Any]:
+    """The work of FLA's ``chunk_gated_delta_rule`` (same signature and output shapes).
+
+    ``query``, ``key``: [B, T, H_k, d_k]; ``value``: [B, T, H_v, d_v]; ``g``, ``beta``:
+    [B, T, H_v]. Returns the output [B, T, H_v, d_v] in ``query``'s dtype and, with
+    ``output_final_state``, the state [B, H_v, d_k, d_v] (FP32).
+    """
+    import torch
+
+    dtype = query.dtype
+    b, t, hk = key.shape[:3]
+    hv, dv = value.shape[-2:]
+    c = int(chunk_size)
+    n = -(-t // c)
+    pad = n * c - t
+
+    def chunks(x: Any, heads: int, as_type: Any = dtype) -> Any:  # [B,T,H,d] → [B,H_v,n,C,d]
+        x = x.transpose(1, 2)
+        if heads != hv:
+            x = x.repeat_interleave(hv // heads, dim=1)
+        if pad:
+            x = torch.nn.functional.pad(x, (0, 0, 0, pad))
+        return x.reshape(b, hv, n, c, x.shape[-1]).to(as_type)
+
+    q, k, v = chunks(query, hk), chunks(key, hk), chunks(value, hv)
+    gates = chunks(torch.stack((g, beta), dim=-1), hv, torch.float32)  # [B, H_v, n, C, 2]
+    decay = gates[..., 0].cumsum(-1)
+    mask = (decay.unsqueeze(-1) - decay.unsqueeze(-2)).exp().to(dtype)  # [.., C, C]
+    k_beta = k * gates[..., 1:].to(dtype)
+    v_beta = v * gates[..., 1:].to(dtype)
+    a = (k_beta @ k.transpose(-1, -2)) * mask
+    attn = (q @ k.transpose(-1, -2)) * mask
+    u, w = a @ v_beta, a @ k_beta
+    state = (k.transpose(-1, -2) @ u).cumsum(2)  # [B, H_v, n, d_k, d_v]
+    v_new = u - w @ state
+    out = q @ state + attn @ v_new
+    out = out.reshape(b, hv, n * c, dv)[:, :, :t].transpose(1, 2).contiguous()
+    final = state[:, :, -1].to(torch.float32) if output_final_state else None
+    if final is not None and initial_state is not None:
+        final = final + initial_state.to(torch.float32)
+    return out, final
+
+
+@contextmanager
+def fused_linear_attention(model: Any, enabled: bool = True) -> Iterator[list[str]]:
+    """Trace ``model`` with :func:`chunked_gated_delta_rule` in place of transformers'
+    reference (the modeling files' globals named in :data:`GLOBALS`); yields the
+    swapped names (empty for a model without linear attention, or not ``enabled``)."""
+    modules = {sys.modules.get(type(m).__module__) for m in model.modules()} if enabled else ()
+    swapped: list[tuple[Any, str, Any]] = []
+    try:
+        for mod in modules:
+            for name in GLOBALS:
+                if mod is not None and callable(getattr(mod, name, None)):
+                    swapped.append((mod, name, getattr(mod, name)))
+                    setattr(mod, name, chunked_gated_delta_rule)
+        yield sorted({name for _, name, _ in swapped})
+    finally:
+        for mod, name, original in reversed(swapped):
+            setattr(mod, name, original)
