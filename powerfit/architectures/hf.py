@@ -131,14 +131,14 @@ def _load(source: str | os.PathLike[str] | Mapping[str, Any]) -> tuple[dict[str,
             source=str(path),
         )
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        data = json.loads(text, parse_constant=_constant)
     except json.JSONDecodeError as exc:
         raise DataError(f"not valid JSON: {exc}", source=str(path)) from exc
     except ValueError as exc:
         raise DataError(str(exc), source=str(path)) from None
     if not isinstance(data, dict):
         raise DataError("a config.json must hold a JSON object", source=str(path))
-    return data, str(path)
+    return _finite(data, "", False, str(path)), str(path)
 
 
 #: Largest config.json read [B] (real ones are a few kB).
@@ -172,8 +172,47 @@ def _nesting(text: str) -> int:
     return deepest
 
 
-def _no_constant(name: str) -> float:
-    raise ValueError(f"{name} is not a number JSON allows; give a finite number")
+#: Fields that may hold an infinite bound: Mamba 2's Δt clamp range ``time_step_limit``
+#: (``[0.0, Infinity]``: no upper bound), spelled as transformers writes it, a bare
+#: ``Infinity`` (Python's json) or ``{"__float__": "Infinity"}`` (transformers 5).
+_UNBOUNDED_FIELDS = frozenset({"time_step_limit"})
+_INFINITIES = {"Infinity": math.inf, "-Infinity": -math.inf}
+
+
+def _constant(name: str) -> float:
+    """JSON's non-standard constants: the infinities kept for :func:`_finite`, NaN refused."""
+    if name not in _INFINITIES:
+        raise ValueError(f"{name} is not a number JSON allows; give a finite number")
+    return _INFINITIES[name]
+
+
+def _finite(value: Any, field: str, unbounded: bool, source: str) -> Any:
+    """``value`` with transformers' float tags decoded; a non-finite number outside
+    :data:`_UNBOUNDED_FIELDS` refused, naming its field."""
+    if isinstance(value, dict):
+        tag = value.get("__float__") if len(value) == 1 else None
+        if not isinstance(tag, str):
+            return {
+                k: _finite(v, k, unbounded or k in _UNBOUNDED_FIELDS, source)
+                for k, v in value.items()
+            }
+        if tag not in _INFINITIES:
+            raise DataError(
+                f"{tag} is not a number JSON allows; give a finite number",
+                source=source,
+                column=field,
+            )
+        value = _INFINITIES[tag]
+    if isinstance(value, list):
+        return [_finite(v, field, unbounded, source) for v in value]
+    if isinstance(value, float) and math.isinf(value) and not unbounded:
+        name = "Infinity" if value > 0 else "-Infinity"
+        raise DataError(
+            f"{name} is not a number JSON allows here; give a finite number",
+            source=source,
+            column=field,
+        )
+    return value
 
 
 def _check_rates(r: _Reader) -> None:

@@ -46,6 +46,27 @@ def test_non_finite_json_constants_are_refused(tmp_path, constant):
         from_hf_config(path)
 
 
+@pytest.mark.parametrize("spelling", ["Infinity", '{"__float__": "Infinity"}'])
+def test_an_unbounded_time_step_limit_reads_as_transformers_writes_it(tmp_path, spelling):
+    """Mamba 2's ``time_step_limit`` is [0, ∞) in real configs: a bare ``Infinity``
+    (Python's json) or transformers 5's ``{"__float__": "Infinity"}``."""
+    from powerfit.architectures.hf import read_config_json
+
+    path = tmp_path / "config.json"
+    limit = f'"time_step_limit": [0.0, {spelling}]'
+    path.write_text(f'{{"model_type": "mamba2", "text_config": {{{limit}}}, {limit}}}')
+    data, _ = read_config_json(path)
+    assert data["time_step_limit"] == [0.0, float("inf")]
+    assert data["text_config"]["time_step_limit"] == [0.0, float("inf")]
+    path.write_text('{"model_type": "mamba2", "time_step_limit": [0.0, NaN]}')
+    with pytest.raises(DataError, match="NaN is not a number JSON allows"):
+        read_config_json(path)
+    path.write_text('{"model_type": "mamba2", "hidden_size": {"__float__": "Infinity"}}')
+    with pytest.raises(DataError, match="Infinity is not a number JSON allows") as err:
+        read_config_json(path)
+    assert err.value.column == "hidden_size"
+
+
 def test_deep_nesting_is_refused_without_recursion(tmp_path):
     path = tmp_path / "config.json"
     path.write_text(json.dumps(GPT2)[:-1] + ', "x": ' + "[" * 1000 + "]" * 1000 + "}")
