@@ -27,7 +27,8 @@ n_params                              integer    1 … 1e15                  pla
                                                                            exact in float64)
 flops [FLOP]                          number     > 0 … 1e24                plausibility
 bytes [B] (moved by one call)         number     > 0 … 1e18                plausibility
-duration_s [s]                        number     1e-6 (1 µs) … 1e7         timer resolution;
+duration_s [s]                        number     1e-9 (1 ns) … 1e7         a mean over many calls
+                                                                           (no kernel is shorter);
                                                                            ≈ 116 days
 energy_j [J]                          number     > 0 … 1e12                plausibility
 gpu_energy_j, cpu_energy_j,           number     0 … 1e12                  plausibility
@@ -226,7 +227,7 @@ RULES: dict[str, Rule] = {
     "bytes": Rule(False, 0, 1e18, "B", "plausible bytes of one call", positive=True),
     "n_params": Rule(True, 1, 1e15, why="plausible model size"),
     "flops": Rule(False, 1, 1e24, "FLOP", "1 FLOP … plausible FLOPs of one call"),
-    "duration_s": Rule(False, 1e-6, 1e7, "s", "1 µs timer resolution … ≈ 116 days"),
+    "duration_s": Rule(False, 1e-9, 1e7, "s", "1 ns (a mean over many calls) … ≈ 116 days"),
     "energy_j": Rule(False, 1e-9, 1e12, "J", "1 nJ … plausible energy"),
     "gpu_energy_j": Rule(False, 0, 1e12, "J", "plausible energy"),
     "cpu_energy_j": Rule(False, 0, 1e12, "J", "plausible energy"),

@@ -130,7 +130,7 @@ CASES: dict[str, Case] = {
     ),
     "subnormal duration (5e-324)": (
         lambda d: (_csv(d / "f.csv", RUNS, duration_s__2="5e-324"), {}),
-        2, "duration_s", r"must be >= 1e-06 s",
+        2, "duration_s", r"must be >= 1e-09 s",
     ),
     "FLOPs 1e308": (
         lambda d: (_csv(d / "f.csv", OPS, flops="1e308"), {}),
@@ -251,7 +251,7 @@ CASES: dict[str, Case] = {
     ),
     "published file with an out-of-range value": (
         lambda d: (_published_variant(d), {}),
-        5, "elapsed_time_sec", "must be >= 1e-06 s",
+        5, "elapsed_time_sec", "must be >= 1e-09 s",
     ),
     "negative hidden size": (
         lambda d: (_csv(d / "f.csv", {**RUNS, "arch": ["lstm", "lstm"],
@@ -294,7 +294,7 @@ def _published_variant(folder: Path) -> Path:
         ",operation,elapsed_time_sec,FLOPs,seq_len,d_model,source,HEF",
         *(f"{i},QKV Projections,0.0076,805306368,128,128,{A100},0.07" for i in range(6)),
     ]
-    lines[5] = lines[5].replace(",0.0076,", ",1e-9,")
+    lines[5] = lines[5].replace(",0.0076,", ",1e-12,")
     path = folder / "dataForTransformerHEF.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -358,8 +358,8 @@ EDGE = {
     "vocab_size": 2**31 - 1,
     "model": "m" * TEXT_LENGTHS["model"],
     "tool": "t" * TEXT_LENGTHS["tool"],
-    "duration_s": 1e-6,
-    "energy_j": 1e-6 * 9_999,
+    "duration_s": 1e-9,
+    "energy_j": 1e-9 * 9_999,
 }
 
 
