@@ -34,18 +34,16 @@ __all__ = [
     "GLOBALS",
     "LINEAR_ATTENTION_NOTE",
     "chunked_gated_delta_rule",
+    "chunked_ssd_scan",
     "fused_linear_attention",
 ]
 
-#: The module globals of transformers' modeling files swapped while tracing.
-GLOBALS = ("torch_chunk_gated_delta_rule",)
-
-#: The warning of a trace whose gated delta rule was timed as FLA's chunked kernels.
+#: The warning of a trace whose linear attention was timed as the kernels' chunked form.
 LINEAR_ATTENTION_NOTE = (
-    "chunk_gated_delta_rule (linear attention): timed as flash-linear-attention's chunked "
-    "kernels, from their algorithm (batched products over 64-token chunks) with no "
-    "measurement of them behind it; --attention eager times transformers' reference "
-    "PyTorch path instead"
+    "linear attention ({names}): timed as the fused kernels' chunked form "
+    "(flash-linear-attention's gated delta rule, mamba-ssm's SSD scan: batched products "
+    "over chunks of tokens, from their algorithms) with no measurement of those kernels "
+    "behind it; --attention eager times transformers' reference PyTorch path instead"
 )
 
 
@@ -103,20 +101,100 @@ def chunked_gated_delta_rule(
     return out, final
 
 
+def chunked_ssd_scan(
+    hidden_states: Any,
+    dt: Any,
+    A: Any,
+    B: Any,
+    C: Any,
+    chunk_size: int,
+    D: Any = None,
+    dt_bias: Any = None,
+    initial_states: Any = None,
+    dt_softplus: bool = False,
+    dt_limit: tuple[float, float] = (0.0, float("inf")),
+    return_final_states: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """The work of mamba-ssm's ``mamba_chunk_scan_combined`` (Mamba 2's SSD; same
+    signature and output shapes as transformers' ``mamba2_chunk_scan``).
+
+    ``hidden_states``: [B, T, H, P]; ``dt``: [B, T, H]; ``A``: [H]; ``B``, ``C``:
+    [B, T, G, N]. Per chunk of ``C`` tokens (Dao & Gu, *Transformers are SSMs*, ICML
+    2024), with the heads of a group side by side (they share ``B`` and ``C``, as the
+    kernels' blocks do) and each head's decay applied to its inputs and outputs
+    element-wise: ``C·Bᵀ`` per group (C×N×C, causal), the diagonal block
+    ``(C·Bᵀ)·X`` (C×C×P per head), each chunk's state ``Bᵀ·X`` (N×C×P), accumulated over
+    the chunks, and its read ``C·S`` (C×N×P). Returns the output [B, T, H, P] (and the
+    final state [B, H, P, N] with ``return_final_states``).
+    """
+    import torch
+
+    x = hidden_states
+    dtype = x.dtype
+    b, t, h, p = x.shape
+    g, n_state = B.shape[2], B.shape[3]
+    c = int(chunk_size)
+    n = -(-t // c)
+    pad = n * c - t
+    if dt_bias is not None:
+        dt = dt + dt_bias.to(dt.dtype)
+    if dt_softplus:
+        dt = torch.nn.functional.softplus(dt)
+    dt = dt.clamp(min=dt_limit[0], max=dt_limit[1])
+
+    def chunks(v: Any) -> Any:  # [B, T, ...] → [B, n, C, ...]
+        if pad:
+            v = torch.nn.functional.pad(v, (0, 0) * (v.dim() - 2) + (0, pad))
+        return v.reshape(b, n, c, *v.shape[2:])
+
+    def by_group(v: Any) -> Any:  # [B, n, C, H, P] → [B, G, n, C, (H/G)·P]
+        return v.reshape(b, n, c, g, h // g * p).permute(0, 3, 1, 2, 4)
+
+    cum = chunks(dt * A.to(dt.dtype)).to(torch.float32).cumsum(2)  # [B, n, C, H]
+    xs = chunks(x * dt.unsqueeze(-1).to(dtype))  # [B, n, C, H, P]
+    bs, cs = (chunks(v).permute(0, 3, 1, 2, 4).to(dtype) for v in (B, C))  # [B, G, n, C, N]
+    inside = by_group(xs * (-cum).exp().unsqueeze(-1).to(dtype))
+    to_end = by_group(xs * (cum[:, :, -1:] - cum).exp().unsqueeze(-1).to(dtype))
+    cb = (cs @ bs.transpose(-1, -2)).tril()  # [B, G, n, C, C]
+    state = (bs.transpose(-1, -2) @ to_end).cumsum(2)  # [B, G, n, N, (H/G)·P]
+    y = cb @ inside + cs @ state  # [B, G, n, C, (H/G)·P]
+    y = y.permute(0, 2, 3, 1, 4).reshape(b, n, c, h, p) * cum.exp().unsqueeze(-1).to(dtype)
+    out = y.reshape(b, n * c, h, p)[:, :t]
+    if D is not None:
+        out = out + x * D.to(dtype)[:, None]
+    out = out.contiguous()
+    if not return_final_states:
+        return out
+    final = state[:, :, -1].reshape(b, g, n_state, h // g, p).permute(0, 1, 3, 4, 2)
+    final = final.reshape(b, h, p, n_state).to(torch.float32)
+    if initial_states is not None:
+        final = final + initial_states.to(torch.float32)
+    return out, final
+
+
+#: The module globals of transformers' modeling files swapped while tracing: by name,
+#: the kernel they stand for and the chunked form put in their place.
+GLOBALS: dict[str, tuple[str, Any]] = {
+    "torch_chunk_gated_delta_rule": ("chunk_gated_delta_rule", chunked_gated_delta_rule),
+    "mamba2_chunk_scan": ("mamba_chunk_scan_combined", chunked_ssd_scan),
+}
+
+
 @contextmanager
 def fused_linear_attention(model: Any, enabled: bool = True) -> Iterator[list[str]]:
-    """Trace ``model`` with :func:`chunked_gated_delta_rule` in place of transformers'
-    reference (the modeling files' globals named in :data:`GLOBALS`); yields the
-    swapped names (empty for a model without linear attention, or not ``enabled``)."""
+    """Trace ``model`` with the chunked forms in place of transformers' references (the
+    modeling files' globals named in :data:`GLOBALS`); yields the kernels they stand for
+    (empty for a model without linear attention, or not ``enabled``)."""
     modules = {sys.modules.get(type(m).__module__) for m in model.modules()} if enabled else ()
     swapped: list[tuple[Any, str, Any]] = []
     try:
         for mod in modules:
-            for name in GLOBALS:
+            for name, (_kernel, chunked) in GLOBALS.items():
                 if mod is not None and callable(getattr(mod, name, None)):
                     swapped.append((mod, name, getattr(mod, name)))
-                    setattr(mod, name, chunked_gated_delta_rule)
-        yield sorted({name for _, name, _ in swapped})
+                    setattr(mod, name, chunked)
+        yield sorted({GLOBALS[name][0] for _, name, _ in swapped})
     finally:
         for mod, name, original in reversed(swapped):
             setattr(mod, name, original)

@@ -601,15 +601,16 @@ def trace_step(
     """
     require_hf()
     model, kind, notes, fuse = _prepare(data, source, attention, precision, ampere)
+    scans = attention != "eager"  # linear attention as its fused kernels run it
     try:
-        return _trace_model(model, data, seq_len, kind, notes, source, per_kind, fuse)
+        return _trace_model(model, data, seq_len, kind, notes, source, per_kind, fuse, scans)
     except DataError:
         if not per_kind:
             raise
         # a model that reaches layers by absolute index (shared key/value caches...)
         # cannot be cut to one layer per kind: trace every layer
         model, kind, notes, fuse = _prepare(data, source, attention, precision, ampere)
-        return _trace_model(model, data, seq_len, kind, notes, source, False, fuse)
+        return _trace_model(model, data, seq_len, kind, notes, source, False, fuse, scans)
 
 
 def _trace_model(
@@ -621,6 +622,7 @@ def _trace_model(
     source: str,
     per_kind: bool,
     fuse: bool = False,
+    scans: bool = True,
 ) -> TracedStep:
     """Trace a model built on the meta device (see :func:`trace_step`).
 
@@ -664,11 +666,10 @@ def _trace_model(
 
     fallbacks: dict[str, str] = {}
     chunked: set[str] = set()
-    fla = kind != "eager"  # fused kernels (FLA's) unless eager kernels are asked for
 
     def run(batch: int) -> _Recorder:
         try:
-            with reference_fallbacks() as found, fused_linear_attention(model, fla) as swapped:
+            with reference_fallbacks() as found, fused_linear_attention(model, scans) as swapped:
                 rec = _run(model, batch, seq_len, names, causal)
             fallbacks.update(found)
             chunked.update(swapped)
@@ -710,7 +711,7 @@ def _trace_model(
     if note := fallback_note(fallbacks):
         notes = [*notes, note]
     if chunked:
-        notes = [*notes, LINEAR_ATTENTION_NOTE]
+        notes = [*notes, LINEAR_ATTENTION_NOTE.format(names=", ".join(sorted(chunked)))]
     nodes = _merge(recs[0], recs[1], weights)
     acts = _activations(recs, weights)
     return TracedStep(

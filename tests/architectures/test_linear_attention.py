@@ -53,7 +53,7 @@ def test_traced_as_the_chunked_kernels_work_and_said():
     b, t, c = 2, 128, 64
     trace = trace_step(QWEN35, t, precision="bf16")
     assert m.torch_chunk_gated_delta_rule is reference  # put back after the trace
-    assert la.LINEAR_ATTENTION_NOTE in trace.warnings
+    assert la.LINEAR_ATTENTION_NOTE.format(names="chunk_gated_delta_rule") in trace.warnings
     assert not any("chunk_gated_delta_rule: traced as" in w for w in trace.warnings)
     g = traced_step_graph(trace, b, "bf16")
     fwd = g[(g.phase == "forward") & (g.op == "bmm") & g.name.str.contains("linear_attn")]
@@ -66,7 +66,7 @@ def test_traced_as_the_chunked_kernels_work_and_said():
 
 def test_eager_keeps_the_reference_path():
     trace = trace_step(QWEN35, 128, attention="eager", precision="bf16")
-    assert la.LINEAR_ATTENTION_NOTE not in trace.warnings
+    assert not any(w.startswith("linear attention") for w in trace.warnings)
     assert any("chunk_gated_delta_rule: traced as" in w for w in trace.warnings)
 
 
@@ -79,4 +79,53 @@ def test_a_model_without_linear_attention_is_untouched():
         "num_attention_heads": 2,
         "vocab_size": 100,
     }
-    assert la.LINEAR_ATTENTION_NOTE not in trace_step(llama, 16, precision="bf16").warnings
+    warnings = trace_step(llama, 16, precision="bf16").warnings
+    assert not any(w.startswith("linear attention") for w in warnings)
+
+
+#: Mamba 2, small: 4 heads of 32 channels in 2 groups, states of 16, chunks of 32.
+MAMBA2 = {
+    "model_type": "mamba2",
+    "num_hidden_layers": 1,
+    "hidden_size": 64,
+    "expand": 2,
+    "num_heads": 4,
+    "head_dim": 32,
+    "state_size": 16,
+    "n_groups": 2,
+    "chunk_size": 32,
+    "vocab_size": 300,
+    "time_step_limit": [0.0, float("inf")],
+}
+
+
+@pytest.mark.parametrize("final", [False, True])
+def test_ssd_scan_has_transformers_reference_shapes(final):
+    from transformers.models.mamba2 import modeling_mamba2 as m
+
+    b, t, h, p, g, n = 2, 100, 4, 8, 2, 16
+    x = torch.randn(b, t, h, p, dtype=torch.bfloat16)
+    dt, a = torch.rand(b, t, h), -torch.rand(h)
+    bm, cm = torch.randn(b, t, g, n), torch.randn(b, t, g, n)
+    kw = {"D": torch.rand(h), "dt_bias": torch.zeros(h), "dt_softplus": True}
+    ours = la.chunked_ssd_scan(x, dt, a, bm, cm, 32, return_final_states=final, **kw)
+    ref = m.mamba2_chunk_scan(x, dt, a, bm, cm, 32, return_final_states=final, **kw)
+    ours, ref = (v if final else (v,) for v in (ours, ref))
+    assert [v.shape for v in ours] == [v.shape for v in ref]
+    assert ours[0].dtype == torch.bfloat16  # the kernel's output is in the input's dtype
+
+
+def test_mamba2_is_traced_as_the_ssd_kernels_work():
+    from transformers.models.mamba2 import modeling_mamba2 as m
+
+    reference = m.mamba2_chunk_scan
+    b, t = 2, 64
+    trace = trace_step(MAMBA2, t, precision="bf16")
+    assert m.mamba2_chunk_scan is reference
+    assert la.LINEAR_ATTENTION_NOTE.format(names="mamba_chunk_scan_combined") in trace.warnings
+    g = traced_step_graph(trace, b, "bf16")
+    fwd = g[(g.phase == "forward") & (g.op == "bmm")]
+    c, h, p, groups, n = 32, 4, 32, 2, 16
+    # per token: C·Bᵀ per group (C·N); per head (C·Bᵀ)·X (C·P), Bᵀ·X and C·S (N·P each)
+    per_token = 2 * (groups * c * n + h * (c * p + 2 * n * p))
+    assert float((fwd.flop * fwd["count"]).sum()) == pytest.approx(per_token * b * t)
