@@ -60,7 +60,7 @@ def reference_fallbacks() -> Iterator[dict[str, str]]:
 
 #: Kernel-package functions whose reference does no work (returns None, so that
 #: transformers takes its unfused path, whose pieces are named on their own).
-_NO_WORK = frozenset({"mamba_split_conv1d_scan_combined"})
+_NO_WORK = frozenset({"mamba_inner_fn", "mamba_split_conv1d_scan_combined"})
 
 
 def fallback_note(found: dict[str, str]) -> str | None:

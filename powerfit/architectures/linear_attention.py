@@ -36,6 +36,7 @@ __all__ = [
     "chunked_gated_delta_rule",
     "chunked_ssd_scan",
     "fused_linear_attention",
+    "selective_scan",
 ]
 
 #: The warning of a trace whose linear attention was timed as the kernels' chunked form.
@@ -173,11 +174,54 @@ def chunked_ssd_scan(
     return out, final
 
 
+def selective_scan(
+    hidden_states: Any,
+    dt: Any,
+    A: Any,
+    B: Any,
+    C: Any,
+    D: Any = None,
+    z: Any = None,
+    delta_bias: Any = None,
+    delta_softplus: bool = False,
+    return_last_state: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """The work of mamba-ssm's ``selective_scan_fn`` (Mamba 1; same signature and output
+    shapes as transformers' ``mamba_selective_scan``).
+
+    ``hidden_states``, ``dt``, ``z``: [B, D, T]; ``A``: [D, N]; ``B``, ``C``: [B, N, T].
+    The kernel reads its inputs once per block of channels and keeps each channel's N
+    states in registers while it scans the tokens: memory-bound, its traffic that of
+    its inputs and output. Here: one product of ``B`` and ``C`` over the states and a few
+    element-wise passes over [B, D, T] (no [B, D, T, N] tensor, which the reference's
+    Python loop over the tokens writes token by token). Returns [B, D, T] (and the last
+    state [B, D, N] with ``return_last_state``).
+    """
+    import torch
+
+    u = hidden_states
+    dtype = u.dtype
+    if delta_bias is not None:
+        dt = dt + delta_bias.to(dt.dtype)[..., None]
+    if delta_softplus:
+        dt = torch.nn.functional.softplus(dt)
+    y = u * dt.to(dtype) * (B * C).sum(1, keepdim=True).to(dtype)
+    if D is not None:
+        y = y + u * D.to(dtype)[None, :, None]
+    if z is not None:
+        y = y * torch.nn.functional.silu(z)
+    if not return_last_state:
+        return y
+    return y, (u * dt.to(dtype))[:, :, -1:] * A.to(dtype)[None]
+
+
 #: The module globals of transformers' modeling files swapped while tracing: by name,
 #: the kernel they stand for and the chunked form put in their place.
 GLOBALS: dict[str, tuple[str, Any]] = {
     "torch_chunk_gated_delta_rule": ("chunk_gated_delta_rule", chunked_gated_delta_rule),
     "mamba2_chunk_scan": ("mamba_chunk_scan_combined", chunked_ssd_scan),
+    "mamba_selective_scan": ("selective_scan_fn", selective_scan),
 }
 
 

@@ -129,3 +129,24 @@ def test_mamba2_is_traced_as_the_ssd_kernels_work():
     # per token: C·Bᵀ per group (C·N); per head (C·Bᵀ)·X (C·P), Bᵀ·X and C·S (N·P each)
     per_token = 2 * (groups * c * n + h * (c * p + 2 * n * p))
     assert float((fwd.flop * fwd["count"]).sum()) == pytest.approx(per_token * b * t)
+
+
+def test_mamba1_scan_is_one_pass_not_a_loop_over_tokens():
+    from transformers.models.mamba import modeling_mamba as m
+
+    b, d, t, n = 2, 8, 50, 4
+    u, dt, z = (torch.randn(b, d, t) for _ in range(3))
+    a, bm, cm = -torch.rand(d, n), torch.randn(b, n, t), torch.randn(b, n, t)
+    ours = la.selective_scan(u, dt, a, bm, cm, D=torch.rand(d), z=z, return_last_state=True)
+    ref = m.mamba_selective_scan(u, dt, a, bm, cm, D=torch.rand(d), z=z, return_last_state=True)
+    assert [v.shape for v in ours] == [v.shape for v in ref]
+    mamba = {
+        "model_type": "mamba",
+        "hidden_size": 64,
+        "num_hidden_layers": 1,
+        "vocab_size": 300,
+        "state_size": 8,
+    }
+    short, long = (trace_step(mamba, t, precision="bf16") for t in (16, 256))
+    assert la.LINEAR_ATTENTION_NOTE.format(names="selective_scan_fn") in short.warnings
+    assert len(long.nodes) == len(short.nodes)  # the reference loops once per token
