@@ -94,7 +94,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         choices=("auto", "eager", "sdpa", "flash"),
         help="attention kernels: auto (default: what transformers runs for the model, SDPA "
-        "where supported, else eager), eager, sdpa (fused) or flash (fp16/bf16 only)",
+        "where supported, else eager), eager, sdpa (fused) or flash (fp16/bf16 only); "
+        "linear attention runs its fused kernels unless eager",
     )
     _add(
         parser,
