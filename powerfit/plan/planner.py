@@ -156,7 +156,13 @@ def plan_training(
     from powerfit.kernels.collectives import Network
     from powerfit.kernels.loss_kernels import check_loss_kernel
     from powerfit.steps.memory import SHARDINGS
-    from powerfit.steps.parallel import compute_profile, make_split, parallel_step_time
+    from powerfit.steps.parallel import (
+        ModelShape,
+        compute_profile,
+        make_split,
+        parallel_step_time,
+        sliced_hf_config,
+    )
 
     if objective not in OBJECTIVES:
         raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
@@ -187,6 +193,12 @@ def plan_training(
         profiles: dict[tuple[int, int, bool], Any] = {}
         counts = sorted(set(_powers(count)) | {count})
         tps = [t for t in _powers(min(gpus_per_node, count)) if model.n_heads % t == 0]
+        if isinstance(model, ModelShape) and sliced_hf_config(data, 2) is None and tps != [1]:
+            tps = [1]  # its tensor-parallel slice cannot be traced: data and pipeline only
+            notes.append(
+                f"{data.get('model_type')}: tensor parallelism not considered (its slices "
+                "are not traced: its head width follows its head count)"
+            )
         pps = [p for p in _powers(min(L, count)) if p == 1 or not model.is_encoder_decoder]
         for n in counts:
             for tp in tps:

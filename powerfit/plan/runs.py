@@ -75,10 +75,12 @@ def traced_model(
     flop = float((full.flop * full["count"]).sum())
     if data.get("model_type") in FAMILIES:
         return resolve_model(data), data, trace, flop
-    heads = next(
-        (data[k] for k in ("num_attention_heads", "n_head", "n_heads", "num_heads") if k in data),
-        None,
-    )
+    # a multimodal config's language model is in its text_config (traced alone)
+    text = data.get("text_config") if isinstance(data.get("text_config"), dict) else {}
+    keys = ("num_attention_heads", "n_head", "n_heads", "num_heads")
+    heads = next((src[k] for src in (data, text) for k in keys if k in src), None)
+    if heads is None:
+        heads = 1  # no attention heads (Mamba): split by data and pipeline only
     if not isinstance(heads, int) or heads < 1:
         raise ValueError(f"{where}: no attention head count (num_attention_heads) to split")
     return ModelShape(heads, int(trace.layers), int(trace.d_model)), data, trace, flop

@@ -55,3 +55,28 @@ def test_a_fused_loss_lets_more_splits_fit():
     fused = plan_training(big_vocab, 1e9, 1024, {"a100-sxm4-40gb": 2}, loss_kernel="fused", **kw)
     assert fused["loss_kernel"] == "fused" and torch_loss["loss_kernel"] == "torch"
     assert len(fused["options"]) > len(torch_loss["options"])
+
+
+def test_a_multimodal_model_without_a_traced_slice_plans_without_tensor_parallelism():
+    """Qwen 3.5 ships as a multimodal config (the language model in ``text_config``):
+    its heads are read there, and since its tensor-parallel slice cannot be traced the
+    plan keeps to data and pipeline parallelism, and says so."""
+    pytest.importorskip("transformers")
+    text = {
+        "model_type": "qwen3_5_text",
+        "num_hidden_layers": 2,
+        "layer_types": ["linear_attention", "full_attention"],
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "head_dim": 16,
+        "linear_num_key_heads": 2,
+        "linear_num_value_heads": 2,
+        "vocab_size": 300,
+    }
+    qwen35 = {"model_type": "qwen3_5", "text_config": text}
+    out = plan_training(qwen35, 1e9, 256, {"h100": 4}, batch_size=16, precision="amp-bf16")
+    assert out["options"] and {o["split"]["tp"] for o in out["options"]} == {1}
+    assert any("tensor parallelism not considered" in w for w in out["warnings"])
+    assert any("is multimodal" in w for w in out["warnings"])
