@@ -391,9 +391,10 @@ def run(args: argparse.Namespace) -> int:
 def _print_parallel(r: dict[str, Any]) -> int:
     """The text of an estimate over many GPUs."""
     sp = r["split"]
+    nodes = f"{sp['n_nodes']} node{'s' if sp['n_nodes'] != 1 else ''}"
     print(
         f"{r['model']['family']} ({r['model']['n_parameters'] / 1e9:.3g} B parameters) on "
-        f"{sp['n_gpus']} × {r['gpu']} ({sp['n_nodes']} nodes), tp {sp['tp']} × pp {sp['pp']} × "
+        f"{sp['n_gpus']} × {r['gpu']} ({nodes}), tp {sp['tp']} × pp {sp['pp']} × "
         f"dp {sp['dp']}, sharding {sp['sharding']}, batch {sp['batch_size']} = "
         f"{sp['micro_batches']} × {sp['micro_batch']} per replica, {r['precision']}"
     )
