@@ -553,6 +553,10 @@ def _prepare(data: Mapping[str, Any], source: str, attention: str, precision: st
     except Exception as exc:
         raise _refusal(exc, data, source) from exc
     model.train()
+    if getattr(model, "loss_type", "") is None and model_cls.__name__.endswith(
+        ("CausalLM", "LMHeadModel")
+    ):
+        model.loss_type = "ForCausalLM"  # transformers' fallback, without its warning
     return model, kind, notes, fuse
 
 
