@@ -285,3 +285,22 @@ def cli_on_terminal():
     Returns the function ``(args, cwd) -> (exit code, stdout, what the terminal got)``.
     """
     return _run_with_terminal_stderr
+
+
+#: Qwen 3.5's text model, small: layer 0 linear attention (the gated delta rule; 2 key
+#: heads of 16, 2 value heads of 16), layer 1 full attention.
+QWEN35_TEXT = {
+    "model_type": "qwen3_5_text",
+    "num_hidden_layers": 2,
+    "layer_types": ["linear_attention", "full_attention"],
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "head_dim": 16,
+    "linear_num_key_heads": 2,
+    "linear_num_value_heads": 2,
+    "linear_key_head_dim": 16,
+    "linear_value_head_dim": 16,
+    "vocab_size": 300,
+}

@@ -11,20 +11,9 @@ pytest.importorskip("transformers")
 from powerfit.architectures.fallbacks import fallback_note, reference_fallbacks
 from powerfit.architectures.trace import trace_step
 
-#: A two-layer Qwen 3.5 text model: one gated-delta-rule (linear attention) layer, one full.
-QWEN35 = {
-    "model_type": "qwen3_5_text",
-    "num_hidden_layers": 2,
-    "layer_types": ["linear_attention", "full_attention"],
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 16,
-    "linear_num_key_heads": 2,
-    "linear_num_value_heads": 2,
-    "vocab_size": 300,
-}
+from ..conftest import QWEN35_TEXT
+
+QWEN35 = QWEN35_TEXT
 
 
 def test_every_trace_says_it_timed_a_reference_path(caplog):

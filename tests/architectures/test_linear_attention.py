@@ -11,23 +11,10 @@ from powerfit.architectures import linear_attention as la  # noqa: E402
 from powerfit.architectures.trace import trace_step  # noqa: E402
 from powerfit.steps.graph import traced_step_graph  # noqa: E402
 
-#: Qwen 3.5's text model, small: layer 0 linear attention (2 key heads of 16, 4 value
-#: heads of 8), layer 1 full attention.
-QWEN35 = {
-    "model_type": "qwen3_5_text",
-    "num_hidden_layers": 2,
-    "layer_types": ["linear_attention", "full_attention"],
-    "hidden_size": 64,
-    "intermediate_size": 128,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "head_dim": 16,
-    "linear_num_key_heads": 2,
-    "linear_num_value_heads": 4,
-    "linear_key_head_dim": 16,
-    "linear_value_head_dim": 8,
-    "vocab_size": 300,
-}
+from ..conftest import QWEN35_TEXT  # noqa: E402
+
+#: Qwen 3.5's text model, small, with 4 value heads of 8 (2 key heads of 16).
+QWEN35 = {**QWEN35_TEXT, "linear_num_value_heads": 4, "linear_value_head_dim": 8}
 
 
 @pytest.mark.parametrize("t", [64, 100])

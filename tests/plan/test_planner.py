@@ -6,6 +6,8 @@ import pytest
 
 from powerfit.plan.planner import pareto_front, parse_gpus_available, plan_training
 
+from ..conftest import QWEN35_TEXT
+
 GPT2 = {
     "model_type": "gpt2",
     "n_layer": 4,
@@ -62,20 +64,7 @@ def test_a_multimodal_model_without_a_traced_slice_plans_without_tensor_parallel
     its heads are read there, and since its tensor-parallel slice cannot be traced the
     plan keeps to data and pipeline parallelism, and says so."""
     pytest.importorskip("transformers")
-    text = {
-        "model_type": "qwen3_5_text",
-        "num_hidden_layers": 2,
-        "layer_types": ["linear_attention", "full_attention"],
-        "hidden_size": 64,
-        "intermediate_size": 128,
-        "num_attention_heads": 4,
-        "num_key_value_heads": 2,
-        "head_dim": 16,
-        "linear_num_key_heads": 2,
-        "linear_num_value_heads": 2,
-        "vocab_size": 300,
-    }
-    qwen35 = {"model_type": "qwen3_5", "text_config": text}
+    qwen35 = {"model_type": "qwen3_5", "text_config": QWEN35_TEXT}
     out = plan_training(qwen35, 1e9, 256, {"h100": 4}, batch_size=16, precision="amp-bf16")
     assert out["options"] and {o["split"]["tp"] for o in out["options"]} == {1}
     assert any("tensor parallelism not considered" in w for w in out["warnings"])
