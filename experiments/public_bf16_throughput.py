@@ -448,7 +448,7 @@ def main() -> None:
 #: 2024 version, read through a mirror; the current file reports H100 runs instead).
 #: Local batch 1, sequence 8192 (torchtitan's Llama 3 train configs; the stated MFU,
 #: 56.8 % and 51.7 %, follows from it), bf16 parameters with fp32 reduction, SDPA.
-LLAMA3_SOURCE = "https://github.iplay.fit/pytorch/torchtitan/blob/main/docs/performance.md"
+LLAMA3_SOURCE = "https://github.com/pytorch/torchtitan/blob/main/docs/performance.md"
 LLAMA3 = {
     "8b": {
         "model_type": "llama",
