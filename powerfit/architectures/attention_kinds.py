@@ -50,6 +50,17 @@ def configured_attention(data: Mapping[str, Any]) -> tuple[str | None, str | Non
     return MPT_ATTN_IMPL.get(data["attn_config"].get("attn_impl"), (None, None))
 
 
+def _has_attention(model_cls: Any) -> bool:
+    """Whether the model's modeling file defines an attention module (Mamba's does not)."""
+    import sys
+
+    module = sys.modules.get(model_cls.__module__)
+    return any(
+        isinstance(obj, type) and key.endswith("Attention")
+        for key, obj in vars(module or object()).items()
+    )
+
+
 def resolve_attention(
     model_cls: Any,
     attention: str,
@@ -88,7 +99,14 @@ def resolve_attention(
     half = precision in HALF_PRECISIONS
     if attention == "auto":
         if named is None or not (half and ampere):
-            return ("sdpa" if sdpa and half and ampere else "eager"), notes
+            kind = "sdpa" if sdpa and half and ampere else "eager"
+            if kind == "eager" and half and ampere and _has_attention(model_cls):
+                notes.append(
+                    f"{name} has no SDPA attention in transformers: timed as its eager "
+                    "attention (the T×T scores written to memory); --attention flash times "
+                    "one fused kernel, as training code that fuses it runs"
+                )
+            return kind, notes
         notes.append(f"the config's attn_config.attn_impl runs {named} attention")
         attention = named
     fallback = "sdpa" if sdpa else "eager"

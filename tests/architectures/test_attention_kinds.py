@@ -37,7 +37,12 @@ def test_resolve_attention_keeps_a_fused_kind_for_an_eager_only_class():
 
     kind, notes = resolve_attention(MptForCausalLM, "flash", "bf16")
     assert kind == "flash" and "has no SDPA attention" in notes[0]
-    assert resolve_attention(MptForCausalLM, "auto", "bf16") == ("eager", [])
+    kind, notes = resolve_attention(MptForCausalLM, "auto", "bf16")
+    assert kind == "eager" and "--attention flash times one fused kernel" in notes[0]
+    # a model without attention (Mamba) is not told about it
+    from transformers import MambaForCausalLM
+
+    assert resolve_attention(MambaForCausalLM, "auto", "bf16") == ("eager", [])
     kind, notes = resolve_attention(MptForCausalLM, "auto", "bf16", named="flash")
     assert kind == "flash" and "attn_config.attn_impl" in notes[0]
     # the config's kernel needs half precision and an Ampere or newer GPU, as flash does
