@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-pytest.importorskip("transformers")
+pytest.importorskip("transformers.models.qwen3_5")
 
 from powerfit.architectures.fallbacks import fallback_note, reference_fallbacks
 from powerfit.architectures.trace import trace_step

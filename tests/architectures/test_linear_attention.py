@@ -6,6 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
+for _family in ("qwen3_5", "mamba", "mamba2"):  # in transformers 5.25; older may lack them
+    pytest.importorskip(f"transformers.models.{_family}")
 
 from powerfit.architectures import linear_attention as la  # noqa: E402
 from powerfit.architectures.trace import trace_step  # noqa: E402

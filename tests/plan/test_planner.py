@@ -63,7 +63,7 @@ def test_a_multimodal_model_without_a_traced_slice_plans_without_tensor_parallel
     """Qwen 3.5 ships as a multimodal config (the language model in ``text_config``):
     its heads are read there, and since its tensor-parallel slice cannot be traced the
     plan keeps to data and pipeline parallelism, and says so."""
-    pytest.importorskip("transformers")
+    pytest.importorskip("transformers.models.qwen3_5")
     qwen35 = {"model_type": "qwen3_5", "text_config": QWEN35_TEXT}
     out = plan_training(qwen35, 1e9, 256, {"h100": 4}, batch_size=16, precision="amp-bf16")
     assert out["options"] and {o["split"]["tp"] for o in out["options"]} == {1}
