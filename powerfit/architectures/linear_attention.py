@@ -1,26 +1,30 @@
-"""The gated delta rule (linear attention) as flash-linear-attention's chunked kernels run it.
+"""Linear attention and state-space scans as their fused kernels run them.
 
-Qwen 3.5, Qwen3-Next, OLMo hybrid and their kin compute their linear-attention layers
-with ``chunk_gated_delta_rule``: on a GPU, flash-linear-attention's (FLA) chunked
-Triton kernels when that package is installed (its documented training setup),
-otherwise transformers' reference PyTorch implementation, a Python loop over 64-token
-chunks of small element-wise and product kernels. On the meta device it is always the
-reference. :func:`fused_linear_attention` swaps in, while a step is traced,
-:func:`chunked_gated_delta_rule`: the same inputs and outputs, and the work of FLA's
-chunked form (Yang et al., *Gated Delta Networks*, ICLR 2025) as batched products over
-the ``B·H·T/C`` chunks of ``C`` tokens, so the operator laws time it as products of
-those shapes:
+Several model families compute their sequence mixing with an optional GPU kernel
+package when it is installed (its documented training setup), and otherwise with a
+reference PyTorch implementation in transformers: the gated delta rule of Qwen 3.5,
+Qwen3-Next and OLMo hybrid (flash-linear-attention, FLA), the SSD scan of Mamba 2 and
+its hybrids (mamba-ssm's ``mamba_chunk_scan_combined``), the selective scan of Mamba 1
+and its kin (mamba-ssm's ``selective_scan_fn``). On the meta device it is always the
+reference, whose loops and temporaries are not what runs. :func:`fused_linear_attention`
+swaps in, while a step is traced, a chunked form with the same inputs and outputs and
+the kernels' work, so that the operator laws time it as products and passes of those
+shapes (:data:`GLOBALS`):
 
-* intra-chunk: ``K_β·Kᵀ`` and ``Q·Kᵀ`` (C×dk×C), the decay mask applied element-wise,
-  the WY transform ``A·V_β`` (C×C×dv) and ``A·K_β`` (C×C×dk);
-* inter-chunk: each chunk's state ``Kᵀ·U`` (dk×C×dv), accumulated over the chunks (a
-  cumulative sum: FLA's sequential ``chunk_fwd_h``), the corrected values
-  ``U − W·S`` (C×dk×dv) and the output ``Q·S + (Q·Kᵀ)·V_new`` (C×dk×dv, C×C×dv).
+* :func:`chunked_gated_delta_rule` — FLA's chunked form (Yang et al., *Gated Delta
+  Networks*, ICLR 2025) over the ``B·H·T/C`` chunks of ``C`` tokens: intra-chunk
+  ``K_β·Kᵀ`` and ``Q·Kᵀ`` (C×dk×C), the decay mask applied element-wise, the WY
+  transform ``A·V_β`` (C×C×dv) and ``A·K_β`` (C×C×dk); inter-chunk each chunk's state
+  ``Kᵀ·U`` (dk×C×dv), accumulated over the chunks (a cumulative sum: FLA's sequential
+  ``chunk_fwd_h``), the corrected values ``U − W·S`` (C×dk×dv) and the output
+  ``Q·S + (Q·Kᵀ)·V_new`` (C×dk×dv, C×C×dv);
+* :func:`chunked_ssd_scan` — Mamba 2's SSD in chunks (Dao & Gu, ICML 2024);
+* :func:`selective_scan` — Mamba 1's scan, one memory-bound pass.
 
-The backward is autograd's of these (about twice the forward's products). The
-numbers are not the rule's (nothing runs on the meta device); the shapes, FLOPs and
-bytes are. This is an estimate of FLA's kernels from their algorithm, with no
-measurement of them behind it; a trace says so.
+The backward is autograd's of these (about twice the forward's products). The numbers
+are not the rules' (nothing runs on the meta device); the shapes, FLOPs and bytes are.
+These are estimates of the kernels from their algorithms, with no measurement of them
+behind them; a trace says so (:data:`LINEAR_ATTENTION_NOTE`).
 """
 
 from __future__ import annotations

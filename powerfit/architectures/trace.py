@@ -224,12 +224,12 @@ def _model_class(config: Any, data: Mapping[str, Any]) -> Any:
 def _language_model(config: Any, data: Mapping[str, Any]) -> tuple[Any, Any, str | None]:
     """The config to build, its training class, and a note where that is not the whole model.
 
-    A multimodal config (Llama 4, Qwen 3.5, Mistral 3, LLaVA...: a ``text_config``
-    inside) whose model type has no language-model class taking the whole config is
-    traced as its language model: the text sub-config and that model type's LM class
-    (text in, text out; the vision or audio towers are neither run nor counted, and the
-    note says so). A model type whose LM class takes the whole config (Gemma 3) is
-    built whole, as before.
+    A multimodal config (a ``text_config`` inside: Llama 4, Qwen 3.5, Emu3...) whose
+    model type has no language-model class taking the whole config is traced as its
+    language model: the text sub-config and that model type's LM class (text in, text
+    out; the vision or audio towers are neither run nor counted, and the note says so).
+    A model type whose class takes the whole config (Gemma 3, Mistral 3, LLaVA) is built
+    whole, as before.
     """
     try:
         text = config.get_text_config()
@@ -579,7 +579,9 @@ def trace_step(
     seq_len : int
         Tokens per sequence [-] (the decoder's too for an encoder-decoder).
     attention : {'auto', 'eager', 'sdpa', 'flash'}
-        Attention kind (:func:`resolve_attention`).
+        Attention kind (:func:`resolve_attention`); with every kind but ``eager``,
+        linear attention is traced as its fused kernels run it
+        (:mod:`powerfit.architectures.linear_attention`).
     precision : str
         Precision of the step: half precision (fp16, bf16, AMP) is traced in bf16,
         the rest in FP32, and it resolves the attention kind.
@@ -631,7 +633,9 @@ def _trace_model(
     """Trace a model built on the meta device (see :func:`trace_step`).
 
     ``fuse``: its eager attention cores become fused attentions
-    (:func:`~powerfit.architectures.attention_kinds.fuse_eager_cores`).
+    (:func:`~powerfit.architectures.attention_kinds.fuse_eager_cores`); ``scans``: its
+    linear attention runs as its fused kernels'
+    (:func:`~powerfit.architectures.linear_attention.fused_linear_attention`).
     """
     import torch
 
