@@ -69,6 +69,16 @@ def parse_gpus_available(text: str) -> dict[str, int]:
     return out
 
 
+def _slices(data: Any, tp: int) -> bool:
+    """Whether T divides every head count the slice splits (linear attention's too)."""
+    from powerfit.steps.parallel import sliced_hf_config
+
+    try:
+        return sliced_hf_config(data, tp) is not None
+    except ValueError:
+        return False
+
+
 def pareto_front(points: list[tuple[float, float]]) -> list[bool]:
     """Which points no other point beats on both coordinates (both minimised)."""
     order = sorted(range(len(points)), key=lambda i: (points[i][0], points[i][1]))
@@ -193,12 +203,14 @@ def plan_training(
         profiles: dict[tuple[int, int, bool], Any] = {}
         counts = sorted(set(_powers(count)) | {count})
         tps = [t for t in _powers(min(gpus_per_node, count)) if model.n_heads % t == 0]
-        if isinstance(model, ModelShape) and sliced_hf_config(data, 2) is None and tps != [1]:
-            tps = [1]  # its tensor-parallel slice cannot be traced: data and pipeline only
-            notes.append(
-                f"{data.get('model_type')}: tensor parallelism not considered (its slices "
-                "are not traced: its head width follows its head count)"
-            )
+        if isinstance(model, ModelShape) and tps != [1]:
+            if sliced_hf_config(data, 2) is None:
+                tps = [1]  # its tensor-parallel slice cannot be traced: data and pipeline only
+                notes.append(
+                    f"{data.get('model_type')}: tensor parallelism not considered (its slices "
+                    "are not traced: its head width follows its head count)"
+                )
+            tps = [t for t in tps if t == 1 or _slices(data, t)]
         pps = [p for p in _powers(min(L, count)) if p == 1 or not model.is_encoder_decoder]
         for n in counts:
             for tp in tps:

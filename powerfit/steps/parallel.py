@@ -87,10 +87,25 @@ _LAYER = re.compile(r"\.(?:sparse_)?layer\.|\.\*\.")
 _EMBED = re.compile(r"(?:^|\.)(?:embed|wte|wpe|rotary)")
 
 #: model types whose attention reads ``head_dim`` from the config, so that a slice of
-#: their heads keeps the head width (:func:`sliced_hf_config`).
+#: their heads keeps the head width (:func:`sliced_hf_config`); Qwen 3.5's text model
+#: also splits its linear-attention heads (``linear_num_key_heads``/``_value_heads``,
+#: whose widths the config names).
 SLICEABLE = frozenset(
-    {"llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "olmo", "olmo2", "granite"}
+    {
+        "llama",
+        "mistral",
+        "qwen2",
+        "qwen3",
+        "gemma",
+        "gemma2",
+        "olmo",
+        "olmo2",
+        "granite",
+        "qwen3_5_text",
+    }
 )
+#: Linear-attention head counts split like the attention heads.
+_LINEAR_HEADS = ("linear_num_key_heads", "linear_num_value_heads")
 
 
 @dataclass(frozen=True)
@@ -143,11 +158,17 @@ def sliced_hf_config(data: Mapping[str, Any], tp: int) -> dict[str, Any] | None:
     """The ``config.json`` of the slice one GPU of a T-way tensor-parallel group runs.
 
     Heads, key/value heads (at least one), ``intermediate_size`` and ``vocab_size``
-    divided by T, ``head_dim`` pinned to the whole model's; None when the model type
-    does not read ``head_dim`` (:data:`SLICEABLE`) or a field is missing.
+    divided by T, ``head_dim`` pinned to the whole model's (and linear-attention heads
+    divided, :data:`_LINEAR_HEADS`); a multimodal config's ``text_config`` is sliced in
+    place. None when the model type does not read ``head_dim`` (:data:`SLICEABLE`) or a
+    field is missing.
     """
     if tp == 1:
         return dict(data)
+    text = data.get("text_config")
+    if isinstance(text, Mapping):
+        sliced = sliced_hf_config(text, tp)
+        return None if sliced is None else {**data, "text_config": sliced}
     need = ("hidden_size", "num_attention_heads", "intermediate_size", "vocab_size")
     if data.get("model_type") not in SLICEABLE or not all(
         isinstance(data.get(k), int) for k in need
@@ -165,6 +186,11 @@ def sliced_hf_config(data: Mapping[str, Any], tp: int) -> dict[str, Any] | None:
         vocab_size=math.ceil(data["vocab_size"] / tp),
         head_dim=int(data.get("head_dim") or data["hidden_size"] // heads),
     )
+    for key in _LINEAR_HEADS:
+        if isinstance(data.get(key), int):
+            if data[key] % tp:
+                raise ValueError(f"--tp {tp} does not divide the {data[key]} {key}")
+            out[key] = data[key] // tp
     return out
 
 

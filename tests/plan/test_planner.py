@@ -59,13 +59,30 @@ def test_a_fused_loss_lets_more_splits_fit():
     assert len(fused["options"]) > len(torch_loss["options"])
 
 
-def test_a_multimodal_model_without_a_traced_slice_plans_without_tensor_parallelism():
+def test_a_multimodal_config_plans_with_its_language_models_slices():
     """Qwen 3.5 ships as a multimodal config (the language model in ``text_config``):
-    its heads are read there, and since its tensor-parallel slice cannot be traced the
-    plan keeps to data and pipeline parallelism, and says so."""
+    its heads, and its linear-attention heads, are split for tensor parallelism."""
     pytest.importorskip("transformers.models.qwen3_5")
     qwen35 = {"model_type": "qwen3_5", "text_config": QWEN35_TEXT}
     out = plan_training(qwen35, 1e9, 256, {"h100": 4}, batch_size=16, precision="amp-bf16")
+    assert {o["split"]["tp"] for o in out["options"]} == {1, 2}  # 2 linear key heads
+    assert any("is multimodal" in w for w in out["warnings"])
+
+
+def test_a_model_without_a_traced_slice_plans_without_tensor_parallelism():
+    """Mamba 2's tensor-parallel slice is not traced: data and pipeline only, said."""
+    pytest.importorskip("transformers.models.mamba2")
+    mamba2 = {
+        "model_type": "mamba2",
+        "num_hidden_layers": 2,
+        "hidden_size": 64,
+        "num_heads": 4,
+        "head_dim": 32,
+        "state_size": 16,
+        "n_groups": 2,
+        "chunk_size": 32,
+        "vocab_size": 300,
+    }
+    out = plan_training(mamba2, 1e9, 256, {"h100": 4}, batch_size=16, precision="amp-bf16")
     assert out["options"] and {o["split"]["tp"] for o in out["options"]} == {1}
     assert any("tensor parallelism not considered" in w for w in out["warnings"])
-    assert any("is multimodal" in w for w in out["warnings"])

@@ -101,6 +101,27 @@ def test_tensor_parallel_slices():
     assert sliced_hf_config(GPT2, 2) is None  # GPT-2's head width follows its head count
 
 
+def test_a_multimodal_config_is_sliced_in_its_text_config():
+    text = {
+        "model_type": "qwen3_5_text",
+        "hidden_size": 64,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "intermediate_size": 128,
+        "vocab_size": 300,
+        "linear_num_key_heads": 2,
+        "linear_num_value_heads": 4,
+    }
+    sliced = sliced_hf_config({"model_type": "qwen3_5", "text_config": text}, 2)
+    part = sliced["text_config"]
+    assert (part["num_attention_heads"], part["linear_num_key_heads"]) == (2, 1)
+    assert (part["linear_num_value_heads"], part["head_dim"], part["vocab_size"]) == (2, 16, 150)
+    with pytest.raises(ValueError, match="--tp 4 does not divide the 2 linear_num_key_heads"):
+        sliced_hf_config({"model_type": "qwen3_5", "text_config": text}, 4)
+    moe = {"model_type": "qwen3_5_moe", "text_config": {**text, "model_type": "qwen3_5_moe_text"}}
+    assert sliced_hf_config(moe, 2) is None
+
+
 def test_traced_slice_is_the_single_gpu_graph_and_shrinks_with_tp():
     pytest.importorskip("transformers")
     llama = from_hf_config(LLAMA)
