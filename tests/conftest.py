@@ -304,3 +304,20 @@ QWEN35_TEXT = {
     "linear_value_head_dim": 16,
     "vocab_size": 300,
 }
+
+
+#: Mamba 2, small: 4 heads of 32 channels in 2 groups, states of 16, chunks of 32; one
+#: layer, its Δt clamp unbounded above as real configs have it.
+MAMBA2_SMALL = {
+    "model_type": "mamba2",
+    "num_hidden_layers": 1,
+    "hidden_size": 64,
+    "expand": 2,
+    "num_heads": 4,
+    "head_dim": 32,
+    "state_size": 16,
+    "n_groups": 2,
+    "chunk_size": 32,
+    "vocab_size": 300,
+    "time_step_limit": [0.0, float("inf")],
+}

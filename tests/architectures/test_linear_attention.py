@@ -13,7 +13,7 @@ from powerfit.architectures import linear_attention as la  # noqa: E402
 from powerfit.architectures.trace import trace_step  # noqa: E402
 from powerfit.steps.graph import traced_step_graph  # noqa: E402
 
-from ..conftest import QWEN35_TEXT  # noqa: E402
+from ..conftest import MAMBA2_SMALL, QWEN35_TEXT  # noqa: E402
 
 #: Qwen 3.5's text model, small, with 4 value heads of 8 (2 key heads of 16).
 QWEN35 = {**QWEN35_TEXT, "linear_num_value_heads": 4, "linear_value_head_dim": 8}
@@ -72,20 +72,7 @@ def test_a_model_without_linear_attention_is_untouched():
     assert not any(w.startswith("linear attention") for w in warnings)
 
 
-#: Mamba 2, small: 4 heads of 32 channels in 2 groups, states of 16, chunks of 32.
-MAMBA2 = {
-    "model_type": "mamba2",
-    "num_hidden_layers": 1,
-    "hidden_size": 64,
-    "expand": 2,
-    "num_heads": 4,
-    "head_dim": 32,
-    "state_size": 16,
-    "n_groups": 2,
-    "chunk_size": 32,
-    "vocab_size": 300,
-    "time_step_limit": [0.0, float("inf")],
-}
+MAMBA2 = MAMBA2_SMALL
 
 
 @pytest.mark.parametrize("final", [False, True])

@@ -6,7 +6,7 @@ import pytest
 
 from powerfit.plan.planner import pareto_front, parse_gpus_available, plan_training
 
-from ..conftest import QWEN35_TEXT
+from ..conftest import MAMBA2_SMALL, QWEN35_TEXT
 
 GPT2 = {
     "model_type": "gpt2",
@@ -72,17 +72,7 @@ def test_a_multimodal_config_plans_with_its_language_models_slices():
 def test_a_model_without_a_traced_slice_plans_without_tensor_parallelism():
     """Mamba 2's tensor-parallel slice is not traced: data and pipeline only, said."""
     pytest.importorskip("transformers.models.mamba2")
-    mamba2 = {
-        "model_type": "mamba2",
-        "num_hidden_layers": 2,
-        "hidden_size": 64,
-        "num_heads": 4,
-        "head_dim": 32,
-        "state_size": 16,
-        "n_groups": 2,
-        "chunk_size": 32,
-        "vocab_size": 300,
-    }
+    mamba2 = {**MAMBA2_SMALL, "num_hidden_layers": 2}
     out = plan_training(mamba2, 1e9, 256, {"h100": 4}, batch_size=16, precision="amp-bf16")
     assert out["options"] and {o["split"]["tp"] for o in out["options"]} == {1}
     assert any("tensor parallelism not considered" in w for w in out["warnings"])
