@@ -51,7 +51,7 @@ import numpy as np
 import pandas as pd
 
 from powerfit.architectures.model import ModelConfig
-from powerfit.kernels.loss_kernels import check_loss_kernel
+from powerfit.kernels.loss_kernels import HAND_WRITTEN_LOSS_NOTE, check_loss_kernel
 from powerfit.steps.calibration import Calibration
 from powerfit.steps.graph import checkpointing_mode, training_step_graph
 from powerfit.steps.latency import _gpu, operator_latency_sources
@@ -321,7 +321,7 @@ def estimate_training(
     if fallback:
         notes.append(fallback)
     if trace is None and loss_kernel == "fused":
-        notes.append("--loss-kernel fused needs a traced step: the hand-written loss is timed")
+        notes.append(HAND_WRITTEN_LOSS_NOTE)
     if trace is not None:
         notes += trace.warnings
         if loss_kernel == "fused" and not graph.attrs.get("loss_fused", False):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["LOSS_KERNELS", "check_loss_kernel", "fuse_loss_nodes"]
+__all__ = ["HAND_WRITTEN_LOSS_NOTE", "LOSS_KERNELS", "check_loss_kernel", "fuse_loss_nodes"]
 
 #: Kernels of a traced step's cross-entropy loss over the vocabulary: ``torch``
 #: (transformers' loss as traced: the logits cast to FP32, log-softmax and NLL, and
@@ -20,6 +20,9 @@ __all__ = ["LOSS_KERNELS", "check_loss_kernel", "fuse_loss_nodes"]
 #: element-wise precision, saving only a log-sum-exp per token: flash-attn's
 #: ``CrossEntropyLoss``, llm-foundry's default ``fused_crossentropy``, Liger's).
 LOSS_KERNELS = ("torch", "fused")
+
+#: The warning of a fused loss asked of a hand-written graph (no traced loss to replace).
+HAND_WRITTEN_LOSS_NOTE = "--loss-kernel fused needs a traced step: the hand-written loss is timed"
 
 #: The aten operators of transformers' cross-entropy over the logits.
 _LOSS_OPS = frozenset(

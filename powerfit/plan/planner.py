@@ -69,12 +69,13 @@ def parse_gpus_available(text: str) -> dict[str, int]:
     return out
 
 
-def _slices(data: Any, tp: int) -> bool:
-    """Whether T divides every head count the slice splits (linear attention's too)."""
+def _slices(data: Any, tp: int) -> bool | None:
+    """Whether T divides every head count the slice splits (linear attention's too);
+    None when the model's slices cannot be traced at all."""
     from powerfit.steps.parallel import sliced_hf_config
 
     try:
-        return sliced_hf_config(data, tp) is not None
+        return None if sliced_hf_config(data, tp) is None else True
     except ValueError:
         return False
 
@@ -166,13 +167,7 @@ def plan_training(
     from powerfit.kernels.collectives import Network
     from powerfit.kernels.loss_kernels import check_loss_kernel
     from powerfit.steps.memory import SHARDINGS
-    from powerfit.steps.parallel import (
-        ModelShape,
-        compute_profile,
-        make_split,
-        parallel_step_time,
-        sliced_hf_config,
-    )
+    from powerfit.steps.parallel import ModelShape, compute_profile, make_split, parallel_step_time
 
     if objective not in OBJECTIVES:
         raise ValueError(f"--objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
@@ -204,7 +199,7 @@ def plan_training(
         counts = sorted(set(_powers(count)) | {count})
         tps = [t for t in _powers(min(gpus_per_node, count)) if model.n_heads % t == 0]
         if isinstance(model, ModelShape) and tps != [1]:
-            if sliced_hf_config(data, 2) is None:
+            if _slices(data, 2) is None:
                 tps = [1]  # its tensor-parallel slice cannot be traced: data and pipeline only
                 notes.append(
                     f"{data.get('model_type')}: tensor parallelism not considered (its slices "

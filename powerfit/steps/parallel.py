@@ -60,6 +60,7 @@ import pandas as pd
 
 from powerfit.architectures.model import PRECISIONS, ModelConfig
 from powerfit.kernels.collectives import Network
+from powerfit.kernels.loss_kernels import HAND_WRITTEN_LOSS_NOTE
 from powerfit.steps.calibration import Calibration
 from powerfit.steps.graph import checkpointing_mode, traced_step_graph, training_step_graph
 from powerfit.steps.latency import operator_latency_sources, utilisation
@@ -486,7 +487,7 @@ def compute_profile(
     if why:
         notes = [f"{why}: the hand-written graph is used", *notes]
         if loss and loss_kernel == "fused":
-            notes.append("--loss-kernel fused needs a traced step: the hand-written loss is timed")
+            notes.append(HAND_WRITTEN_LOSS_NOTE)
     t_row = lat * graph["count"].to_numpy()
     is_layer = graph.name.str.contains(_LAYER).to_numpy()
     phase = graph.phase.to_numpy()
