@@ -27,7 +27,7 @@ measured and transferred elsewhere, :func:`powerfit.power.bundle.board_law_for`)
 
 FP32 and FP16/BF16 operator laws are bundled (:mod:`powerfit.kernels`); rows no law
 covers (TF32 products, half precision on a GPU without its peak) fall back to the
-roofline at the precision's peak plus the FP32 laws' fixed cost per call
+roofline at the precision's peak plus the fixed cost of a queued call
 (:func:`powerfit.steps.latency.operator_latency`); such an estimate says so (mode
 ``…+roofline``, ``roofline_share`` of the step time, ``outside_measured_range``) and
 its step-time interval is at least the roofline's, widened. Rows timed by laws no

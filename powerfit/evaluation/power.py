@@ -264,7 +264,7 @@ def evaluate_energy_chain(
 
     Each configuration's step time is predicted from its graph
     (:func:`powerfit.steps.latency.operator_latency`, bundled FP32 laws; TF32 products by the
-    roofline at the TF32 peak plus the FP32 laws' fixed cost per call, memory-bound
+    roofline at the TF32 peak plus the fixed cost of a queued call, memory-bound
     operators by the FP32 bandwidth laws, as the CLI would), its power by the law
     fitted on the *other* configurations of the GPU (GroupKFold) at the predicted
     utilisation, and the energy interval is the shipped step-time interval
@@ -374,7 +374,7 @@ def build_power_bundle(data_home: Any = None, n_splits: int = 5) -> dict[str, An
         },
         "end_to_end": {
             "what": "predicted step time (graph, bundled FP32 laws, TF32 products by "
-            "the roofline at the TF32 peak plus the FP32 laws' fixed cost per call) x "
+            "the roofline at the TF32 peak plus the fixed cost of a queued call) x "
             "power law fitted on the other configurations; energy "
             "interval = shipped step-time interval x power interval",
             "scores": chain.to_dict(orient="records"),

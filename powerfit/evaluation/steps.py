@@ -47,6 +47,7 @@ __all__ = [
     "compare_products",
     "evaluate_half_precision_and_fused",
     "evaluate_steps",
+    "fit_queued_call",
     "inductor_fused_graph",
     "interval_coverage",
     "interval_half_width",
@@ -101,7 +102,7 @@ def _operator_model(data_home: Any = None, precision: str = "fp32") -> Any:
         from powerfit.datasets.home import get_data_home
 
         ops = neusight_operator_frame(get_data_home(data_home))
-        return OperatorTimeModel(precision=precision).fit(
+        return OperatorTimeModel(precision=precision, call_timing="isolated").fit(
             ops[list(OPERATOR_COLUMNS)], ops.latency_s
         )
 
@@ -188,6 +189,59 @@ def step_predictions(data_home: Any = None) -> pd.DataFrame:
             frame.loc[mine, "specs-only"].to_numpy(), frame.loc[mine, "n_ops"].to_numpy()
         )
     return frame[[*cols, *MODES]]
+
+
+#: The GPU whose measured training steps fit :data:`~powerfit.steps.latency.QUEUED_CALL_S`
+#: (:func:`fit_queued_call`); the other GPU's steps stay held out of it.
+QUEUED_CALL_GPU = "NVIDIA A100 80GB PCIe"
+
+
+def fit_queued_call(data_home: Any = None, gpu: str = QUEUED_CALL_GPU) -> dict[str, float]:
+    """Fit the fixed cost of a queued call on one GPU's measured training steps.
+
+    Each step's operators are timed by the bundled laws with the fixed cost of an
+    isolated call taken out (:func:`powerfit.steps.latency._queued` at zero cost); the
+    cost ``l`` per call that minimises the MAPE of ``Σ kernels + l · calls`` against
+    the measured steps is searched on a 0.5 µs grid over [0, 30 µs].
+
+    Returns
+    -------
+    dict
+        ``queued_call_s`` [s], ``mape_pct`` [%] at it, ``mape_isolated_pct`` [%] (the
+        laws' latencies as measured, isolated calls), ``steps`` and ``gpu``.
+    """
+    from powerfit.datasets.neusight2025 import neusight_training_steps
+    from powerfit.steps.latency import QUEUED_CALL_S, operator_latency
+    from powerfit.steps.measured import neusight_step_graph
+
+    steps = neusight_training_steps(data_home)
+    steps = steps[steps.gpu == gpu]
+    model = _operator_model(data_home)
+    if steps.empty or model is None:
+        raise ValueError(f"no measured training steps of {gpu} (or no operator laws)")
+    kernels, calls, isolated = [], [], []
+    for step in steps.itertuples(index=False):
+        graph = neusight_step_graph(step)
+        count = graph["count"].to_numpy(float)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            lat = operator_latency(graph, gpu, model)
+        overhead = model.call_overhead(graph.assign(gpu=gpu))
+        kernels.append(float(np.sum((lat - QUEUED_CALL_S) * count)))
+        isolated.append(float(np.sum((lat - QUEUED_CALL_S + overhead) * count)))
+        calls.append(float(count.sum()))
+    y = steps.measured_s.to_numpy(float)
+    k, n = np.array(kernels), np.array(calls)
+    grid = np.arange(0.0, 30.5e-6, 0.5e-6)
+    mape = [float(np.mean(np.abs((k + c * n) / y - 1.0)) * 100) for c in grid]
+    best = int(np.argmin(mape))
+    return {
+        "gpu": gpu,
+        "steps": len(y),
+        "queued_call_s": float(grid[best]),
+        "mape_pct": mape[best],
+        "mape_isolated_pct": float(np.mean(np.abs(np.array(isolated) / y - 1.0)) * 100),
+    }
 
 
 def interval_half_width(log_ratios: Any, gpus: Any = None) -> float:

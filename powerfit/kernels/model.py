@@ -46,7 +46,7 @@ saturation in bytes, same row-length term in elements, same ``η_max``) is an
 vector access, which can make short rows cheaper than the law says (where the FP16
 laws apply they are used instead). Matrix products have no such carry-over (other
 kernels, other units): :func:`powerfit.steps.latency.operator_latency` times them by the
-roofline at their precision's peak, plus the FP32 law's fixed cost ``t0`` per call.
+roofline at their precision's peak, plus the fixed cost of a call.
 """
 
 from __future__ import annotations
@@ -102,6 +102,14 @@ class OperatorTimeModel(RegressorMixin, BaseEstimator, OperatorLaws):
         Specs of GPUs outside the catalogue (see :func:`gpu_specs`).
     random_state : int, default 0
         Seed of the subsample.
+    call_timing : {'queued', 'isolated'}, default 'queued'
+        How the latencies fitted were timed: ``'queued'`` (calls back to back, a mean
+        over a block, as ``powerfit measure ops`` times them; or kernel durations) or
+        ``'isolated'`` (each call timed on its own, synchronised, as NeuSight's
+        benchmarks: the bundled FP32 laws). A step's time replaces an isolated call's
+        fixed cost (:meth:`call_overhead`) by that of a queued one
+        (:func:`powerfit.steps.latency.operator_latency`); ``predict`` gives the
+        latency as measured either way.
 
     Attributes
     ----------

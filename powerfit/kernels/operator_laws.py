@@ -37,6 +37,7 @@ from powerfit.kernels.transfer import (
 
 __all__ = [
     "BUNDLED_LAWS_OF",
+    "CALL_TIMINGS",
     "OPERATOR_COLUMNS",
     "STAND_INS",
     "OperatorLaws",
@@ -51,6 +52,16 @@ _TRANSFER_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 #: product runs the same tensor-core GEMM kernels as a linear layer (cuBLAS), and the law's
 #: wave term counts the batch (Vidur's half-precision profiles time linear layers only).
 STAND_INS = {"bmm": "linear"}
+
+#: How the latencies behind a set of laws were timed: ``isolated`` (each call timed on
+#: its own from the host, synchronised: NeuSight's benchmarks, whose laws carry a fixed
+#: cost of 20–55 µs a call) or ``queued`` (calls back to back, a mean over a block, as
+#: ``powerfit measure ops`` times them; or kernel durations, as Vidur's profiles).
+CALL_TIMINGS = ("isolated", "queued")
+
+#: Bytes of the call of "vanishing size" at which :meth:`OperatorLaws.call_overhead`
+#: reads a memory-bound law's fixed cost [B].
+VANISHING_BYTES = 16.0
 
 #: Columns of an operator table (see the module notes for the matmul layout).
 OPERATOR_COLUMNS = ("gpu", "op", "precision", "B", "M", "N", "K", "H")
@@ -101,6 +112,7 @@ class OperatorLaws:
         max_rows: int = 1500,
         gpu_specs: dict | None = None,
         random_state: int = 0,
+        call_timing: str = "queued",
     ) -> None:
         self.precision = precision
         self.specs_only = specs_only
@@ -108,6 +120,7 @@ class OperatorLaws:
         self.max_rows = max_rows
         self.gpu_specs = gpu_specs
         self.random_state = random_state
+        self.call_timing = call_timing
 
     # ----------------------------------------------------------------- helpers
     def _check(self, X: Any) -> pd.DataFrame:
@@ -115,6 +128,10 @@ class OperatorLaws:
         if self.matmul_layout not in ("neusight", "mkn"):
             raise ValueError(
                 f"matmul_layout must be 'neusight' or 'mkn', got {self.matmul_layout!r}"
+            )
+        if self.call_timing not in CALL_TIMINGS:
+            raise ValueError(
+                f"call_timing must be one of {CALL_TIMINGS}, got {self.call_timing!r}"
             )
         precisions = set(X["precision"].astype(str).unique())
         if precisions - {self.precision}:
@@ -286,6 +303,40 @@ class OperatorLaws:
             out[idx] = self._latency(kind, law, X.iloc[idx], self._spec(gpu))
         return out
 
+    def call_overhead(self, X: Any) -> np.ndarray:
+        """The fixed cost of one call in each row's law [s]: its latency at vanishing size.
+
+        A matrix product's law has it explicitly (``t0``); a memory-bound operator's is
+        the law at a call moving :data:`VANISHING_BYTES` bytes, rows long enough for the
+        row-length term to vanish (``τ/(η_max·k)`` when ``α`` = 1, next to nothing when
+        the law saturates with ``α`` < 1). Where the laws were fitted on calls timed one
+        at a time (``call_timing='isolated'``) this is what each call paid in
+        synchronisation and launch from idle, which calls queued back to back in a step
+        do not pay (:func:`powerfit.steps.latency.operator_latency`). Rows of any
+        precision (the law of the row's GPU and operator, as :meth:`predict` uses).
+
+        Parameters
+        ----------
+        X : DataFrame with :data:`OPERATOR_COLUMNS`
+
+        Returns
+        -------
+        numpy.ndarray
+            Fixed cost per call [s], ≥ 0.
+        """
+        self._check_fitted()
+        X = _frame(X)
+        out = np.zeros(len(X))
+        for (gpu, kind), idx in _groups(X).items():
+            law, _origin = self.law(gpu, kind)
+            if "t0" in law:
+                out[idx] = float(law["t0"])
+                continue
+            bandwidth = float(self._spec(gpu)["memory_bandwidth"])
+            moved = np.array([VANISHING_BYTES])
+            out[idx] = float(_memory_latency(law, moved, np.array([1e30]), bandwidth)[0])
+        return out
+
     def predict_memory_bound(self, X: Any) -> np.ndarray:
         """Latency [s] of memory-bound rows of any precision, on their own bytes.
 
@@ -343,6 +394,7 @@ class OperatorLaws:
             "format": "powerfit-operator-model/1",
             "precision": self.precision,
             "matmul_layout": "neusight",
+            "call_timing": self.call_timing,
             "specs": self.specs_,
             "laws": [
                 {"gpu": g, "op": o, "coefficients": c, "n_rows": self.n_rows_.get((g, o))}
@@ -356,6 +408,9 @@ class OperatorLaws:
         """Rebuild a fitted model from :meth:`to_dict`'s output (JSON only, no pickle)."""
         if data.get("format") != "powerfit-operator-model/1":
             raise ValueError(f"not a powerfit operator model: format {data.get('format')!r}")
+        params.setdefault("call_timing", data.get("call_timing", "queued"))
+        if params["call_timing"] not in CALL_TIMINGS:
+            raise ValueError(f"unknown call_timing {params['call_timing']!r}")
         model = cls(precision=data["precision"], **params)
         model.specs_ = {g: dict(s) for g, s in data["specs"].items()}
         model.laws_ = {(e["gpu"], e["op"]): dict(e["coefficients"]) for e in data["laws"]}

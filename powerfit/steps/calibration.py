@@ -21,13 +21,11 @@ class Calibration:
     """Per-GPU correction of a summed step time: ``t = scale · Σ t_op + n_ops · launch``.
 
     ``scale`` ∈ [0.8, 1.25] absorbs a systematic bias of the operator laws on whole
-    graphs; ``launch`` ∈ [0, 20 µs] is the host overhead per operator launch that
-    isolated operator benchmarks do not see. Both bounds are physical: an operator
-    law off by more than 25 % should be refitted, not calibrated, and a kernel
-    launch of eager PyTorch costs a few µs. (A negative launch term, the fixed cost
-    of an isolated call hidden when a step's kernels are queued back to back, fits
-    the V100's three steps at ≈ −19 µs but did not lower the A100's
-    leave-one-step-out error, 7.5 % against 7.1 %; it is not used.)
+    graphs; ``launch`` ∈ [0, 20 µs] is host overhead per operator launch beyond the
+    fixed cost of a queued call the summed latencies already hold
+    (:data:`powerfit.steps.latency.QUEUED_CALL_S`). Both bounds are physical: an
+    operator law off by more than 25 % should be refitted, not calibrated, and a
+    kernel launch of eager PyTorch costs a few µs.
 
     ``mape_before``/``mape_after`` [%] are in-sample; ``mape_loo`` [%] is the
     leave-one-step-out error of the calibrated sums. ``used`` is False when the

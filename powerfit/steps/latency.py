@@ -8,8 +8,11 @@ FP16 laws (Vidur's, which time BF16 too) are bundled; fused-attention rows are t
 the fused-attention laws (:func:`powerfit.kernels.attention.fused_attention_latency`).
 Rows no law of their precision covers fall back: memory-bound ones to the FP32 laws on
 their own bytes, matrix products to the roofline at their precision's peak plus the
-FP32 law's fixed cost per call (:func:`operator_latency`;
-:func:`operator_latency_sources` says which row was timed how). :func:`utilisation` is
+fixed cost of a call (:func:`operator_latency`;
+:func:`operator_latency_sources` says which row was timed how). The FP32 laws were
+fitted on calls timed one at a time (NeuSight's benchmarks: 20–55 µs of fixed cost a
+call, synchronisation included); in a step, kernels are queued back to back, and each
+call pays :data:`QUEUED_CALL_S` instead (:func:`_queued`). :func:`utilisation` is
 the step's time-weighted compute utilisation, what board power is a function of
 (:mod:`powerfit.power`).
 """
@@ -29,6 +32,7 @@ from powerfit.steps.calibration import Calibration
 from powerfit.steps.graph import MATMUL_OPS
 
 __all__ = [
+    "QUEUED_CALL_S",
     "ROW_SOURCES",
     "bundled_operator_model",
     "operator_latency",
@@ -37,6 +41,14 @@ __all__ = [
     "step_time",
     "utilisation",
 ]
+
+
+#: Fixed cost of one operator call queued in an eager training step [s]: host dispatch,
+#: launch and the shortest kernel. A step pays it in place of the fixed cost of a call
+#: timed on its own (laws fitted with ``call_timing='isolated'``, NeuSight's: 20–55 µs
+#: a call, :func:`_queued`). Fitted on NeuSight's ten measured A100 80GB PCIe training
+#: steps alone, the V100's held out (:func:`powerfit.evaluation.steps.fit_queued_call`).
+QUEUED_CALL_S = 13e-6
 
 
 def _gpu(name: str):
@@ -196,7 +208,8 @@ def operator_latency_sources(
             try:
                 used = _as_used(model, specs_only)
                 if covered.any():
-                    out[covered] = np.asarray(used.predict(X.loc[covered]), dtype=float)
+                    rows = X.loc[covered]
+                    out[covered] = _queued(used, rows, used.predict(rows))
                 mask = mask & ~covered
             except ValueError as error:  # e.g. no such peak of this GPU: no transfer
                 if precision == "fp32":
@@ -222,12 +235,12 @@ def operator_latency_sources(
             launch = _fixed_costs(fp32, rows, gpu)
             if launch is not None:
                 out[mm] += launch
-                at += " plus the fp32 laws' fixed cost per call (t0)"
+                at += " plus the fixed cost of a queued call"
             parts.append(f"{precision} matrix products ({mm.size} rows): roofline at {at}")
         mem = np.flatnonzero(mask & ~products)
         if mem.size:
             if fp32 is not None and hasattr(fp32, "predict_memory_bound"):
-                out[mem] = fp32.predict_memory_bound(X.loc[mem])
+                out[mem] = _queued(fp32, X.loc[mem], fp32.predict_memory_bound(X.loc[mem]))
                 source[mem] = "fp32 bandwidth laws"
                 parts.append(
                     f"{precision} memory-bound operators ({mem.size} rows): fp32 bandwidth "
@@ -246,13 +259,14 @@ def operator_latency_sources(
 
 
 def _fixed_costs(fp32: Any, rows: pd.DataFrame, gpu: str) -> np.ndarray | None:
-    """The FP32 matmul laws' fixed cost t0 [s] per call of each product row, or None.
+    """The fixed cost [s] of one call of each product row in a step, or None.
 
-    ``t0`` is the additive fixed cost of one call in the law ``t = t0 + max(compute,
-    memory)`` (:mod:`powerfit.kernels.model`), as NeuSight timed isolated calls: host
-    dispatch, kernel launch and synchronisation, which a half-precision or TF32
-    product pays as an FP32 one does (it is the same term the FP32 rows of a step
-    get). None when the model has no such laws (any other operator model).
+    The FP32 matmul laws' fixed cost per call (``t0`` of ``t = t0 + max(compute,
+    memory)``, :mod:`powerfit.kernels.laws`) as a queued call pays it
+    (:func:`_queued`: :data:`QUEUED_CALL_S` where the laws were fitted on isolated
+    calls): host dispatch and kernel launch, which a half-precision or TF32 product
+    pays as an FP32 one does. None when the model has no such laws (any other
+    operator model).
     """
     if fp32 is None or not hasattr(fp32, "law"):
         return None
@@ -262,7 +276,26 @@ def _fixed_costs(fp32: Any, rows: pd.DataFrame, gpu: str) -> np.ndarray | None:
         if "t0" not in law:
             return None
         t0[op] = float(law["t0"])
-    return rows["op"].map(t0).to_numpy(float)
+    cost = rows["op"].map(t0).to_numpy(float)
+    if getattr(fp32, "call_timing", "queued") == "isolated":
+        return np.full(cost.shape, QUEUED_CALL_S)
+    return cost
+
+
+def _queued(model: Any, X: pd.DataFrame, latency: Any) -> np.ndarray:
+    """Latencies [s] of calls queued back to back in a step, from a model's laws.
+
+    Laws fitted on calls timed one at a time (``call_timing='isolated'``: NeuSight's
+    benchmarks synchronise around each call) carry a fixed cost per call of 20–55 µs,
+    the law at vanishing size
+    (:meth:`~powerfit.kernels.operator_laws.OperatorLaws.call_overhead`); kernels
+    queued in a step do not wait for one another's synchronisation: each pays
+    :data:`QUEUED_CALL_S` instead. Other laws' latencies are returned as they are.
+    """
+    latency = np.asarray(latency, dtype=float)
+    if getattr(model, "call_timing", "queued") != "isolated":
+        return latency
+    return latency - model.call_overhead(X) + QUEUED_CALL_S
 
 
 def operator_latency(
@@ -299,11 +332,17 @@ def operator_latency(
       and the row length, not on the arithmetic (TF32 rows are the FP32 kernels and
       get exactly the FP32 latencies; FP16/BF16 rows move half the bytes);
     * matrix products by the roofline max(FLOP / peak, bytes / bandwidth) at their
-      precision's (tensor-core) peak, plus the FP32 matmul law's fixed cost ``t0``
-      of the same GPU and operator (the launch cost is the host's, shared by every
-      precision; the efficiency below the peak is not: tensor-core kernels were not
-      measured). A lower bound of their time, hence the wide interval of such
-      estimates (:func:`powerfit.steps.intervals.half_width_for`).
+      precision's (tensor-core) peak, plus the fixed cost of a call as the FP32
+      laws give it in a step (:data:`QUEUED_CALL_S`; the launch cost is the host's,
+      shared by every precision; the efficiency below the peak is not: tensor-core
+      kernels were not measured). A lower bound of their time, hence the wide
+      interval of such estimates (:func:`powerfit.steps.intervals.half_width_for`).
+
+    Laws fitted on calls timed one at a time (``call_timing='isolated'``, the bundled
+    FP32 laws) are used as a step runs its kernels, queued: each call's fixed cost as
+    measured alone (its law at vanishing size,
+    :meth:`~powerfit.kernels.operator_laws.OperatorLaws.call_overhead`) is replaced by
+    :data:`QUEUED_CALL_S`.
 
     Without FP32 laws (an operator model of another kind, or none bundled), all such
     rows use the roofline.

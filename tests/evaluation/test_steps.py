@@ -59,6 +59,21 @@ def test_evaluate_steps_table(neusight_labels):
     assert cov and (table[cov] >= 80.0).all().all()
 
 
+def test_the_queued_call_cost_is_the_one_the_a100_steps_fit(neusight_labels):
+    """QUEUED_CALL_S is what the A100 80GB's measured steps give, the V100's held out;
+    the V100's own steps, fitted alone, give about the same."""
+    from powerfit.evaluation.steps import fit_queued_call
+    from powerfit.steps.latency import QUEUED_CALL_S
+
+    a100 = fit_queued_call()
+    assert a100["steps"] == 10
+    assert a100["queued_call_s"] == pytest.approx(QUEUED_CALL_S, abs=0.5e-6)
+    assert a100["mape_pct"] <= a100["mape_isolated_pct"]
+    v100 = fit_queued_call(gpu="Tesla V100-PCIE-32GB")
+    assert abs(v100["queued_call_s"] - QUEUED_CALL_S) < 5e-6
+    assert v100["mape_pct"] < v100["mape_isolated_pct"]
+
+
 def test_half_precision_and_fused_rows(data_home):
     from powerfit.evaluation.steps import HALF_PRECISION_ROWS, evaluate_half_precision_and_fused
 

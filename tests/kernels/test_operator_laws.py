@@ -68,6 +68,35 @@ def test_unfitted_laws_and_bad_input_are_refused():
         OperatorLaws.from_dict(OperatorTimeModel().fit(*_fitted_rows()).to_dict()).predict([1])
 
 
+def test_call_timing_is_kept_and_the_call_overhead_is_the_law_at_vanishing_size():
+    from powerfit.kernels.laws import TAU
+
+    try:
+        laws = load_operator_laws("fp32")
+    except ValueError:
+        pytest.skip("no bundled fp32 operator laws")
+    assert laws.call_timing == "isolated"  # NeuSight timed each call on its own
+    assert load_operator_laws("fp32", call_timing="queued").call_timing == "queued"
+    X = _rows()
+    overhead = laws.call_overhead(X)
+    assert np.all((overhead > 0) & (overhead < laws.predict(X)))
+    for i, row in X.iterrows():
+        law, _ = laws.law(row.gpu, row.op)
+        if "t0" in law:
+            assert overhead[i] == law["t0"]
+        elif law["alpha"] == pytest.approx(1.0, abs=1e-6):
+            assert overhead[i] == pytest.approx(TAU / (law["eta_max"] * law["k"]), rel=1e-3)
+    model = OperatorTimeModel(call_timing="isolated").fit(*_fitted_rows())
+    data = model.to_dict()
+    assert data["call_timing"] == "isolated"
+    assert OperatorLaws.from_dict(data).call_timing == "isolated"
+    assert OperatorTimeModel().fit(*_fitted_rows()).to_dict()["call_timing"] == "queued"
+    with pytest.raises(ValueError, match="call_timing"):
+        OperatorTimeModel(call_timing="sometimes").fit(*_fitted_rows())
+    with pytest.raises(ValueError, match="call_timing"):
+        OperatorLaws.from_dict(data | {"call_timing": "sometimes"})
+
+
 def _fitted_rows() -> tuple[pd.DataFrame, np.ndarray]:
     H = np.logspace(2, 7, 40)
     X = pd.DataFrame(

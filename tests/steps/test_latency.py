@@ -8,7 +8,7 @@ import pytest
 from powerfit.architectures.hf import from_hf_config
 from powerfit.steps.calibration import Calibration
 from powerfit.steps.graph import training_step_graph
-from powerfit.steps.latency import roofline_latency, step_time
+from powerfit.steps.latency import QUEUED_CALL_S, roofline_latency, step_time
 
 
 def test_step_time_sums_operator_latencies(tiny_gpt2, constant_operator_model):
@@ -54,24 +54,27 @@ def test_bf16_rows_memory_bound_by_fp32_laws_products_by_roofline(
     mm = g.op.isin(["linear", "bmm"]).to_numpy()
     assert note == (
         f"no bf16 operator laws: bf16 matrix products ({mm.sum()} rows): roofline at the "
-        "bf16 peak (989.5 TFLOP/s) plus the fp32 laws' fixed cost per call (t0); bf16 "
+        "bf16 peak (989.5 TFLOP/s) plus the fixed cost of a queued call; bf16 "
         f"memory-bound operators ({(~mm).sum()} rows): fp32 bandwidth laws on their own "
         "bf16 bytes"
     )
-    # products: the roofline at the BF16 tensor-core peak + the FP32 law's t0
+    # products: the roofline at the BF16 tensor-core peak + the fixed cost of a queued
+    # call (the bundled FP32 laws were fitted on isolated calls)
+    assert fp32_laws.call_timing == "isolated"
     peak, bw = 989.5e12, 3.35e12
-    t0 = g.op[mm].map(lambda op: fp32_laws.law(H100, op)[0]["t0"]).to_numpy()
     roof = np.maximum(g.flop[mm] / peak, g["bytes"][mm] / bw).to_numpy()
-    assert lat[mm] == pytest.approx(roof + t0, rel=1e-12)
-    assert lat[mm] == pytest.approx(roofline_latency(g[mm], H100) + t0, rel=1e-12)
+    assert lat[mm] == pytest.approx(roof + QUEUED_CALL_S, rel=1e-12)
+    assert lat[mm] == pytest.approx(roofline_latency(g[mm], H100) + QUEUED_CALL_S, rel=1e-12)
     # memory-bound: the FP32 laws on the same bytes (an FP32 twin with half the rows
-    # moves them, at the same row length)
+    # moves them, at the same row length), each call's isolated fixed cost queued
     mem = g[~mm].reset_index(drop=True)
     even = (mem.B % 2 == 0).to_numpy()
     assert even.sum() >= 0.8 * len(mem)
     twin = mem[even].assign(precision="fp32", B=mem.B[even] // 2)
     X = twin.assign(gpu=H100)[["gpu", "op", "precision", "B", "M", "N", "K", "H"]]
-    assert lat[~mm][even] == pytest.approx(fp32_laws.predict(X.reset_index(drop=True)), rel=1e-12)
+    X = X.reset_index(drop=True)
+    queued = fp32_laws.predict(X) - fp32_laws.call_overhead(X) + QUEUED_CALL_S
+    assert lat[~mm][even] == pytest.approx(queued, rel=1e-12)
     _, source, _ = operator_latency_sources(g, H100, fp32_laws)
     assert set(source[mm]) == {"roofline"} and set(source[~mm]) == {"fp32 bandwidth laws"}
 
@@ -166,3 +169,23 @@ def test_a_model_as_used_is_kept_until_refitted(fp32_laws):
     kept = _as_used(model, False)
     model.laws_ = dict(model.laws_)  # as a refit replaces them
     assert _as_used(model, False) is not kept and _as_used(model, False).laws_ is model.laws_
+
+
+def test_laws_of_isolated_calls_are_timed_queued_in_a_step(fp32_laws, tiny_gpt2):
+    """Each call's fixed cost measured alone is replaced by that of a queued call."""
+    import copy
+
+    from powerfit.steps.latency import operator_latency
+
+    g = training_step_graph(from_hf_config(tiny_gpt2), 4, 32)
+    as_measured = copy.copy(fp32_laws)
+    as_measured.call_timing = "queued"
+    queued = operator_latency(g, H100, fp32_laws)
+    isolated = operator_latency(g, H100, as_measured)
+    X = g.assign(gpu=H100)[["gpu", "op", "precision", "B", "M", "N", "K", "H"]]
+    overhead = fp32_laws.call_overhead(X)
+    assert (overhead > 10e-6).all() and (overhead < 100e-6).all()  # NeuSight's 20–55 µs
+    assert queued == pytest.approx(isolated - overhead + QUEUED_CALL_S, rel=1e-12)
+    assert (queued > 0).all()
+    # every call keeps at least the queued fixed cost: a law never goes below its floor
+    assert (queued >= QUEUED_CALL_S * (1 - 1e-9)).all()

@@ -52,10 +52,22 @@ def test_old_model_loads_and_predicts_as_when_written(name):
     text = (FIXTURES / name / spec_folder / "powerfit_model.json").read_text()
     assert all(f'"{path}"' in text for path in old_paths)  # really the old class paths
     X, expected = _inputs(name)
-    # A step-time model carries only its per-GPU calibration: the operator times under it
-    # come from the shipped FP32 laws, which the seeded rebuild of issue 27 moved by
-    # < 1e-4 (relative). The other models carry every coefficient: bit for bit.
-    rtol = 1e-4 if name == "step_time" else 0.0
+    rtol = 0.0  # the models carry every coefficient: bit for bit
+    if name == "step_time":
+        # A step-time model carries only its per-GPU calibration: the operator times
+        # under it are the shipped FP32 laws' as a step runs them, which moved since it
+        # was written (issue 24: calls queued, not timed alone; -5 to +1 % here). It
+        # predicts what today's model with the same calibration predicts.
+        from powerfit.steps.regressor import StepTimeRegressor
+
+        state = dict(json.loads(text)["model"]["state"]["__dict__"])
+        today = StepTimeRegressor()
+        today.calibrations_ = {
+            gpu: tuple(c["__tuple__"]) for gpu, c in state["calibrations_"]["__dict__"]
+        }
+        today.n_features_in_ = state["n_features_in_"]
+        recorded, expected = expected, today.predict(X)
+        np.testing.assert_allclose(expected, recorded, rtol=0.1, atol=0)
     through_pyfunc = mlflow.pyfunc.load_model(str(FIXTURES / name))
     predicted = np.asarray(through_pyfunc.predict(X), dtype=float)
     np.testing.assert_allclose(predicted, expected, rtol=rtol, atol=0)
