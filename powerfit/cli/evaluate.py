@@ -301,12 +301,18 @@ def _run_steps(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from powerfit.evaluation.steps import evaluate_half_precision_and_fused, evaluate_steps
+    from powerfit.evaluation.steps import (
+        evaluate_half_precision_and_fused,
+        evaluate_steps,
+        fit_queued_call,
+    )
+    from powerfit.steps.latency import QUEUED_CALL_S
 
     start = time.perf_counter()
     with stages(2, "timing the measured training steps", quiet=args.json) as stage:
         stage("fp32 training steps")
         table = evaluate_steps()
+        queued = [fit_queued_call(gpu=gpu) for gpu in table.gpu]
         stage("half-precision and fused rows")
         modern = evaluate_half_precision_and_fused()
     seconds = time.perf_counter() - start
@@ -317,6 +323,7 @@ def _run_steps(args: argparse.Namespace) -> int:
             "suite": "steps",
             "seconds": round(seconds, 2),
             "table": records,
+            "queued_call": {"shipped_s": QUEUED_CALL_S, "fitted_per_gpu": queued},
             "half_precision_and_fused": extra,
         }
         print(json.dumps(payload, indent=2))
@@ -328,6 +335,16 @@ def _run_steps(args: argparse.Namespace) -> int:
     coverage = [c for c in table.columns if c.startswith("coverage90_")]
     print("\n90 % interval coverage [%] (loo-step: leave one step out; loo-gpu: one GPU out)")
     print(table[["gpu", *coverage]].T.to_string(header=False, float_format=lambda x: f"{x:.0f}"))
+    print(
+        f"\nfixed cost of a queued call: {QUEUED_CALL_S * 1e6:.1f} µs shipped (calls timed "
+        "alone pay 20-55 µs); fitted on each GPU's steps alone:"
+    )
+    for q in queued:
+        print(
+            f"  {q['gpu']}: {q['queued_call_s'] * 1e6:.1f} µs, in-GPU MAPE at it "
+            f"{q['mape_pct']:.1f} % (calls as timed alone: {q['mape_isolated_pct']:.1f} %; "
+            f"{q['steps']} steps)"
+        )
     if not modern.empty:
         print("\nhalf-precision and fused rows: MAPE [%] (own: the GPU's own laws; logo: "
               "laws from the other GPUs; coverage: inside their 90 % interval)")  # fmt: skip

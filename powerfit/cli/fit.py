@@ -90,6 +90,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default fp32) instead, registered as powerfit-operators-<precision>",
     )  # fmt: skip
     parser.add_argument(
+        "--call-timing", choices=("queued", "isolated"), default="queued",
+        help="with --operators: how the operator rows were timed, 'queued' (a mean over "
+        "a block of calls, as powerfit measure ops times them; default) or 'isolated' "
+        "(each call timed alone, as NeuSight's files: a step replaces each call's fixed "
+        "cost by that of a queued call)",
+    )  # fmt: skip
+    parser.add_argument(
         "--power", action="store_true",
         help="fit the board power laws of --gpu ('all': every GPU with power measurements) "
         "on the store's measured board power (Zeus / ML.ENERGY files), registered as "
@@ -160,6 +167,7 @@ def _run_operators(args: argparse.Namespace) -> int:
             tracking_uri=args.tracking_uri,
             register=args.register,
             random_state=args.seed,
+            call_timing=args.call_timing,
         )
     if args.json:
         out = {

@@ -184,6 +184,7 @@ def fit_operator_laws(
     register: str | None = None,
     max_rows: int = 1500,
     random_state: int = 0,
+    call_timing: str = "queued",
 ) -> OperatorFitResult:
     """Fit the operator latency laws from the store, record and register them in MLflow.
 
@@ -206,6 +207,11 @@ def fit_operator_laws(
         Rows per (GPU, operator) used by the fit (:class:`OperatorTimeModel`).
     random_state : int, default 0
         Seed of the subsample.
+    call_timing : {'queued', 'isolated'}, default 'queued'
+        How the measurements were timed (:class:`OperatorTimeModel`): ``queued`` as
+        ``powerfit measure ops`` times them (a mean over a block of calls),
+        ``isolated`` for calls timed one at a time (NeuSight's files): a step then
+        replaces each call's fixed cost by that of a queued call.
 
     Returns
     -------
@@ -233,7 +239,9 @@ def fit_operator_laws(
     from powerfit.tracking.registry import create_registered_model_once
 
     X, y, found, notes, shown_url = _read(store_url, gpu, precision)
-    model = OperatorTimeModel(precision=found, max_rows=max_rows, random_state=random_state)
+    model = OperatorTimeModel(
+        precision=found, max_rows=max_rows, random_state=random_state, call_timing=call_timing
+    )
     model.fit(X, y)
     metrics = _metrics(model, X, y)
     gpus = sorted(model.specs_)

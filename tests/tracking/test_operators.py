@@ -122,3 +122,17 @@ def test_cli_fit_operators(tmp_path, bmm_file, tracking_uri, capsys):
     assert out["gpus"] == gpus[:1] and out["precision"] == "fp32" and out["version"] == 1
     assert out["model_name"] == "powerfit-operators-fp32"
     assert 0 <= out["metrics"]["mape"] < 1.0
+    # NeuSight's rows were timed one call at a time: said so, recorded, and loaded back
+    more = ["--call-timing", "isolated", "--tracking-uri", tracking_uri, "--json"]
+    assert main([*args, *more]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["version"] == 2
+    import mlflow
+    from mlflow import MlflowClient
+
+    run = MlflowClient(tracking_uri).get_run(out["run_id"])
+    assert run.data.params["model.call_timing"] == "isolated"
+    laws = json.loads(Path(mlflow.artifacts.download_artifacts(
+        run_id=out["run_id"], artifact_path="operator_laws.json", tracking_uri=tracking_uri,
+        dst_path=str(tmp_path / "dl"))).read_text())  # fmt: skip
+    assert laws["call_timing"] == "isolated"
