@@ -48,6 +48,9 @@ __all__ = [
 #: model -> (its laws, GPU -> transfer coefficients without that GPU's laws).
 _TRANSFER_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
+#: model -> (the state it was computed from, (GPU, op) -> fixed cost of a call [s]).
+_OVERHEAD_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
 #: Operator -> the operator whose law times it when a model has none of its own: a batched
 #: product runs the same tensor-core GEMM kernels as a linear layer (cuBLAS), and the law's
 #: wave term counts the batch (Vidur's half-precision profiles time linear layers only).
@@ -326,16 +329,28 @@ class OperatorLaws:
         """
         self._check_fitted()
         X = _frame(X)
-        out = np.zeros(len(X))
-        for (gpu, kind), idx in _groups(X).items():
-            law, _origin = self.law(gpu, kind)
-            if "t0" in law:
-                out[idx] = float(law["t0"])
-                continue
-            bandwidth = float(self._spec(gpu)["memory_bandwidth"])
-            moved = np.array([VANISHING_BYTES])
-            out[idx] = float(_memory_latency(law, moved, np.array([1e30]), bandwidth)[0])
+        # per (GPU, op), kept while the model's laws and mode are the same objects
+        stamp = (self.laws_, self.transfer_, bool(self.specs_only), self.gpu_specs)
+        kept, cache = _OVERHEAD_CACHE.get(self, (None, {}))
+        if kept is None or any(a is not b for a, b in zip(kept, stamp, strict=True)):
+            cache = {}
+            _OVERHEAD_CACHE[self] = (stamp, cache)
+        out = np.empty(len(X))
+        for i, key in enumerate(zip(X["gpu"].to_numpy(), X["op"].to_numpy(), strict=True)):
+            value = cache.get(key)
+            if value is None:
+                value = cache[key] = self._fixed_cost(str(key[0]), str(key[1]))
+            out[i] = value
         return out
+
+    def _fixed_cost(self, gpu: str, op: str) -> float:
+        """:meth:`call_overhead` of one (GPU, operator) [s]."""
+        law, _origin = self.law(gpu, op)
+        if "t0" in law:
+            return float(law["t0"])
+        bandwidth = float(self._spec(gpu)["memory_bandwidth"])
+        moved = np.array([VANISHING_BYTES])
+        return float(_memory_latency(law, moved, np.array([1e30]), bandwidth)[0])
 
     def predict_memory_bound(self, X: Any) -> np.ndarray:
         """Latency [s] of memory-bound rows of any precision, on their own bytes.

@@ -87,6 +87,10 @@ def test_call_timing_is_kept_and_the_call_overhead_is_the_law_at_vanishing_size(
         elif law["alpha"] == pytest.approx(1.0, abs=1e-6):
             assert overhead[i] == pytest.approx(TAU / (law["eta_max"] * law["k"]), rel=1e-3)
     model = OperatorTimeModel(call_timing="isolated").fit(*_fitted_rows())
+    X1, y1 = _fitted_rows()
+    once = model.call_overhead(X1)[0]
+    assert 2e-6 < once < 8e-6  # the rows hold 5 µs of launch
+    assert model.fit(X1, 2 * y1).call_overhead(X1)[0] == pytest.approx(2 * once, rel=0.1)
     data = model.to_dict()
     assert data["call_timing"] == "isolated"
     assert OperatorLaws.from_dict(data).call_timing == "isolated"
