@@ -337,7 +337,7 @@ def _run_steps(args: argparse.Namespace) -> int:
     print(table[["gpu", *coverage]].T.to_string(header=False, float_format=lambda x: f"{x:.0f}"))
     print(
         f"\nfixed cost of a queued call: {QUEUED_CALL_S * 1e6:.1f} µs shipped (calls timed "
-        "alone pay 20-55 µs); fitted on each GPU's steps alone:"
+        "alone pay up to 71 µs); fitted on each GPU's steps alone:"
     )
     for q in queued:
         print(

@@ -58,7 +58,7 @@ STAND_INS = {"bmm": "linear"}
 
 #: How the latencies behind a set of laws were timed: ``isolated`` (each call timed on
 #: its own from the host, synchronised: NeuSight's benchmarks, whose laws carry a fixed
-#: cost of 20–55 µs a call) or ``queued`` (calls back to back, a mean over a block, as
+#: cost of up to 71 µs a call) or ``queued`` (calls back to back, a mean over a block, as
 #: ``powerfit measure ops`` times them; or kernel durations, as Vidur's profiles).
 CALL_TIMINGS = ("isolated", "queued")
 

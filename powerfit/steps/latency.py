@@ -10,8 +10,8 @@ Rows no law of their precision covers fall back: memory-bound ones to the FP32 l
 their own bytes, matrix products to the roofline at their precision's peak plus the
 fixed cost of a call (:func:`operator_latency`;
 :func:`operator_latency_sources` says which row was timed how). The FP32 laws were
-fitted on calls timed one at a time (NeuSight's benchmarks: 20–55 µs of fixed cost a
-call, synchronisation included); in a step, kernels are queued back to back, and each
+fitted on calls timed one at a time (NeuSight's benchmarks: tens of µs of fixed cost
+a call, synchronisation included); in a step, kernels are queued back to back, and each
 call pays :data:`QUEUED_CALL_S` instead (:func:`_queued`). :func:`utilisation` is
 the step's time-weighted compute utilisation, what board power is a function of
 (:mod:`powerfit.power`).
@@ -45,8 +45,8 @@ __all__ = [
 
 #: Fixed cost of one operator call queued in an eager training step [s]: host dispatch,
 #: launch and the shortest kernel. A step pays it in place of the fixed cost of a call
-#: timed on its own (laws fitted with ``call_timing='isolated'``, NeuSight's: 20–55 µs
-#: a call, :func:`_queued`). Fitted on NeuSight's ten measured A100 80GB PCIe training
+#: timed on its own (laws fitted with ``call_timing='isolated'``, NeuSight's: up to
+#: 71 µs a call, :func:`_queued`). Fitted on NeuSight's ten measured A100 80GB PCIe training
 #: steps alone, the V100's held out (:func:`powerfit.evaluation.steps.fit_queued_call`).
 QUEUED_CALL_S = 13e-6
 
@@ -286,7 +286,7 @@ def _queued(model: Any, X: pd.DataFrame, latency: Any) -> np.ndarray:
     """Latencies [s] of calls queued back to back in a step, from a model's laws.
 
     Laws fitted on calls timed one at a time (``call_timing='isolated'``: NeuSight's
-    benchmarks synchronise around each call) carry a fixed cost per call of 20–55 µs,
+    benchmarks synchronise around each call) carry a fixed cost per call of up to 71 µs,
     the law at vanishing size
     (:meth:`~powerfit.kernels.operator_laws.OperatorLaws.call_overhead`); kernels
     queued in a step do not wait for one another's synchronisation: each pays
