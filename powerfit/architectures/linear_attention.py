@@ -52,6 +52,21 @@ LINEAR_ATTENTION_NOTE = (
 )
 
 
+def _chunk_grid(tokens: int, chunk_size: int) -> tuple[int, int, int]:
+    """(chunk length, chunks, padding tokens) of a sequence cut into chunks."""
+    c = int(chunk_size)
+    n = -(-tokens // c)
+    return c, n, n * c - tokens
+
+
+def _final_state(state: Any, initial: Any) -> Any:
+    """A scan's last state in FP32, the initial state added (as the kernels return it)."""
+    import torch
+
+    state = state.to(torch.float32)
+    return state if initial is None else state + initial.to(torch.float32)
+
+
 def chunked_gated_delta_rule(
     query: Any,
     key: Any,
@@ -75,9 +90,7 @@ def chunked_gated_delta_rule(
     dtype = query.dtype
     b, t, hk = key.shape[:3]
     hv, dv = value.shape[-2:]
-    c = int(chunk_size)
-    n = -(-t // c)
-    pad = n * c - t
+    c, n, pad = _chunk_grid(t, chunk_size)
 
     def chunks(x: Any, heads: int, as_type: Any = dtype) -> Any:  # [B,T,H,d] → [B,H_v,n,C,d]
         x = x.transpose(1, 2)
@@ -100,10 +113,8 @@ def chunked_gated_delta_rule(
     v_new = u - w @ state
     out = q @ state + attn @ v_new
     out = out.reshape(b, hv, n * c, dv)[:, :, :t].transpose(1, 2).contiguous()
-    final = state[:, :, -1].to(torch.float32) if output_final_state else None
-    if final is not None and initial_state is not None:
-        final = final + initial_state.to(torch.float32)
-    return out, final
+    final = state[:, :, -1] if output_final_state else None
+    return out, None if final is None else _final_state(final, initial_state)
 
 
 def chunked_ssd_scan(
@@ -139,9 +150,7 @@ def chunked_ssd_scan(
     dtype = x.dtype
     b, t, h, p = x.shape
     g, n_state = B.shape[2], B.shape[3]
-    c = int(chunk_size)
-    n = -(-t // c)
-    pad = n * c - t
+    c, n, pad = _chunk_grid(t, chunk_size)
     if dt_bias is not None:
         dt = dt + dt_bias.to(dt.dtype)
     if dt_softplus:
@@ -172,10 +181,7 @@ def chunked_ssd_scan(
     if not return_final_states:
         return out
     final = state[:, :, -1].reshape(b, g, n_state, h // g, p).permute(0, 1, 3, 4, 2)
-    final = final.reshape(b, h, p, n_state).to(torch.float32)
-    if initial_states is not None:
-        final = final + initial_states.to(torch.float32)
-    return out, final
+    return out, _final_state(final.reshape(b, h, p, n_state), initial_states)
 
 
 def selective_scan(

@@ -70,6 +70,12 @@ VANISHING_BYTES = 16.0
 OPERATOR_COLUMNS = ("gpu", "op", "precision", "B", "M", "N", "K", "H")
 
 
+def _check_call_timing(value: Any) -> None:
+    """ValueError unless ``value`` is one of :data:`CALL_TIMINGS`."""
+    if value not in CALL_TIMINGS:
+        raise ValueError(f"call_timing must be one of {CALL_TIMINGS}, got {value!r}")
+
+
 def _catalogue_name(gpu: str) -> str:
     """The catalogue's name of ``gpu`` (an NVML name or alias), else ``gpu`` itself."""
     from powerfit.hardware.gpus import get_gpu
@@ -132,10 +138,7 @@ class OperatorLaws:
             raise ValueError(
                 f"matmul_layout must be 'neusight' or 'mkn', got {self.matmul_layout!r}"
             )
-        if self.call_timing not in CALL_TIMINGS:
-            raise ValueError(
-                f"call_timing must be one of {CALL_TIMINGS}, got {self.call_timing!r}"
-            )
+        _check_call_timing(self.call_timing)
         precisions = set(X["precision"].astype(str).unique())
         if precisions - {self.precision}:
             raise ValueError(
@@ -424,8 +427,7 @@ class OperatorLaws:
         if data.get("format") != "powerfit-operator-model/1":
             raise ValueError(f"not a powerfit operator model: format {data.get('format')!r}")
         params.setdefault("call_timing", data.get("call_timing", "queued"))
-        if params["call_timing"] not in CALL_TIMINGS:
-            raise ValueError(f"unknown call_timing {params['call_timing']!r}")
+        _check_call_timing(params["call_timing"])
         model = cls(precision=data["precision"], **params)
         model.specs_ = {g: dict(s) for g, s in data["specs"].items()}
         model.laws_ = {(e["gpu"], e["op"]): dict(e["coefficients"]) for e in data["laws"]}

@@ -232,7 +232,7 @@ def operator_latency_sources(
                 if peak
                 else f"the fp32 peak (no {precision} peak of {spec.name} in the catalogue)"
             )
-            launch = _fixed_costs(fp32, rows, gpu)
+            launch = _fixed_costs(fp32, X.iloc[mm], gpu)
             if launch is not None:
                 out[mm] += launch
                 at += " plus the fixed cost of a queued call"
@@ -262,10 +262,9 @@ def _fixed_costs(fp32: Any, rows: pd.DataFrame, gpu: str) -> np.ndarray | None:
     """The fixed cost [s] of one call of each product row in a step, or None.
 
     The FP32 matmul laws' fixed cost per call (``t0`` of ``t = t0 + max(compute,
-    memory)``, :mod:`powerfit.kernels.laws`) as a queued call pays it
-    (:func:`_queued`: :data:`QUEUED_CALL_S` where the laws were fitted on isolated
-    calls): host dispatch and kernel launch, which a half-precision or TF32 product
-    pays as an FP32 one does. None when the model has no such laws (any other
+    memory)``, :mod:`powerfit.kernels.laws`) as a call queued in a step pays it
+    (:func:`_queued`): host dispatch and kernel launch, which a half-precision or TF32
+    product pays as an FP32 one does. None when the model has no such laws (any other
     operator model).
     """
     if fp32 is None or not hasattr(fp32, "law"):
@@ -276,10 +275,7 @@ def _fixed_costs(fp32: Any, rows: pd.DataFrame, gpu: str) -> np.ndarray | None:
         if "t0" not in law:
             return None
         t0[op] = float(law["t0"])
-    cost = rows["op"].map(t0).to_numpy(float)
-    if getattr(fp32, "call_timing", "queued") == "isolated":
-        return np.full(cost.shape, QUEUED_CALL_S)
-    return cost
+    return _queued(fp32, rows, rows["op"].map(t0).to_numpy(float))
 
 
 def _queued(model: Any, X: pd.DataFrame, latency: Any) -> np.ndarray:
