@@ -38,6 +38,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT, help="output folder")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    # the step-time intervals first: the power bundle's end-to-end scores use them
+    steps = step_predictions()
+    if steps.empty:
+        print("no NeuSight labels: step_time_intervals.json not written")
+    else:
+        intervals = step_interval_bundle(steps)
+        (args.out / STEP_INTERVALS_NAME).write_text(json.dumps(intervals, indent=2) + "\n")
+        print("\nstep-time interval half-widths q [-] (nominal 90 %: t·exp(±q)):")
+        for mode, d in intervals["half_width"].items():
+            print(f"  {mode}: {d['half_width']:.3f} ({d['n_steps']} steps)")
+        cov = pd.DataFrame(intervals["coverage"])
+        print("\nout-of-sample coverage [%] of the nominal 90 % step-time interval:")
+        print(cov.to_string(index=False, float_format="{:.3f}".format))
     power = build_power_bundle()
     # the board power laws behind every estimate (Zeus 2023, ML.ENERGY 2026)
     power["boards"] = build_board_bundle()
@@ -59,18 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     print("\nend to end (predicted step time x power law; held-out configurations):")
     chain = pd.DataFrame(power["end_to_end"]["scores"])
     print(chain.to_string(index=False, float_format="{:.3f}".format))
-    steps = step_predictions()
-    if steps.empty:
-        print("no NeuSight labels: step_time_intervals.json not written")
-        return 0
-    intervals = step_interval_bundle(steps)
-    (args.out / STEP_INTERVALS_NAME).write_text(json.dumps(intervals, indent=2) + "\n")
-    print("\nstep-time interval half-widths q [-] (nominal 90 %: t·exp(±q)):")
-    for mode, d in intervals["half_width"].items():
-        print(f"  {mode}: {d['half_width']:.3f} ({d['n_steps']} steps)")
-    cov = pd.DataFrame(intervals["coverage"])
-    print("\nout-of-sample coverage [%] of the nominal 90 % step-time interval:")
-    print(cov.to_string(index=False, float_format="{:.3f}".format))
     print(f"\nwrote {args.out / BUNDLE_NAME} and {args.out / STEP_INTERVALS_NAME}")
     return 0
 

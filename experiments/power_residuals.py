@@ -32,12 +32,12 @@ from scipy.optimize import least_squares
 
 from powerfit.datasets.mlenergy2026 import fetch_mlenergy2026
 from powerfit.evaluation.board_power import board_power_frame
+from powerfit.hardware.gpus import memory_type
 from powerfit.power.board import (
     IDLE_FRACTION,
     PRIOR_SIGMA_DATA,
     PRIOR_SIGMA_IDLE,
     fit_board_power,
-    memory_type,
 )
 from powerfit.power.work import decode_arch
 

@@ -354,11 +354,12 @@ def estimate_training(
         graph=graph,
         power_limit_w=power_limit_w,
     )
-    from powerfit.steps.intervals import law_half_width
+    from powerfit.steps.intervals import law_half_width, timed_by_transfer
 
     law = law_half_width(est.graph, est.latency_s, est.row_source, gpu, bool(specs_only))
+    transferred = timed_by_transfer(operator_model, gpu, precision)
     mode, q, roofline = _mode_and_half_width(
-        est, operator_model, calibration, specs_only, notes, law
+        est, operator_model, calibration, bool(specs_only) or transferred, notes, law
     )
     roofline_share = est.roofline_share()
     if roofline and operator_model is not None:
@@ -518,6 +519,9 @@ def _mode_and_half_width(
 ) -> tuple[str, float, bool]:
     """(mode, step-time half-width q, whether products used the roofline).
 
+    ``specs_only``: the step is timed by laws transferred from other GPUs (asked for,
+    or an FP32 step on a GPU without measured FP32 operators), so its q is the
+    specs-only mode's.
     ``law``: (q, share) of the rows timed by laws no measured step checks
     (:func:`powerfit.steps.intervals.law_half_width`); their q is added in quadrature,
     and a precision the steps never measured no longer widens the interval when

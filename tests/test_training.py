@@ -113,3 +113,17 @@ def test_a_fused_loss_on_a_hand_written_graph_is_said_and_timed_as_written(tiny_
     assert any("--loss-kernel fused needs a traced step" in w for w in fused["warnings"])
     with pytest.raises(ValueError, match="loss kernel must be one of torch, fused"):
         estimate_training(model, "a100", 2, 32, loss_kernel="liger")
+
+
+def test_a_gpu_without_measured_operators_gets_the_specs_only_interval(tiny_gpt2):
+    from powerfit.architectures.hf import from_hf_config
+    from powerfit.steps.intervals import half_width_for
+
+    model = from_hf_config(tiny_gpt2)
+    measured = estimate_training(model, "a100", 2, 32)
+    transferred = estimate_training(model, "NVIDIA GeForce RTX 4090", 2, 32)
+    assert measured["mode"].startswith("in-gpu")
+    assert transferred["mode"].startswith("specs-only")
+    hi = transferred["step_time_interval_s"][1]
+    q = math.log(hi / transferred["step_time_s"])
+    assert q >= half_width_for("specs-only", outside=False, roofline=False) - 1e-9

@@ -269,7 +269,8 @@ def evaluate_energy_chain(
     fitted on the *other* configurations of the GPU (GroupKFold) at the predicted
     utilisation, and the energy interval is the shipped step-time interval
     (:func:`powerfit.steps.intervals.half_width_for`: these GPUs/precisions have no
-    measured training step, so it is widened) times the power interval.
+    measured training step, so it is widened; the specs-only mode's for a GPU without
+    measured operators, the RTX 2080 Ti) times the power interval.
 
     Returns
     -------
@@ -283,7 +284,7 @@ def evaluate_energy_chain(
     from sklearn.model_selection import GroupKFold
 
     from powerfit.steps.graph import training_step_graph
-    from powerfit.steps.intervals import half_width_for
+    from powerfit.steps.intervals import half_width_for, timed_by_transfer
     from powerfit.steps.latency import (
         bundled_operator_model,
         operator_latency_sources,
@@ -307,9 +308,10 @@ def evaluate_energy_chain(
         g = g.reset_index(drop=True)
         t = g.config_id.map(pred_t).to_numpy(float)
         u = g.config_id.map(pred_u).to_numpy(float)
-        q = np.array(
-            [half_width_for("in-gpu", outside=True, roofline=roof[c]) for c in g.config_id]
-        )
+        # as the CLI: an FP32 step on a GPU without measured operators is timed by transfer
+        precision = str(g.precision.iloc[0])
+        key = "specs-only" if timed_by_transfer(model, gpu, precision) else "in-gpu"
+        q = np.array([half_width_for(key, outside=True, roofline=roof[c]) for c in g.config_id])
         e, lo, hi = (np.full(len(g), np.nan) for _ in range(3))
         k = min(n_splits, g.config_id.nunique())
         for train, test in GroupKFold(n_splits=k).split(g, groups=g.config_id):

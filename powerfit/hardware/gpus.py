@@ -33,7 +33,16 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["GPU", "GPUS", "PAPER_PEAK_FLOPS", "extra_gpus", "get_gpu", "peak_flops"]
+__all__ = [
+    "GPU",
+    "GPUS",
+    "MEMORY_TYPE",
+    "PAPER_PEAK_FLOPS",
+    "extra_gpus",
+    "get_gpu",
+    "memory_type",
+    "peak_flops",
+]
 
 T = 1e12
 
@@ -458,6 +467,52 @@ GPUS: tuple[GPU, ...] = (
         boost_clock_hz=1770e6,
     ),
 )
+
+#: DRAM technology of each catalogue GPU (``HBM`` or ``GDDR``, from its data sheet). Boards
+#: of one technology sustain similar fractions of their data-sheet bandwidth (HBM
+#: 0.82–0.87 on NeuSight's element-wise sweeps of the A100s and the V100, GDDR
+#: 0.71–0.78 on the T4, P4 and L4) and idle at similar fractions of TDP: the transfer
+#: of operator and power laws to an unmeasured GPU follows GPUs of its type.
+MEMORY_TYPE: dict[str, str] = {
+    "NVIDIA A100 80GB PCIe": "HBM",
+    "NVIDIA A100-PCIE-40GB": "HBM",
+    "NVIDIA A100-SXM4-80GB": "HBM",
+    "NVIDIA A100-SXM4-40GB": "HBM",
+    "NVIDIA H100 80GB HBM3": "HBM",
+    "NVIDIA H100 PCIe": "HBM",
+    "NVIDIA H200": "HBM",
+    "NVIDIA B200": "HBM",
+    "NVIDIA H20": "HBM",
+    "NVIDIA A40": "GDDR",
+    "NVIDIA RTX A5000": "GDDR",
+    "NVIDIA GeForce RTX 4090": "GDDR",
+    "Tesla V100-SXM2-32GB": "HBM",
+    "Tesla V100-PCIE-32GB": "HBM",
+    "Tesla T4": "GDDR",
+    "Tesla P100-PCIE-16GB": "HBM",
+    "Tesla P4": "GDDR",
+    "NVIDIA L4": "GDDR",
+    "NVIDIA A10": "GDDR",
+    "NVIDIA GeForce RTX 2080 Ti": "GDDR",
+    "Quadro RTX 6000": "GDDR",
+}
+
+
+def memory_type(gpu: str) -> str:
+    """``HBM`` or ``GDDR``: :data:`MEMORY_TYPE` for a catalogue GPU (by name or alias);
+    for another, ``HBM`` when its name says ``HBM`` or ``SXM``, else ``GDDR``.
+
+    Examples
+    --------
+    >>> memory_type("h20"), memory_type("Tesla T4"), memory_type("My HBM3 board")
+    ('HBM', 'GDDR', 'HBM')
+    """
+    entry = _INDEX.get(_key(gpu)) if isinstance(gpu, str) else None
+    if entry is not None and entry.name in MEMORY_TYPE:
+        return MEMORY_TYPE[entry.name]
+    name = str(gpu).upper()
+    return "HBM" if ("HBM" in name or "SXM" in name) else "GDDR"
+
 
 #: Peak values used in the published data of Mayaki & Charpenay (2025) [FLOP/s]:
 #: the A100's TF32 peak; the RTX 2080 Ti's FP32 peak as used in the per-operation

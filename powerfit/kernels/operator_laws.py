@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from powerfit.hardware.gpus import memory_type
 from powerfit.kernels.counts import OPERATOR_KINDS, operator_bytes, operator_kind
 from powerfit.kernels.laws import (
     _BYTES,
@@ -211,10 +212,13 @@ class OperatorLaws:
         if kind not in transfer:
             raise ValueError(f"no other GPU was measured on op {kind!r}; cannot transfer it")
         shared = transfer[kind]
-        if OPERATOR_KINDS[kind] != "matmul":
-            return {n: shared[n] for n in _MEMORY_NAMES}
-        law = {n: shared[n] for n in _MATMUL_NAMES}
         spec = self._spec(gpu)
+        if OPERATOR_KINDS[kind] != "matmul":
+            law = {n: shared[n] for n in _MEMORY_NAMES}
+            by_type = shared.get("eta_max_by_memory", {})
+            law["eta_max"] = by_type.get(memory_type(spec.get("name", gpu)), law["eta_max"])
+            return law
+        law = {n: shared[n] for n in _MATMUL_NAMES}
         x = np.log(_power_density(spec))
         target = np.exp(shared["power_intercept"] + shared["power_slope"] * x)
         target = float(min(shared["efficiency_cap"], target))
@@ -225,8 +229,11 @@ class OperatorLaws:
         """Transfer coefficients from the fitted GPUs other than ``gpu``.
 
         A GPU predicted from its specs must not see its own laws: when ``gpu`` was
-        fitted, the medians and the η_max relation are recomputed without it (cached).
+        fitted, the medians and the η_max relation are recomputed without it (cached),
+        whichever of its names (NVML name or alias) ``gpu`` is.
         """
+        if not any(g == gpu for g, _k in self.laws_):
+            gpu = _catalogue_name(gpu)
         if not any(g == gpu for g, _k in self.laws_):
             return self.transfer_
         # cached per model outside its attributes (which are its serialised state),
@@ -265,6 +272,13 @@ class OperatorLaws:
             twin.laws_, twin.specs_, _BYTES.get(self.precision, 4.0)
         )
         return twin
+
+    def measured(self, gpu: str) -> bool:
+        """Whether some law of the model was fitted on ``gpu`` (an NVML name or alias):
+        False for a GPU every law of which is transferred from the others' specs."""
+        self._check_fitted()
+        names = {gpu, _catalogue_name(gpu)}
+        return any(g in names for g, _k in self.laws_)
 
     def covers(self, op: str) -> bool:
         """Whether the model has a law for ``op`` (its own, or a stand-in's) on some GPU."""

@@ -3,8 +3,13 @@
 Its laws are built from its catalogue specs (peak of the precision, bandwidth, SM
 count, TDP) and the laws of the *other* measured GPUs (a measured GPU predicted
 ``specs_only`` never sees its own laws): the shape coefficients (``γ, n0, t0,
-t_split, η_mem`` and ``k, α, h0, η_max`` of memory-bound operators, with sizes
-normalised by the GPU's bandwidth) are the medians over those GPUs. The level of the
+t_split, η_mem`` and ``k, α, h0`` of memory-bound operators, with sizes
+normalised by the GPU's bandwidth) are the medians over those GPUs. A memory-bound
+operator's ``η_max`` (the fraction of the data-sheet bandwidth it sustains) is the
+median over the measured GPUs of the same memory type (HBM or GDDR,
+:func:`~powerfit.hardware.gpus.memory_type`) where two or more were measured, else over
+all: HBM boards sustain a larger fraction (0.82–0.87 on the A100s and the V100; the
+P100's first HBM2, 0.71, is the exception) than GDDR ones (0.71–0.78). The level of the
 matrix products follows the board power per unit of peak, ``x = TDP/peak``
 [W/(TFLOP/s)]: each measured GPU's efficiency FLOP/(t·peak) on
 :data:`REFERENCE_PRODUCTS` (model-like projections), pooled over ``linear`` and
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from powerfit.hardware.gpus import memory_type
 from powerfit.kernels.counts import OPERATOR_KINDS
 from powerfit.kernels.laws import (
     _MATMUL_NAMES,
@@ -124,6 +130,10 @@ def _eta_for_efficiency(law: dict, spec: dict, target: float, bytes_per_element:
 def _transfer_coefficients(laws: dict, specs: dict, bytes_per_element: float = 4.0) -> dict:
     """Per op: median coefficients over the fitted GPUs; and the SGEMM efficiency relation.
 
+    Memory-bound operators also get the median ``η_max`` per memory type
+    (``eta_max_by_memory``: HBM or GDDR, :func:`~powerfit.hardware.gpus.memory_type`)
+    over the types with two fitted GPUs or more.
+
     Matrix products: each fitted GPU's efficiency on :data:`REFERENCE_PRODUCTS`, pooled
     (geometric mean) over its matmul ops (``linear`` and ``bmm`` run the same SGEMM
     kernels, so how close a board gets to its peak is a property of the board), is
@@ -135,6 +145,16 @@ def _transfer_coefficients(laws: dict, specs: dict, bytes_per_element: float = 4
         fitted = [c for (g, k), c in laws.items() if k == kind]
         names = _MATMUL_NAMES if OPERATOR_KINDS[kind] == "matmul" else _MEMORY_NAMES
         out[kind] = {n: float(np.median([c[n] for c in fitted])) for n in names}
+        if OPERATOR_KINDS[kind] != "matmul":
+            by_type: dict[str, list[float]] = {}
+            for (g, k), c in laws.items():
+                if k == kind:
+                    by_type.setdefault(memory_type(specs[g].get("name", g)), []).append(
+                        c["eta_max"]
+                    )
+            out[kind]["eta_max_by_memory"] = {
+                t: float(np.median(v)) for t, v in sorted(by_type.items()) if len(v) >= 2
+            }
     per_gpu: dict[str, list[float]] = {}
     for (g, k), c in laws.items():
         if OPERATOR_KINDS[k] == "matmul":

@@ -17,8 +17,8 @@ Jacobian and the residuals, and the interval from cross-validated log residuals
 (whole workloads held out). :func:`transfer_board_power` gives a GPU without measurements the
 measured GPUs' rise in fractions of TDP (:func:`fit_transfer_shape`, on the boards
 measured in the regime asked for: training or serving), its idle floor from GPUs of
-the same memory type (:data:`MEMORY_TYPE`), with a wider interval (leave-one-GPU-out
-residuals).
+the same memory type (:data:`powerfit.hardware.gpus.MEMORY_TYPE`), with a wider interval
+(leave-one-GPU-out residuals).
 
 Power limit (:class:`LimitLaw`, fitted on the Zeus traces): a board asked to draw
 ``P₀`` above its limit ``L`` runs at lower clocks; its power is ``min(P₀, ρ·L)`` and
@@ -32,10 +32,11 @@ from typing import Any
 
 import numpy as np
 
+from powerfit.hardware.gpus import memory_type
+
 __all__ = [
     "BOARD_BOUNDS",
     "IDLE_FRACTION",
-    "MEMORY_TYPE",
     "BoardPowerLaw",
     "LimitLaw",
     "board_power",
@@ -44,7 +45,6 @@ __all__ = [
     "fit_transfer_shape",
     "limit_range",
     "log_half_width",
-    "memory_type",
     "prior_board_power",
     "step_fractions",
     "transfer_board_power",
@@ -58,29 +58,6 @@ BOARD_BOUNDS: dict[str, tuple[float, float]] = {
     "k_c": (0.0, 50.0),
     "k_m": (0.0, 50.0),
     "gamma": (0.3, 3.0),
-}
-
-#: Memory type of each GPU in the catalogue (``HBM`` or ``GDDR``): the idle floor of a
-#: GPU without measurements follows GPUs of its type.
-MEMORY_TYPE: dict[str, str] = {
-    "NVIDIA A100 80GB PCIe": "HBM",
-    "NVIDIA A100-PCIE-40GB": "HBM",
-    "NVIDIA A100-SXM4-80GB": "HBM",
-    "NVIDIA A100-SXM4-40GB": "HBM",
-    "NVIDIA H100 80GB HBM3": "HBM",
-    "NVIDIA H100 PCIe": "HBM",
-    "NVIDIA H200": "HBM",
-    "NVIDIA B200": "HBM",
-    "Tesla V100-SXM2-32GB": "HBM",
-    "Tesla V100-PCIE-32GB": "HBM",
-    "Tesla P100-PCIE-16GB": "HBM",
-    "Tesla T4": "GDDR",
-    "Tesla P4": "GDDR",
-    "NVIDIA L4": "GDDR",
-    "NVIDIA A10": "GDDR",
-    "NVIDIA A40": "GDDR",
-    "Quadro RTX 6000": "GDDR",
-    "NVIDIA GeForce RTX 2080 Ti": "GDDR",
 }
 
 #: Idle floor as a fraction of TDP when no GPU of that memory type was measured [-]
@@ -110,11 +87,6 @@ MIN_LIMIT_W: dict[str, float] = {
     "NVIDIA A100 80GB PCIe": 150.0,
     "NVIDIA B200": 200.0,
 }
-
-
-def memory_type(gpu: str) -> str:
-    """``HBM`` or ``GDDR`` (GDDR when the catalogue name says nothing)."""
-    return MEMORY_TYPE.get(gpu, "HBM" if ("HBM" in gpu or "SXM" in gpu) else "GDDR")
 
 
 def limit_range(gpu: str, tdp_w: float) -> tuple[float, float]:
@@ -570,7 +542,7 @@ def transfer_board_power(
     """The law of a GPU without measurements, from the measured GPUs' laws.
 
     P_idle / TDP is the mean over measured GPUs of the same memory type
-    (:func:`memory_type`) whose measurements include near-idle steps, else
+    (:func:`~powerfit.hardware.gpus.memory_type`) whose measurements include near-idle steps, else
     :data:`IDLE_FRACTION`; the rise above it is ``shape``
     (:func:`fit_transfer_shape`: one curve fitted on the measured GPUs of the regime
     asked for, on the scale of each one's span TDP − idle; the bundle's is the

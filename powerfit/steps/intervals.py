@@ -14,7 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["half_width_for", "law_half_width", "load_step_intervals"]
+__all__ = [
+    "half_width_for",
+    "law_half_width",
+    "load_step_intervals",
+    "timed_by_transfer",
+]
 
 #: Factor on the interval's half-width outside the measured steps (model size, batch,
 #: sequence, GPU, precision); the ``loo-gpu`` check applies it, as a GPU left out is
@@ -62,6 +67,14 @@ def half_width_for(
         widen = float(bundle.get("widen_outside", widen))
     q = max(half[mode], half["roofline"]) if roofline else half[mode]
     return q * (widen if outside else 1.0)
+
+
+def timed_by_transfer(operator_model: Any, gpu: str, precision: str) -> bool:
+    """Whether an FP32 step on ``gpu`` is timed by FP32 operator laws transferred from
+    other GPUs (``gpu`` has no measured FP32 operators): its step-time interval is then
+    the ``specs-only`` mode's. False in other precisions, whose products' own laws carry
+    their evidence (:func:`law_half_width`), and without operator laws."""
+    return operator_model is not None and precision == "fp32" and not operator_model.measured(gpu)
 
 
 def law_half_width(

@@ -139,3 +139,14 @@ def test_a_family_name_means_the_variant_with_bundled_laws():
     assert {"a100", "h100", "v100"} <= set(families)
     for alias in families:
         assert get_gpu(alias).name in fitted, alias
+
+
+def test_every_catalogue_gpu_has_its_memory_type():
+    from powerfit.hardware.gpus import MEMORY_TYPE, memory_type
+
+    assert {g.name for g in GPUS} == set(MEMORY_TYPE)
+    assert set(MEMORY_TYPE.values()) == {"HBM", "GDDR"}
+    assert memory_type("h20") == "HBM"  # 96 GB HBM3, though its name says nothing
+    assert memory_type("a40") == "GDDR"
+    # a GPU outside the catalogue: by its name
+    assert memory_type("Acme X1 SXM") == "HBM" and memory_type("Acme X2") == "GDDR"

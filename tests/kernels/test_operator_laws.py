@@ -126,3 +126,19 @@ def test_importing_and_predicting_needs_no_sklearn_nor_scipy():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_memory_bound_eta_follows_the_memory_type_and_measured_says_whose_laws():
+    from powerfit.hardware.gpus import memory_type
+
+    laws = load_operator_laws()
+    fitted = {g: c for (g, k), c in laws.laws_.items() if k == "add"}
+    for target in ("NVIDIA H200", "NVIDIA GeForce RTX 4090"):  # HBM, GDDR; neither measured
+        assert not laws.measured(target)
+        same = [c["eta_max"] for g, c in fitted.items() if memory_type(g) == memory_type(target)]
+        assert len(same) >= 2
+        assert laws.transferred_law(target, "add")["eta_max"] == pytest.approx(np.median(same))
+    # a measured GPU, by any of its names; its own η_max never enters its transfer
+    assert laws.measured("Tesla V100-PCIE-32GB") and laws.measured("v100")
+    hbm = [c["eta_max"] for g, c in fitted.items() if memory_type(g) == "HBM" and "V100" not in g]
+    assert laws.transferred_law("v100", "add")["eta_max"] == pytest.approx(np.median(hbm))
