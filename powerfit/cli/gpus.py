@@ -105,17 +105,17 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(gpus, indent=2))
         return 0
     print(
-        f"{'GPU':<28} {'origin':<9} {'FP32':>6} {'TF32':>6} {'FP16':>6} {'BW':>6} "
+        f"{'GPU':<28} {'origin':<9} {'FP32':>6} {'TF32':>6} {'FP16':>6} {'BW':>6} {'mem':>4} "
         f"{'TDP':>5} {'SMs':>4} {'ops':>7} {'runs':>6}  laws"
     )
-    print(f"{'':<28} {'':<9} {'TFLOP/s':>20} {'TB/s':>6} {'W':>5}")
+    print(f"{'':<28} {'':<9} {'TFLOP/s':>20} {'TB/s':>6} {'':>4} {'W':>5}")
     for gpu in gpus:
         peaks = gpu["peak_flops"]
         print(
             f"{printable(gpu['name'])[:28]:<28} {gpu['origin']:<9} "
             f"{_fmt(peaks.get('fp32'), 1e12):>6} {_fmt(peaks.get('tf32'), 1e12):>6} "
             f"{_fmt(peaks.get('fp16'), 1e12):>6} {_fmt(gpu['memory_bandwidth'], 1e12, 3):>6} "
-            f"{_fmt(gpu['power_limit_w'], 1, 4):>5} "
+            f"{gpu['memory_type']:>4} {_fmt(gpu['power_limit_w'], 1, 4):>5} "
             f"{gpu['sm_count'] if gpu['sm_count'] is not None else '-':>4} "
             f"{gpu['operation_rows']:>7} {gpu['run_rows']:>6}  "
             f"{', '.join(gpu['profiles']) or '-'}"

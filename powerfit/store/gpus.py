@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from powerfit.files import printable
-from powerfit.hardware.gpus import GPU, GPUS, get_gpu
+from powerfit.hardware.gpus import GPU, GPUS, get_gpu, memory_type
 from powerfit.store.engine import transaction
 from powerfit.store.models import Gpu, OperationMeasurement, RunMeasurement
 from powerfit.store.validation import _CONTROL, PRECISIONS, peak_precision
@@ -274,7 +274,9 @@ def list_gpus(engine: Engine | None = None) -> list[dict[str, Any]]:
     list of dict
         One per GPU, catalogue order then store GPUs by name: ``name``, ``origin``
         ('catalogue', 'user', 'measured'), ``peak_flops`` (per precision [FLOP/s]),
-        ``default_precision``, ``memory_bandwidth`` [B/s], ``power_limit_w`` [W],
+        ``default_precision``, ``memory_bandwidth`` [B/s], ``memory_type`` (``HBM``
+        or ``GDDR``, :func:`~powerfit.hardware.gpus.memory_type`: what the transfer of
+        laws to an unmeasured GPU follows), ``power_limit_w`` [W],
         ``sm_count``, ``memory_bytes`` [B], ``in_store`` (referenced by the store),
         ``operation_rows``, ``run_rows`` (measurements in the store), ``profiles``
         (bundled profiles with laws for it).
@@ -302,6 +304,7 @@ def list_gpus(engine: Engine | None = None) -> list[dict[str, Any]]:
             "peak_flops": dict(spec.peak_flops),
             "default_precision": spec.default_precision,
             "memory_bandwidth": spec.memory_bandwidth,
+            "memory_type": memory_type(spec.name),
             "power_limit_w": spec.power_limit_w,
             "sm_count": spec.sm_count,
             "memory_bytes": None if spec.memory_bytes is None else int(spec.memory_bytes),

@@ -31,6 +31,8 @@ def test_gpus_json_lists_the_nine_gpus_with_specs_and_laws(tmp_path, capsys):
         assert gpu["origin"] == "catalogue" and gpu["peak_flops"]["fp32"] > 0
         assert gpu["memory_bandwidth"] > 0 and gpu["power_limit_w"] > 0 and gpu["sm_count"] > 0
     assert "mayaki2025-a100" in gpus["NVIDIA A100 80GB PCIe"]["profiles"]
+    assert gpus["Tesla V100-PCIE-32GB"]["memory_type"] == "HBM"
+    assert gpus["Tesla T4"]["memory_type"] == "GDDR"
     assert main(["gpus", "--db", str(tmp_path / "s.db")]) == 0
     table = capsys.readouterr().out
     assert "Tesla P4" in table and "mayaki2025-rtx2080ti" in table
